@@ -1,0 +1,5 @@
+"""`python -m mgt` → the command line."""
+
+from mgt.cli import main
+
+raise SystemExit(main())

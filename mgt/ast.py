@@ -1,0 +1,133 @@
+"""The .mgt language as frozen dataclasses with spans; produced by `mgt.syntax`, read by `mgt.check`.
+
+Nothing here depends on lark: `mgt.syntax` converts parse trees into these nodes and
+no lark object leaves that package. Names keep their own span so diagnostics can
+point at exactly the word that is wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal as TypingLiteral
+
+from mgt.expr.nodes import DurationLit, Expr
+from mgt.span import Span
+
+__all__ = [
+    "Binding",
+    "Final",
+    "Ident",
+    "Import",
+    "InputDecl",
+    "MachineDecl",
+    "On",
+    "Retry",
+    "Run",
+    "State",
+    "TypeRef",
+]
+
+RunKind = TypingLiteral["formula", "polecat", "command", "builtin"]
+ImportKind = TypingLiteral["polecats", "formulas", "schemas"]
+InputType = TypingLiteral["str", "int", "float", "bool", "duration", "path", "json", "enum"]
+FinalStatus = TypingLiteral["succeed", "fail"]
+
+
+@dataclass(frozen=True, slots=True)
+class Ident:
+    """A name as written, with its span (state, input, formula, schema, event, ...)."""
+
+    text: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Import:
+    kind: Ident  # checked: one of polecats | formulas | schemas
+    path: str  # as written, relative to the .mgt file's directory
+    path_span: Span
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class TypeRef:
+    name: Ident  # checked: one of InputType
+    enum_values: tuple[str, ...]  # only for enum(...)
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class InputDecl:
+    name: Ident
+    type: TypeRef
+    default: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    kind: RunKind
+    target: Ident | None  # formula / polecat / builtin name; None for command
+    prompt: str | None  # `run polecat NAME prompt "..."`
+    command: str | None  # `run command "..."`
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    name: Ident
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    count: int
+    count_span: Span
+    events: tuple[Ident, ...]
+    feedback: bool
+    backoff: DurationLit | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class On:
+    event: Ident
+    guard: Expr | None
+    target: Ident
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    name: Ident
+    run: Run | None  # None only when the source omitted `run` (a check error)
+    bindings: tuple[Binding, ...]
+    output: Ident | None
+    timeout: DurationLit | None
+    retries: tuple[Retry, ...]
+    transitions: tuple[On, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Final:
+    name: Ident
+    status: FinalStatus
+    message: str | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class MachineDecl:
+    """A whole .mgt file."""
+
+    name: Ident
+    description: str | None
+    imports: tuple[Import, ...]
+    inputs: tuple[InputDecl, ...]
+    start: Ident | None
+    states: tuple[State, ...]
+    finals: tuple[Final, ...]
+    source_path: str
+    span: Span

@@ -1,0 +1,145 @@
+"""The command line: argv → a parsed command → one library call → an exit code.
+
+Parsing lives here; each command's work lives in its package (`*.cli` modules),
+imported only when that command runs so `mgt --help` stays fast. Every
+`MgtError` is printed as one line (or rendered diagnostics) and never as a
+traceback; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from mgt import __version__
+
+__all__ = ["build_parser", "main"]
+
+HANDLERS: dict[str, str] = {
+    "check": "mgt.check.cli:main",
+    "graph": "mgt.compile.cli:graph_main",
+    "exec": "mgt.runtime.cli:exec_main",
+    "runs": "mgt.runtime.cli:runs_main",
+    "show": "mgt.runtime.cli:show_main",
+    "resume": "mgt.runtime.cli:resume_main",
+    "logs": "mgt.logs.cli:main",
+    "analyze": "mgt.analyze.cli:main",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 2 with a one-line message (argparse's own default is 2 as well)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"mgt: error: {message}\n")
+
+
+def _runs_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--runs-dir",
+        default=os.environ.get("MGT_RUNS_DIR", ".mgt/runs"),
+        help="directory holding run directories (default: .mgt/runs, or $MGT_RUNS_DIR)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="mgt",
+        description="Micro-Gas Town runtime: check, draw and run .mgt pipelines.",
+    )
+    parser.add_argument("--version", action="version", version=f"mgt {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("check", help="check .mgt files (exit 1 on errors)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print diagnostics as JSON")
+
+    p = sub.add_parser("graph", help="draw a machine")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument(
+        "--format", default="text", choices=["text", "mermaid", "dot", "svg", "png"],
+        help="output format (default: text)",
+    )
+    p.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
+    p.add_argument("--run", metavar="RUN_ID", help="highlight the path a run took")
+    _runs_dir(p)
+
+    p = sub.add_parser("exec", help="run a machine to a final state")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--input", action="append", default=[], metavar="K=V", help="set an input")
+    p.add_argument("--inputs", metavar="FILE", help="inputs from a .json or .toml file")
+    p.add_argument(
+        "--executor", metavar="NAME",
+        help="zellij-cc | claude | tmux | replay[:DIR] (default: zellij-cc in zellij, else claude)",
+    )
+    p.add_argument("--replay-dir", metavar="DIR", help="recorded results for --executor replay")
+    _runs_dir(p)
+    p.add_argument("--budget-usd", type=float, metavar="X", help="stop before a call over budget")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("--dry-run", action="store_true", help="print prompts/commands, call nothing")
+    p.add_argument("--session", metavar="S", help="zellij session for the zellij-cc executor")
+
+    p = sub.add_parser("runs", help="list runs, newest first")
+    _runs_dir(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("show", help="a run's path, outputs, costs and errors")
+    p.add_argument("run_id", metavar="RUN_ID")
+    _runs_dir(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("resume", help="continue an interrupted run")
+    p.add_argument("run_id", metavar="RUN_ID")
+    _runs_dir(p)
+    p.add_argument("--executor", metavar="NAME")
+    p.add_argument("--replay-dir", metavar="DIR")
+    p.add_argument("--budget-usd", type=float, metavar="X")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--session", metavar="S")
+
+    p = sub.add_parser("logs", help="query production events (Loki or a file)")
+    p.add_argument("kind", choices=["transitions", "llm-calls", "errors", "session"])
+    p.add_argument("session_id", nargs="?", metavar="ID", help="session id (for `session`)")
+    p.add_argument("--since", default="24h", metavar="D", help="time range (default: 24h)")
+    p.add_argument("--limit", type=int, default=100, metavar="N", help="max results (100)")
+    p.add_argument("--min-latency", type=int, metavar="MS", help="llm-calls at least this slow")
+    p.add_argument("--json", action="store_true", help='print [{"timestamp", "event"}]')
+    p.add_argument("--source", metavar="URL|FILE", help="Loki URL or event file")
+    p.add_argument("--verbose", action="store_true")
+
+    p = sub.add_parser("analyze", help="find patterns in events (deterministic)")
+    p.add_argument("--source", metavar="URL|FILE")
+    p.add_argument("--since", default="24h", metavar="D")
+    p.add_argument("--polecat", metavar="TOML", help="thresholds from this polecat file")
+    p.add_argument("--nodes", metavar="FILE", help="known graph nodes, for dead paths")
+    p.add_argument("--json", action="store_true", help="print the PatternReport JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return 2
+    from mgt.errors import MgtError
+
+    module_name, _, func_name = HANDLERS[args.command].partition(":")
+    try:
+        handler = getattr(importlib.import_module(module_name), func_name)
+        code: int = handler(args)
+        return code
+    except MgtError as err:
+        print(f"mgt: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("mgt: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Output piped into something that closed early (`| head`): not an error.
+        sys.stderr.close()
+        return 0

@@ -1,0 +1,1 @@
+"""Checked AST → python-statemachine chart and the plain `Machine` model the runtime runs."""

@@ -1,0 +1,123 @@
+"""The checked, compiled machine as plain frozen data → read by the runtime (never the AST).
+
+The compiler fills every default here (timeouts and retries from the formula,
+the output schema from the formula's `[output].type`, the implicit fail final),
+so the runtime has no decisions left to make about the definition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from mgt.expr.nodes import Expr
+
+if TYPE_CHECKING:
+    from mgt.defs import Formula, Polecat, SchemaRegistry
+
+__all__ = [
+    "EVENTS",
+    "IMPLICIT_FAIL",
+    "FinalSpec",
+    "InputSpec",
+    "Machine",
+    "RetrySpec",
+    "RunSpec",
+    "StateSpec",
+    "TransitionSpec",
+]
+
+#: Every outcome a state attempt can end with, in the order the docs list them.
+EVENTS: tuple[str, ...] = ("done", "schema_invalid", "guardrail", "timeout", "error")
+
+#: Name of the implicit final that unhandled events go to. Not a legal .mgt identifier.
+IMPLICIT_FAIL = "_fail"
+
+RunKind = Literal["formula", "polecat", "command", "builtin"]
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpec:
+    name: str
+    type: str  # str int float bool duration path json enum
+    enum_values: tuple[str, ...] = ()
+    default: Any = None  # already a runtime value (see mgt.expr for durations)
+    required: bool = False
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    kind: RunKind
+    target: str | None = None  # formula, polecat or builtin name
+    prompt: str | None = None  # `run polecat NAME prompt "..."`
+    command: str | None = None  # `run command "..."`
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySpec:
+    count: int
+    events: frozenset[str]
+    feedback: bool = False
+    backoff_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionSpec:
+    event: str
+    target: str
+    guard: Expr | None = None
+    guard_source: str | None = None  # the guard as written, for graphs and logs
+    implicit: bool = False  # added by the compiler: an unhandled event → IMPLICIT_FAIL
+
+
+@dataclass(frozen=True, slots=True)
+class StateSpec:
+    name: str
+    run: RunSpec
+    bindings: tuple[tuple[str, Expr], ...] = ()
+    output_schema: str | None = None  # schema registry key
+    timeout_seconds: float | None = None
+    retries: tuple[RetrySpec, ...] = ()
+    transitions: tuple[TransitionSpec, ...] = ()
+
+    def retry_for(self, event: str) -> RetrySpec | None:
+        """The retry policy that consumes `event`, if any."""
+        for retry in self.retries:
+            if event in retry.events:
+                return retry
+        return None
+
+    def transitions_for(self, event: str) -> tuple[TransitionSpec, ...]:
+        """Transitions for `event` in declared order (guarded ones first as written)."""
+        return tuple(t for t in self.transitions if t.event == event)
+
+
+@dataclass(frozen=True, slots=True)
+class FinalSpec:
+    name: str
+    status: Literal["succeed", "fail"]
+    message: str | None = None
+    implicit: bool = False
+
+
+@dataclass(frozen=True)
+class Machine:
+    name: str
+    description: str | None
+    source_path: str
+    source_hash: str  # sha256 hex of the .mgt source text
+    inputs: tuple[InputSpec, ...]
+    start: str
+    states: Mapping[str, StateSpec]
+    finals: Mapping[str, FinalSpec]
+    polecats: Mapping[str, Polecat] = field(default_factory=dict)
+    formulas: Mapping[str, Formula] = field(default_factory=dict)
+    schemas: SchemaRegistry | None = None
+
+    def input(self, name: str) -> InputSpec | None:
+        return next((i for i in self.inputs if i.name == name), None)
+
+    def is_final(self, name: str) -> bool:
+        return name in self.finals

@@ -1,0 +1,82 @@
+"""Diagnostics (severity, message, span, hint) → rendered `file:line:col: error: msg` blocks."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from mgt.span import Span
+
+__all__ = ["Diagnostic", "did_you_mean", "render", "render_all", "sort_key"]
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    severity: Severity
+    message: str
+    span: Span | None
+    hint: str | None = None
+
+    @classmethod
+    def error(cls, message: str, span: Span | None, hint: str | None = None) -> Diagnostic:
+        return cls("error", message, span, hint)
+
+    @classmethod
+    def warning(cls, message: str, span: Span | None, hint: str | None = None) -> Diagnostic:
+        return cls("warning", message, span, hint)
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def headline(self) -> str:
+        where = f"{self.span}: " if self.span is not None else ""
+        return f"{where}{self.severity}: {self.message}"
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    """A `did you mean 'x'?` hint for the closest candidate, or None."""
+    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"did you mean '{matches[0]}'?" if matches else None
+
+
+def sort_key(d: Diagnostic) -> tuple[str, int, int, str]:
+    if d.span is None:
+        return ("", 0, 0, d.message)
+    return (d.span.file, d.span.line, d.span.column, d.message)
+
+
+def render(d: Diagnostic, source: str | None) -> str:
+    """Render one diagnostic: headline, the source line, a caret under the span, the hint."""
+    out = [d.headline()]
+    if d.span is not None and source is not None:
+        lines = source.splitlines()
+        if 1 <= d.span.line <= len(lines):
+            text = lines[d.span.line - 1].replace("\t", " ")
+            gutter = f"{d.span.line:>4} | "
+            out.append(f"{gutter}{text}")
+            start = max(d.span.column, 1)
+            if d.span.end_line == d.span.line and d.span.end_column > start:
+                width = d.span.end_column - start
+            else:
+                width = 1
+            width = max(1, min(width, max(1, len(text) - start + 1)))
+            out.append(" " * len(gutter) + " " * (start - 1) + "^" * width)
+    if d.hint:
+        out.append(f"     = help: {d.hint}")
+    return "\n".join(out)
+
+
+def render_all(diagnostics: Sequence[Diagnostic], sources: dict[str, str]) -> str:
+    """Render every diagnostic (sorted by position) and a count line."""
+    ordered = sorted(diagnostics, key=sort_key)
+    blocks = [render(d, sources.get(d.span.file) if d.span else None) for d in ordered]
+    errors = sum(d.is_error for d in ordered)
+    warnings = len(ordered) - errors
+    if ordered:
+        blocks.append(f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}")
+    return "\n".join(blocks)

@@ -1,0 +1,1 @@
+"""Executors: one request shape in, one result shape out, whatever runs the step."""

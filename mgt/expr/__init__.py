@@ -1,0 +1,1 @@
+"""Expressions of guards and bindings: nodes, evaluator, and static type checker."""

@@ -1,0 +1,39 @@
+"""Name → implementation tables for built-in steps and per-schema output checks (lazy imports).
+
+`run builtin NAME` looks NAME up in BUILTINS. After a state's output passes its
+JSON Schema, every check in OUTPUT_CHECKS[schema] runs; a check returns a list
+of problems (empty = accepted) and any problem makes the attempt a `guardrail`
+outcome whose feedback lists them. Values are "module:function" strings so that
+`mgt --help` imports none of them.
+
+    builtin:      fn(ctx: StepContext) -> output (JSON-able); raises StepFailure/GuardrailFailure
+    output check: fn(ctx: StepContext, output) -> list[str]
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["BUILTINS", "OUTPUT_CHECKS", "resolve"]
+
+BUILTINS: dict[str, str] = {
+    "noop": "mgt.runtime.builtins:noop",
+    # Filled in by the logs/analyze and evolve packages:
+    # "analyze-logs": "mgt.analyze.builtin:analyze_logs",
+    # "apply-diff": "mgt.evolve.builtins:apply_diff",
+    # "open-pr": "mgt.evolve.pr:open_pr",
+}
+
+OUTPUT_CHECKS: dict[str, list[str]] = {
+    # "ProposedChanges": ["mgt.evolve.guardrails:check_proposed_changes"],
+    # "PRResult": ["mgt.evolve.pr:check_pr_result"],
+}
+
+
+def resolve(ref: str) -> Callable[..., Any]:
+    """Import "module:function" and return the function."""
+    module_name, _, attr = ref.partition(":")
+    fn: Callable[..., Any] = getattr(importlib.import_module(module_name), attr)
+    return fn

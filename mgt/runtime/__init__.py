@@ -1,0 +1,1 @@
+"""The interpreter: a compiled `Machine` + inputs → a durable, resumable run."""

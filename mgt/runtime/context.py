@@ -1,0 +1,51 @@
+"""What a built-in step or an output check sees of the run: `StepContext`.
+
+Built-ins (`run builtin NAME`) and output checks (guardrails keyed by output
+schema, see `mgt.extensions`) are plain functions of a `StepContext`. They never
+see the AST or the journal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mgt.defs import Formula, Polecat, SchemaRegistry
+
+__all__ = ["StepContext", "StepFailure", "GuardrailFailure"]
+
+
+@dataclass(frozen=True)
+class StepContext:
+    run_id: str
+    run_dir: Path
+    attempt_dir: Path
+    state: str
+    attempt: int
+    machine_inputs: Mapping[str, Any]  # the run's inputs (e.g. `repo`, `source`, `forge`)
+    bindings: Mapping[str, Any]  # this state's evaluated `with` values
+    outputs: Mapping[str, Any]  # outputs of states finished so far, by state name
+    cwd: Path
+    timeout_seconds: float | None = None
+    formula: Formula | None = None
+    polecat: Polecat | None = None
+    schemas: SchemaRegistry | None = None
+    progress: Callable[[str], None] = field(default=lambda _msg: None)
+
+
+class StepFailure(Exception):
+    """A built-in step failed (→ the `error` event); the message is shown and journaled."""
+
+
+class GuardrailFailure(Exception):
+    """A built-in step or output check rejected its input (→ the `guardrail` event).
+
+    `problems` are the exact reasons, each a sentence; they become retry feedback.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems

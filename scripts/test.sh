@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs (Python dev deps, git/tmux/graphviz, the
+# Claude Code CLI from npm) and run the whole suite. This is the README's test command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+bash scripts/install-test-tools.sh
+python3 -m pytest "$@"
