@@ -1,0 +1,1 @@
+"""mgt test suite (mirrors the mgt package)."""
