@@ -6,8 +6,11 @@ of problems (empty = accepted) and any problem makes the attempt a `guardrail`
 outcome whose feedback lists them. Values are "module:function" strings so that
 `mgt --help` imports none of them.
 
-    builtin:      fn(ctx: StepContext) -> output (JSON-able); raises StepFailure/GuardrailFailure
-    output check: fn(ctx: StepContext, output) -> list[str]
+    builtin:        fn(ctx: StepContext) -> output (JSON-able); raises StepFailure/GuardrailFailure
+    output check:   fn(ctx: StepContext, output) -> list[str]
+    prompt context: fn(ctx: StepContext) -> str, a Markdown section added to a formula's prompt
+                    (e.g. the analyzer's aggregated figures for the `analyze` formula, so the
+                    model reads figures, not raw log lines)
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["BUILTINS", "OUTPUT_CHECKS", "resolve"]
+__all__ = ["BUILTINS", "OUTPUT_CHECKS", "PROMPT_CONTEXT", "resolve"]
 
 BUILTINS: dict[str, str] = {
     "noop": "mgt.runtime.builtins:noop",
@@ -29,6 +32,11 @@ BUILTINS: dict[str, str] = {
 OUTPUT_CHECKS: dict[str, list[str]] = {
     # "ProposedChanges": ["mgt.evolve.guardrails:check_proposed_changes"],
     # "PRResult": ["mgt.evolve.pr:check_pr_result"],
+}
+
+PROMPT_CONTEXT: dict[str, list[str]] = {
+    # keyed by formula name
+    # "analyze": ["mgt.analyze.prompt:analyzer_figures"],
 }
 
 
