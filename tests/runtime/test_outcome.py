@@ -1,0 +1,192 @@
+"""Outcome extraction, classification and retry feedback text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+import pytest
+
+from mgt.executors.base import ExecResult
+from mgt.runtime.outcome import Outcome, classify, extract_json, feedback_text, format_json_path
+
+SCHEMA = {
+    "type": "object",
+    "required": ["summary", "patterns"],
+    "properties": {
+        "summary": {
+            "type": "object",
+            "required": ["total"],
+            "properties": {"total": {"type": "integer"}},
+        },
+        "patterns": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"id": {"type": "string"}}},
+        },
+    },
+}
+
+
+@dataclass
+class Issue:
+    path: str
+    message: str
+
+
+def validate(name: str, instance: Any) -> list[Issue]:
+    assert name == "Report"
+    validator = jsonschema.Draft7Validator(SCHEMA)
+    return [
+        Issue(format_json_path(tuple(e.absolute_path)), e.message)
+        for e in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    ]
+
+
+# --------------------------------------------------------------------------- extraction
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"a": 1}', {"a": 1}),
+        ('  \n{"a": 1}\n', {"a": 1}),
+        ('Here it is:\n```json\n{"a": 1}\n```\nDone.', {"a": 1}),
+        ('```\n{"a": 2}\n```', {"a": 2}),
+        ('first ```json\n{"a": 1}\n``` then ```json\n{"a": 2}\n```', {"a": 2}),
+        ('```json\n{"a": 1, broken\n``` but bare {"b": 2}', {"b": 2}),
+        ('The answer is {"a": {"b": 1}} as asked.', {"a": {"b": 1}}),
+        ('small {"x": 1} and larger {"y": [1, 2, 3], "z": "w"}', {"y": [1, 2, 3], "z": "w"}),
+        ('{"s": "a } inside a string { "}', {"s": "a } inside a string { "}),
+        ('not json {oops} but {"ok": true}', {"ok": True}),
+        ('{"outer": {not json}, "x": {"inner": 1}}', {"inner": 1}),
+    ],
+)
+def test_extract_json_finds_the_object(text: str, expected: Any) -> None:
+    value, reason = extract_json(text)
+    assert reason is None
+    assert value == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (None, "empty"),
+        ("   ", "empty"),
+        ("I could not do it.", "no JSON object"),
+        ("{broken: yes}", "do not parse"),
+        ('{"unterminated": ', "do not parse"),
+    ],
+)
+def test_extract_json_explains_why_nothing_was_found(text: str | None, reason: str) -> None:
+    value, why = extract_json(text)
+    assert value is None
+    assert why is not None and reason in why
+
+
+def test_format_json_path() -> None:
+    assert format_json_path(()) == "$"
+    assert format_json_path(("patterns", 0, "id")) == "$.patterns[0].id"
+    assert format_json_path(("weird key",)) == '$["weird key"]'
+    assert format_json_path("$.a.b") == "$.a.b"
+    assert format_json_path("/a/b") == "$.a.b"
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def _classify(result: ExecResult, **kw: Any) -> Outcome:
+    return classify(result, schema="Report", validate=validate, **kw)
+
+
+def test_structured_output_wins_over_text() -> None:
+    out = _classify(ExecResult(text="garbage", output={"summary": {"total": 0}, "patterns": []}))
+    assert out.event == "done"
+    assert out.output == {"summary": {"total": 0}, "patterns": []}
+
+
+def test_no_json_is_schema_invalid() -> None:
+    out = _classify(ExecResult(text="Sorry, I can't."))
+    assert out.event == "schema_invalid"
+    assert out.output is None
+    assert "no JSON object" in out.problems[0]
+
+
+def test_every_schema_error_is_kept_with_its_path() -> None:
+    out = _classify(ExecResult(text='{"summary": {"total": "three"}, "patterns": [{"id": 7}]}'))
+    assert out.event == "schema_invalid"
+    assert out.problems == [
+        "at $.patterns[0].id: 7 is not of type 'string'",
+        "at $.summary.total: 'three' is not of type 'integer'",
+    ]
+
+
+def test_output_checks_run_only_after_the_schema_passes() -> None:
+    seen: list[Any] = []
+
+    def checks(output: Any) -> list[str]:
+        seen.append(output)
+        return ["change 1 cites no pattern id", "src/X.hs is a forbidden path"]
+
+    bad = _classify(ExecResult(text='{"summary": {}}'), checks=checks)
+    assert bad.event == "schema_invalid" and seen == []
+    good = _classify(ExecResult(text='{"summary": {"total": 1}, "patterns": []}'), checks=checks)
+    assert good.event == "guardrail"
+    assert good.problems == ["change 1 cites no pattern id", "src/X.hs is a forbidden path"]
+    assert good.output == {"summary": {"total": 1}, "patterns": []}
+
+
+@pytest.mark.parametrize(
+    ("result", "event"),
+    [
+        (ExecResult(timed_out=True, error="killed after 5s"), "timeout"),
+        (ExecResult(error="claude exited with status 1: API Error 400"), "error"),
+        (ExecResult(guardrail=["diff does not apply"]), "guardrail"),
+        # the executor's failure decides even when some text came back
+        (ExecResult(text='{"summary": {"total": 1}, "patterns": []}', timed_out=True), "timeout"),
+    ],
+)
+def test_executor_failures_classify_first(result: ExecResult, event: str) -> None:
+    assert _classify(result).event == event
+
+
+def test_command_output_is_taken_as_is_without_a_schema() -> None:
+    result = ExecResult(output={"exit_code": 0, "stdout": "{}", "stderr": ""})
+    out = classify(result, schema=None, validate=None, parse_text=False)
+    assert out.event == "done"
+    assert out.output == {"exit_code": 0, "stdout": "{}", "stderr": ""}
+
+
+def test_default_output_when_there_is_no_schema_and_no_json() -> None:
+    out = classify(
+        ExecResult(text="plain words"),
+        schema=None,
+        validate=None,
+        default_output=lambda r: {"text": r.text},
+    )
+    assert out.event == "done" and out.output == {"text": "plain words"}
+
+
+# --------------------------------------------------------------------------- feedback
+
+
+def test_feedback_quotes_every_validation_error_with_its_path() -> None:
+    out = _classify(ExecResult(text='{"summary": {"total": "three"}, "patterns": [{"id": 7}]}'))
+    text = feedback_text(out, 1, schema="Report")
+    assert "attempt 1" in text and "`schema_invalid`" in text
+    assert "- at $.patterns[0].id: 7 is not of type 'string'" in text
+    assert "- at $.summary.total: 'three' is not of type 'integer'" in text
+    assert "Report schema" in text
+    assert "exactly one JSON object" in text
+
+
+def test_feedback_quotes_guardrail_problems_verbatim() -> None:
+    out = Outcome("guardrail", problems=["the diff touches flake.nix, a forbidden path"])
+    text = feedback_text(out, 2, schema="ProposedChanges")
+    assert "- the diff touches flake.nix, a forbidden path\n" in text
+    assert "attempt 2" in text
+
+
+def test_feedback_for_timeout_names_the_limit() -> None:
+    text = feedback_text(Outcome("timeout"), 1, timeout_seconds=30, schema=None)
+    assert "30s" in text
