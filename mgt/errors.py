@@ -7,6 +7,7 @@
      │    └── CheckError          one or more static-check diagnostics (holds them all)
      ├── DefinitionError          a polecat, formula or schema file is invalid (file + key)
      └── RunError                 something failed while running
+          ├── ExprError(span)     a guard or binding could not be evaluated (null compared, ...)
           ├── ExecutorError       an executor could not run or returned garbage
           ├── JournalError        a run directory is missing, corrupt or locked
           ├── LokiError           the log source failed (HTTP, auth, unreachable)
@@ -29,6 +30,7 @@ __all__ = [
     "DefinitionError",
     "EvolveError",
     "ExecutorError",
+    "ExprError",
     "JournalError",
     "LokiError",
     "MgtError",
@@ -85,11 +87,31 @@ class CheckError(SourceError):
 
 
 class DefinitionError(MgtError):
-    """A polecat, formula or schema definition is invalid; the message names file and key."""
+    """A polecat, formula or schema definition is invalid; the message names file and key.
+
+    `span` is set when the position is known (malformed TOML/JSON); the message
+    then already starts with `file:line:col:`.
+    """
+
+    def __init__(self, message: str, span: Span | None = None) -> None:
+        super().__init__(message)
+        self.span = span
 
 
 class RunError(MgtError):
     """A failure while running a machine or talking to an outside system."""
+
+
+class ExprError(RunError):
+    """A guard or binding expression failed at run time; `span` is the offending sub-expression."""
+
+    def __init__(self, message: str, span: Span | None = None) -> None:
+        super().__init__(message)
+        self.span = span
+
+    def __str__(self) -> str:
+        where = f"{self.span}: " if self.span is not None else ""
+        return f"{where}{self.message}"
 
 
 class ExecutorError(RunError):
