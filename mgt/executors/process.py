@@ -1,0 +1,231 @@
+"""argv + cwd + timeout → `ProcessResult`; the child runs in its own session, its tree is reaped.
+
+Every executor and every validation command runs through `run_process`. The
+child starts a new session (so it is its own process-group leader and a
+terminal's Ctrl-C reaches only mgt, which then ends the child cleanly). When
+the timeout passes, or mgt itself is interrupted, the whole group gets SIGTERM
+and, after a grace period, SIGKILL. When the leader exits by itself, members of
+its group still running (a backgrounded `sleep &`, a tool's helper) are ended
+the same way, so no step leaves orphans behind. A program that puts itself in
+a new session of its own (a daemon, a tmux server) is out of reach of any
+group kill; the tmux executor ends its windows itself.
+
+Output goes to files, never pipes, so a chatty child can never block on a full
+pipe while mgt waits for it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from mgt.errors import ExecutorError
+
+__all__ = ["ProcessResult", "kill_group", "run_process"]
+
+DEFAULT_GRACE_SECONDS = 3.0
+STRAGGLER_GRACE_SECONDS = 0.5  # for group members still running after the leader exited
+MAX_CAPTURE_BYTES = 16 * 1024 * 1024  # what is read back into memory from each stream
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    argv: tuple[str, ...]
+    exit_code: int | None  # None when killed after a timeout; negative = killed by that signal
+    timed_out: bool
+    stdout: str
+    stderr: str
+    duration_seconds: float
+    stdout_path: Path | None = None
+    stderr_path: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+    def stderr_tail(self, lines: int = 5, width: int = 300) -> str:
+        """The last non-empty lines of stderr on one line, for an error message."""
+        tail = [line.strip() for line in self.stderr.splitlines() if line.strip()][-lines:]
+        text = " | ".join(tail)
+        return text if len(text) <= width else "…" + text[-width:]
+
+
+def run_process(
+    argv: Sequence[str],
+    *,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    input: str | bytes | None = None,
+    stdout_path: Path | None = None,
+    stderr_path: Path | None = None,
+    grace: float = DEFAULT_GRACE_SECONDS,
+) -> ProcessResult:
+    """Run `argv` to completion or timeout, never leaving any process of its group behind.
+
+    `env` replaces the environment (pass `{**os.environ, ...}` to extend it).
+    With `stdout_path`/`stderr_path` the streams are written there (and read
+    back); otherwise temporary files are used. Raises `ExecutorError` only when
+    the program cannot be started at all (not found, not executable, bad cwd).
+    """
+    argv = tuple(str(a) for a in argv)
+    if not argv:
+        raise ExecutorError("no command to run")
+    with ExitStack() as stack:
+        out = _open_sink(stack, stdout_path)
+        err = _open_sink(stack, stderr_path)
+        stdin: IO[bytes] | int = subprocess.DEVNULL
+        if input is not None:
+            stdin_file = stack.enter_context(tempfile.TemporaryFile())
+            stdin_file.write(input.encode() if isinstance(input, str) else input)
+            stdin_file.seek(0)
+            stdin = stdin_file
+        started = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=dict(env) if env is not None else None,
+                stdin=stdin,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+        except FileNotFoundError as e:
+            missing = e.filename if e.filename and str(e.filename) != str(cwd) else argv[0]
+            if cwd is not None and not Path(cwd).is_dir():
+                raise ExecutorError(f"cannot run {argv[0]}: no such directory {cwd}") from None
+            raise ExecutorError(f"cannot run {argv[0]}: {missing} not found") from None
+        except OSError as e:
+            raise ExecutorError(f"cannot run {argv[0]}: {e.strerror or e}") from None
+
+        timed_out = False
+        try:
+            timed_out = not _wait_exited(proc.pid, timeout)
+            # The leader is exited but not reaped (or still running after the timeout):
+            # its pid, and so the group id, cannot be reused while we end the group.
+            kill_group(proc.pid, grace=grace if timed_out else STRAGGLER_GRACE_SECONDS, leader=proc)
+        except BaseException:
+            kill_group(proc.pid, grace=grace, leader=proc)
+            proc.wait()
+            raise
+        code = proc.wait()
+        duration = time.monotonic() - started
+        stdout_text = _read_back(out)
+        stderr_text = _read_back(err)
+    return ProcessResult(
+        argv=argv,
+        exit_code=None if timed_out else code,
+        timed_out=timed_out,
+        stdout=stdout_text,
+        stderr=stderr_text,
+        duration_seconds=duration,
+        stdout_path=stdout_path,
+        stderr_path=stderr_path,
+    )
+
+
+def kill_group(
+    pgid: int,
+    *,
+    grace: float = DEFAULT_GRACE_SECONDS,
+    leader: subprocess.Popen[bytes] | None = None,
+) -> None:
+    """SIGTERM the process group, wait up to `grace` seconds for it to empty, then SIGKILL it.
+
+    With `leader`, its exit is awaited without reaping, so the group id stays
+    reserved until the whole group is gone.
+    """
+    if not _signal_group(pgid, signal.SIGTERM):
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _group_alive(pgid, leader):
+            break
+        time.sleep(0.02)
+    _signal_group(pgid, signal.SIGKILL)
+    if leader is not None:
+        _wait_exited(leader.pid, None)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> bool:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # the group id now belongs to someone else's processes
+        return False
+    return True
+
+
+def _group_alive(pgid: int, leader: subprocess.Popen[bytes] | None) -> bool:
+    """True while any process other than an exited (zombie) leader is in the group."""
+    if leader is not None and not _exited(leader.pid):
+        return True
+    return any(_pgid_of(pid) == pgid and pid != pgid for pid in _all_pids())
+
+
+def _all_pids() -> list[int]:
+    try:
+        return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
+
+
+def _pgid_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # comm may contain spaces and parentheses: split after the last ')'
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if len(fields) < 3 or fields[0] == "Z":
+        return None  # a zombie holds nothing
+    return int(fields[2])
+
+
+def _exited(pid: int) -> bool:
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True
+    return info is not None
+
+
+def _wait_exited(pid: int, timeout: float | None) -> bool:
+    """Wait (without reaping) for `pid` to exit; False if still running after `timeout`."""
+    deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+    delay = 0.001
+    while not _exited(pid):
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            delay = min(delay, remaining)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return True
+
+
+def _open_sink(stack: ExitStack, path: Path | None) -> IO[bytes]:
+    if path is None:
+        return stack.enter_context(tempfile.TemporaryFile())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return stack.enter_context(path.open("w+b"))
+    except OSError as e:
+        raise ExecutorError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _read_back(sink: IO[bytes]) -> str:
+    sink.flush()
+    sink.seek(0)
+    return sink.read(MAX_CAPTURE_BYTES).decode("utf-8", errors="replace")
