@@ -71,18 +71,21 @@ def _seconds(other: Any) -> float:
 
 
 def format_seconds(seconds: float) -> str:
-    """Seconds → the shortest exact duration text (`86400` → `1d`, `0.5` → `500ms`)."""
+    """Seconds → exact duration text in the largest units (`86400` → `1d`, `5400` → `1h30m`)."""
     if seconds < 0:
         return "-" + format_seconds(-seconds)
-    for unit in ("d", "h", "m", "s"):
-        size = UNITS[unit]
-        count = seconds / size
-        if count >= 1 and abs(count - round(count)) < 1e-9:
-            return f"{round(count)}{unit}"
-    millis = seconds * 1000
-    if abs(millis - round(millis)) < 1e-6:
-        return f"{round(millis)}ms"
-    return f"{seconds:g}s"
+    millis = round(seconds * 1000)
+    if abs(millis - seconds * 1000) > 1e-6 * max(1.0, seconds):
+        return f"{seconds:g}s"
+    if millis == 0:
+        return "0s"
+    parts: list[str] = []
+    for unit in ("d", "h", "m", "s", "ms"):
+        size = round(UNITS[unit] * 1000)
+        count, millis = divmod(millis, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
 
 
 def parse_duration(text: str) -> Duration:
