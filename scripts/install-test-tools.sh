@@ -16,3 +16,24 @@ if ((${#need[@]})); then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${pkgs[@]}" >/dev/null
 fi
+
+# The real Claude Code CLI for the end-to-end tests, pinned, into tests/.node (not global).
+# A failure here is loud but not fatal: the e2e tests then skip, each saying why.
+CLAUDE_CODE_VERSION=2.1.332
+claude_bin=tests/.node/node_modules/.bin/claude
+if [ "$("$claude_bin" --version 2>/dev/null | cut -d' ' -f1)" != "$CLAUDE_CODE_VERSION" ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "installing npm (apt-get)" >&2
+        SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+        { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq npm >/dev/null; } \
+            || echo "WARNING: apt-get could not install npm" >&2
+    fi
+    if command -v npm >/dev/null 2>&1; then
+        echo "installing @anthropic-ai/claude-code@$CLAUDE_CODE_VERSION into tests/.node (npm)" >&2
+        npm install --silent --no-audit --no-fund --prefix tests/.node \
+            "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" >&2 \
+            || echo "WARNING: npm could not install Claude Code; the e2e tests will be skipped" >&2
+    else
+        echo "WARNING: npm is not installed; the Claude Code e2e tests will be skipped" >&2
+    fi
+fi
