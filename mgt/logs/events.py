@@ -1,0 +1,432 @@
+"""One log line or JSON value → a `LogEvent` (type, timestamp in ns, session, bounded fields).
+
+The event line shape (DESIGN §7) is one JSON object per line whose `type` (or
+`event_type`) names the event, the other keys being its fields::
+
+    {"timestamp": "2025-01-15T10:30:00.120Z", "type": "llm_call", "model": "haiku",
+     "node": "classify", "prompt_tokens": 812, "completion_tokens": 64,
+     "latency_ms": 1840, "session_id": "s-42"}
+
+An element of the array that `sleeptime-logs --json` (and `mgt logs --json`)
+prints is accepted too: `{"timestamp": ..., "event": {"type": ..., ...}}`.
+
+Parsing never raises on bad data: a value that is not an event gives `None`,
+a field of the wrong type is kept as it is and reads as missing through the
+typed accessors (`LogEvent.number("latency_ms")` is `None` for `"slow"`), and
+huge strings, lists and objects are cut down so one event stays small.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+__all__ = [
+    "EVENT_TYPES",
+    "MAX_ITEMS",
+    "MAX_LINE_BYTES",
+    "MAX_TEXT",
+    "LogEvent",
+    "format_timestamp",
+    "normalize_type",
+    "parse_event",
+    "parse_timestamp",
+]
+
+#: The event types of DESIGN §7; anything else is kept with type "other".
+EVENT_TYPES: tuple[str, ...] = (
+    "graph_transition",
+    "llm_call",
+    "user_action",
+    "effect_execution",
+    "error",
+)
+_KNOWN = frozenset(EVENT_TYPES)
+
+#: Longest string kept in an event's fields (longer ones are cut, with a marker).
+MAX_TEXT = 8192
+#: Most items kept in any list or object inside an event.
+MAX_ITEMS = 256
+#: Deepest nesting kept; deeper values are replaced by a marker string.
+MAX_DEPTH = 16
+#: Longest line a file source reads; longer lines are skipped as malformed.
+MAX_LINE_BYTES = 1 << 20
+
+_NS = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    """One event.
+
+    `type` is one of `EVENT_TYPES` or `"other"` (the original name is then in
+    `raw_type`); `timestamp` is nanoseconds since the Unix epoch, or `None`
+    when neither the record nor its Loki entry carried a usable time;
+    `fields` is the event object as logged (bounded in size), including its
+    `type` key. Read fields through `text`, `number` and `flag`, which return
+    `None` for a missing field or one of the wrong JSON type.
+    """
+
+    type: str
+    timestamp: int | None
+    session_id: str | None
+    fields: Mapping[str, Any]
+    raw_type: str | None = None
+
+    def text(self, name: str) -> str | None:
+        """The field as a string, or None when missing or not a JSON string."""
+        value = self.fields.get(name)
+        return value if isinstance(value, str) else None
+
+    def number(self, name: str) -> float | None:
+        """The field as a finite number, or None (strings, booleans, NaN read as missing)."""
+        value = self.fields.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        return value
+
+    def flag(self, name: str) -> bool | None:
+        """The field as a boolean, or None when missing or not a JSON boolean."""
+        value = self.fields.get(name)
+        return value if isinstance(value, bool) else None
+
+    @property
+    def type_name(self) -> str:
+        """The type as logged: `type`, or the original name of an "other" event."""
+        return self.raw_type if self.raw_type is not None else self.type
+
+    @property
+    def iso_time(self) -> str | None:
+        """The timestamp as ISO 8601 UTC with nanoseconds, or None."""
+        return None if self.timestamp is None else format_timestamp(self.timestamp)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `{"timestamp", "event"}` element `mgt logs --json` prints (event includes type)."""
+        event: dict[str, Any] = {"type": self.type_name}
+        for key, value in self.fields.items():
+            if key not in ("type", "event_type"):
+                event[key] = value
+        if self.session_id is not None and "session_id" not in event:
+            event["session_id"] = self.session_id
+        return {"timestamp": self.iso_time, "event": event}
+
+
+# --------------------------------------------------------------------------- types
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_ALIASES = {
+    "transition": "graph_transition",
+    "graph_transition_event": "graph_transition",
+    "llm_call_event": "llm_call",
+    "llmcall": "llm_call",
+    "llmcall_event": "llm_call",
+    "user_action_event": "user_action",
+    "effect_execution_event": "effect_execution",
+    "effect": "effect_execution",
+    "error_event": "error",
+}
+
+
+def normalize_type(name: str) -> str:
+    """An event type name → one of EVENT_TYPES, or "other".
+
+    Accepts the logged spelling (`llm_call`) and close variants such as
+    `LLMCallEvent`, `GraphTransition` or `llm-call`.
+    """
+    if name in _KNOWN:
+        return name
+    key = _CAMEL.sub("_", name.strip()).replace("-", "_").replace(" ", "_").lower()
+    if key in _KNOWN:
+        return key
+    return _ALIASES.get(key, "other")
+
+
+# ---------------------------------------------------------------------- timestamps
+
+_ISO = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d+))?)?"
+    r"\s*(Z|z|[+-]\d\d(?::?\d\d)?)?"
+)
+
+
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    # Howard Hinnant's days_from_civil: days since 1970-01-01 of a proleptic Gregorian date.
+    y -= m <= 2
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+@lru_cache(maxsize=4096)
+def _minute_base(prefix: str) -> int | None:
+    # "YYYY-MM-DDTHH:MM" → seconds since the epoch; cached because log times cluster.
+    try:
+        year, month, day = int(prefix[0:4]), int(prefix[5:7]), int(prefix[8:10])
+        hour, minute = int(prefix[11:13]), int(prefix[14:16])
+    except ValueError:
+        return None
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59):
+        return None
+    return _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60
+
+
+def _parse_iso_fast(text: str) -> int | None:
+    # The common shapes "2025-01-15T10:30:00Z" / "...:00.120Z" / "...:00.120+02:00",
+    # without the regex; anything else returns None and takes the general path.
+    if text[13] != ":" or text[16] != ":" or text[10] not in "Tt ":
+        return None
+    base = _minute_base(text[:16])
+    second_text = text[17:19]
+    if base is None or not second_text.isdigit():
+        return None
+    rest = text[19:]
+    nanos = 0
+    if rest[:1] in (".", ","):
+        end = 1
+        while end < len(rest) and rest[end].isdigit():
+            end += 1
+        if end == 1:
+            return None
+        nanos = int((rest[1:end] + "000000000")[:9])
+        rest = rest[end:]
+    if rest in ("Z", "z", "+00:00", ""):
+        offset = 0
+    elif len(rest) == 6 and rest[0] in "+-" and rest[3] == ":" and rest[1:3].isdigit():
+        if not rest[4:6].isdigit():
+            return None
+        offset = (int(rest[1:3]) * 3600 + int(rest[4:6]) * 60) * (-1 if rest[0] == "-" else 1)
+    else:
+        return None
+    ns = (base + int(second_text) - offset) * _NS + nanos
+    return ns if 0 <= ns < 10**20 else None
+
+
+def _parse_iso(text: str) -> int | None:
+    if len(text) >= 19 and text[4] == "-":
+        fast = _parse_iso_fast(text)
+        if fast is not None:
+            return fast
+    m = _ISO.fullmatch(text.strip())
+    if m is None:
+        try:
+            dt = datetime.fromisoformat(text.strip())
+        except ValueError:
+            return None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
+        ns = (delta.days * 86400 + delta.seconds) * _NS + delta.microseconds * 1000
+        return ns if ns >= 0 else None
+    year, month, day, hour, minute = (int(m.group(i)) for i in range(1, 6))
+    second = int(m.group(6) or 0)
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59 and second <= 60):
+        return None
+    frac = m.group(7) or ""
+    nanos = int((frac + "000000000")[:9]) if frac else 0
+    offset = 0
+    zone = m.group(8)
+    if zone and zone not in ("Z", "z"):
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        offset = sign * (int(digits[:2]) * 3600 + int(digits[2:4] or 0) * 60)
+    seconds = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
+    ns = (seconds - offset) * _NS + nanos
+    return ns if 0 <= ns < 10**20 else None
+
+
+def _from_epoch(value: float) -> int | None:
+    # The unit is guessed from the magnitude: seconds until the year 5138, then ms, µs, ns.
+    if not math.isfinite(value) or value < 0:
+        return None
+    if value < 1e11:
+        return round(value * _NS)
+    if value < 1e14:
+        return round(value * 1_000_000)
+    if value < 1e17:
+        return round(value * 1000)
+    if value < 1e20:
+        return int(value)
+    return None
+
+
+def parse_timestamp(value: Any) -> int | None:
+    """A timestamp value → nanoseconds since the epoch, or None when unusable.
+
+    ISO 8601 strings (with `Z`, an offset or none meaning UTC, any fraction
+    digits) and epoch numbers or digit strings in s, ms, µs or ns (told apart
+    by magnitude) are understood.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        if value < 0 or value >= 10**20:
+            return None
+        if value < 10**11:
+            return value * _NS
+        if value < 10**14:
+            return value * 1_000_000
+        if value < 10**17:
+            return value * 1000
+        return value
+    if isinstance(value, float):
+        return _from_epoch(value)
+    if isinstance(value, str) and 0 < len(value) <= 64:
+        if len(value) >= 19 and value[4] == "-":
+            fast = _parse_iso_fast(value)
+            if fast is not None:
+                return fast
+        text = value.strip()
+        if text.isdigit():
+            return parse_timestamp(int(text))
+        if text[:1].isdigit() and "-" not in text[:5]:
+            try:
+                return _from_epoch(float(text))
+            except ValueError:
+                return None
+        return _parse_iso(text)
+    return None
+
+
+def format_timestamp(ns: int) -> str:
+    """Nanoseconds since the epoch → ISO 8601 UTC with 9 fraction digits (sorts as text)."""
+    seconds, nanos = divmod(ns, _NS)
+    dt = datetime.fromtimestamp(seconds, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
+
+
+# ----------------------------------------------------------------------- bounding
+
+
+def _bound(value: Any, depth: int = 0) -> Any:
+    """A JSON value cut down to MAX_TEXT chars per string, MAX_ITEMS per container."""
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            return value[:MAX_TEXT] + f"…[{len(value) - MAX_TEXT} more chars]"
+        return value
+    if isinstance(value, dict):
+        if depth >= MAX_DEPTH:
+            return "…[nested too deep]"
+        out: dict[str, Any] = {}
+        for i, (k, v) in enumerate(value.items()):
+            if i >= MAX_ITEMS:
+                out["…"] = f"[{len(value) - MAX_ITEMS} more keys]"
+                break
+            out[k[:MAX_TEXT]] = _bound(v, depth + 1)
+        return out
+    if isinstance(value, list):
+        if depth >= MAX_DEPTH:
+            return "…[nested too deep]"
+        items = [_bound(v, depth + 1) for v in value[:MAX_ITEMS]]
+        if len(value) > MAX_ITEMS:
+            items.append(f"…[{len(value) - MAX_ITEMS} more items]")
+        return items
+    return value
+
+
+# ------------------------------------------------------------------------- parsing
+
+
+def _load(line: str | bytes) -> Any:
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):
+        pass
+    # A line of `logcli` output ("<time> {labels} {json}") or another prefixed line:
+    # decode the first JSON object in it.
+    text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+    start = text.find('{"')
+    if start < 0:
+        return None
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text, start)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(value, dict) and "timestamp" not in value and "ts" not in value:
+        prefix_time = parse_timestamp(text[:start].split(" ", 1)[0])
+        if prefix_time is not None:
+            value = {"timestamp": prefix_time, **value}
+    return value
+
+
+def _type_of(obj: Mapping[str, Any]) -> str | None:
+    value = obj.get("type")
+    if not isinstance(value, str):
+        value = obj.get("event_type")
+    return value if isinstance(value, str) and value else None
+
+
+def parse_event(
+    value: Any,
+    *,
+    entry_ts: int | None = None,
+    labels: Mapping[str, str] | None = None,
+    size_hint: int | None = None,
+) -> LogEvent | None:
+    """A log line (str/bytes) or a decoded JSON value → a LogEvent, or None if it is no event.
+
+    `entry_ts` is the Loki entry time in ns, used when the record has no
+    usable `timestamp`; `labels` are the Loki stream labels (a `session_id`
+    label is used when the record has none). `size_hint` is the encoded size
+    of `value` when known: values shorter than `MAX_TEXT` skip the bounding
+    walk, which is what keeps parsing fast for ordinary lines.
+    """
+    if isinstance(value, str | bytes | bytearray):
+        if len(value) > MAX_LINE_BYTES:
+            return None
+        size_hint = len(value)
+        value = _load(bytes(value) if isinstance(value, bytearray) else value)
+    if not isinstance(value, dict):
+        return None
+
+    obj: dict[str, Any] = value
+    outer: dict[str, Any] | None = None
+    type_name = _type_of(obj)
+    inner = obj.get("event")
+    if type_name is None and isinstance(inner, dict):
+        # The sleeptime-logs --json element: {"timestamp", "event": {...}}.
+        outer, obj = obj, inner
+        type_name = _type_of(obj)
+    if type_name is None:
+        return None
+
+    if size_hint is None or size_hint > MAX_TEXT:
+        obj = _bound(obj)
+        if len(type_name) > MAX_TEXT:
+            type_name = type_name[:MAX_TEXT]
+
+    timestamp = parse_timestamp(obj.get("timestamp"))
+    if timestamp is None and outer is not None:
+        timestamp = parse_timestamp(outer.get("timestamp"))
+    if timestamp is None and "ts" in obj:
+        timestamp = parse_timestamp(obj.get("ts"))
+    if timestamp is None:
+        timestamp = entry_ts
+
+    session = obj.get("session_id")
+    if not isinstance(session, str) and outer is not None:
+        session = outer.get("session_id")
+    if isinstance(session, int) and not isinstance(session, bool):
+        session = str(session)
+    if not isinstance(session, str) or not session:
+        session = labels.get("session_id") if labels else None
+    if session is not None and len(session) > MAX_TEXT:
+        session = session[:MAX_TEXT]
+
+    kind = normalize_type(type_name)
+    return LogEvent(
+        type=kind,
+        timestamp=timestamp,
+        session_id=session,
+        fields=obj,
+        raw_type=type_name if kind == "other" else None,
+    )
