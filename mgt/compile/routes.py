@@ -1,0 +1,40 @@
+"""A `Machine`'s states → every route out of each state, implicit fail fallbacks included.
+
+The chart and the graphs both need the same answer to "where can this state
+go?": the declared `on EVENT [when GUARD] -> STATE` transitions in order, then,
+for every outcome that has no unguarded transition, a fallback to the implicit
+`fail` final. The compiler may already have added those fallbacks to the model
+(`TransitionSpec.implicit`); completing again adds nothing, so this works on a
+model either way.
+"""
+
+from __future__ import annotations
+
+from mgt.compile.model import EVENTS, IMPLICIT_FAIL, Machine, StateSpec, TransitionSpec
+
+__all__ = ["IMPLICIT_FAIL_MESSAGE", "needs_implicit_fail", "routes", "unhandled_events"]
+
+#: How the implicit fail final is labelled in graphs.
+IMPLICIT_FAIL_MESSAGE = "fail (implicit)"
+
+
+def unhandled_events(state: StateSpec) -> tuple[str, ...]:
+    """Outcomes of `state` that can end up with no transition (none, or only guarded ones)."""
+    covered = {t.event for t in state.transitions if t.guard is None}
+    return tuple(event for event in EVENTS if event not in covered)
+
+
+def routes(state: StateSpec) -> tuple[TransitionSpec, ...]:
+    """Declared transitions in order, then an implicit fail fallback per unhandled outcome."""
+    fallbacks = tuple(
+        TransitionSpec(event=event, target=IMPLICIT_FAIL, implicit=True)
+        for event in unhandled_events(state)
+    )
+    return state.transitions + fallbacks
+
+
+def needs_implicit_fail(machine: Machine) -> bool:
+    """Whether any route of `machine` reaches the implicit fail final (else it is left out)."""
+    return any(
+        t.target == IMPLICIT_FAIL for state in machine.states.values() for t in routes(state)
+    )

@@ -1,0 +1,1 @@
+"""Tests of mgt.compile: lowering, the chart, the graph."""
