@@ -1,0 +1,208 @@
+"""git command lines → output or `EvolveError`; scratch worktrees that are always removed.
+
+Every git call of the evolve cycle goes through `git()`: a clean environment
+(no inherited GIT_DIR/GIT_WORK_TREE, English messages, no credential prompts),
+a timeout, and failures converted into one `EvolveError` that quotes git.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from mgt.errors import EvolveError
+
+__all__ = [
+    "FALLBACK_IDENTITY",
+    "GitFailure",
+    "branch_exists",
+    "commit_files",
+    "current_branch",
+    "git",
+    "git_dir",
+    "identity_args",
+    "is_ancestor",
+    "repo_root",
+    "resolve_base",
+    "rev_parse",
+    "scratch_worktree",
+]
+
+#: Used for commits when the target repository has no user.name/user.email configured.
+FALLBACK_IDENTITY = ("Micro-Gas Town", "sleeptime@mgt.invalid")
+
+# Variables that would point git somewhere other than the repository we name.
+_GIT_LOCATION_VARS = (
+    "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_NAMESPACE", "GIT_PREFIX",
+)
+
+
+class GitFailure(EvolveError):
+    """A git command exited non-zero; `stderr` holds git's own words."""
+
+    def __init__(self, message: str, stderr: str, returncode: int) -> None:
+        super().__init__(message)
+        self.stderr = stderr
+        self.returncode = returncode
+
+
+def git_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARS}
+    env.update(LC_ALL="C", LANGUAGE="C", GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="",
+               SSH_ASKPASS="")
+    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+    return env
+
+
+def git(
+    repo: Path, *args: str, input_text: str | None = None, timeout: float = 120.0
+) -> str:
+    """Run `git -C repo ARGS`; return stdout. Raises GitFailure (non-zero) or EvolveError."""
+    command = ["git", "-C", str(repo), *args]
+    try:
+        proc = subprocess.run(
+            command, input=input_text, capture_output=True, text=True, timeout=timeout,
+            env=git_env(), check=False,
+        )
+    except FileNotFoundError:
+        raise EvolveError("git is not installed (the evolve cycle needs it on PATH)") from None
+    except subprocess.TimeoutExpired:
+        raise EvolveError(
+            f"`git {' '.join(args)}` timed out after {timeout:g}s in {repo}"
+        ) from None
+    except OSError as e:
+        raise EvolveError(f"cannot run git in {repo}: {e.strerror or e}") from None
+    if proc.returncode != 0:
+        said = proc.stderr.strip() or proc.stdout.strip() or f"exit code {proc.returncode}"
+        raise GitFailure(f"`git {' '.join(args)}` failed in {repo}: {said}", said, proc.returncode)
+    return proc.stdout
+
+
+def repo_root(path: Path) -> Path:
+    """The git work tree whose root is `path`; EvolveError when `path` is not one."""
+    if not path.is_dir():
+        raise EvolveError(f"target repository {path} does not exist or is not a directory")
+    try:
+        top = Path(git(path, "rev-parse", "--show-toplevel").strip())
+    except GitFailure:
+        raise EvolveError(
+            f"target repository {path} is not a git repository "
+            "(run `git init` and commit, or point the `repo` input at one)"
+        ) from None
+    if top.resolve() != path.resolve():
+        raise EvolveError(
+            f"target repository {path} is not the root of a git repository (it is inside "
+            f"{top}); point the `repo` input at {top}, or at a scratch copy of {path}"
+        )
+    return top
+
+
+def git_dir(repo: Path) -> Path:
+    """The repository's common git directory (shared by all its worktrees)."""
+    out = git(repo, "rev-parse", "--git-common-dir").strip()
+    path = Path(out)
+    return path if path.is_absolute() else (repo / path).resolve()
+
+
+def rev_parse(repo: Path, rev: str) -> str | None:
+    """The full commit id `rev` names, or None if it names no commit."""
+    try:
+        return git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").strip() or None
+    except GitFailure:
+        return None
+
+
+def branch_exists(repo: Path, name: str) -> bool:
+    return rev_parse(repo, f"refs/heads/{name}") is not None
+
+
+def current_branch(repo: Path) -> str | None:
+    """The checked-out branch, or None when HEAD is detached."""
+    try:
+        return git(repo, "symbolic-ref", "--quiet", "--short", "HEAD").strip() or None
+    except GitFailure:
+        return None
+
+
+def resolve_base(repo: Path, configured: str) -> tuple[str, str | None]:
+    """(branch to build on, note): `configured` if it exists, else the current branch.
+
+    The note says why the configured base was not used (None when it was).
+    """
+    if branch_exists(repo, configured):
+        return configured, None
+    here = current_branch(repo)
+    if here is not None and branch_exists(repo, here):
+        return here, (
+            f"base branch '{configured}' does not exist in {repo}; using the current "
+            f"branch '{here}' instead"
+        )
+    raise EvolveError(
+        f"base branch '{configured}' does not exist in {repo} and HEAD is not on a branch "
+        "with commits; set [evolve].base_branch in the target's mgt.toml"
+    )
+
+
+def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
+    try:
+        git(repo, "merge-base", "--is-ancestor", ancestor, descendant)
+    except GitFailure as e:
+        if e.returncode == 1:
+            return False
+        raise
+    return True
+
+
+def commit_files(repo: Path, sha: str) -> list[str]:
+    """Paths a commit changes relative to its first parent (all paths for a root commit)."""
+    out = git(repo, "diff-tree", "--root", "--no-commit-id", "--name-only", "-r", "-z",
+              "--no-renames", sha)
+    return sorted(p for p in out.split("\0") if p)
+
+
+def identity_args(repo: Path) -> list[str]:
+    """`-c user.name=… -c user.email=…` when the repository has no identity configured."""
+    try:
+        git(repo, "config", "user.email")
+        git(repo, "config", "user.name")
+    except GitFailure:
+        name, email = FALLBACK_IDENTITY
+        return ["-c", f"user.name={name}", "-c", f"user.email={email}"]
+    return []
+
+
+@contextmanager
+def scratch_worktree(
+    repo: Path, base: str, branch: str | None = None, prefix: str = "mgt-worktree-"
+) -> Iterator[Path]:
+    """A new worktree of `repo` at `base` (detached, or on a new `branch`), removed on exit.
+
+    The worktree lives in a temporary directory outside the repository; on exit it
+    is removed with `git worktree remove --force` and pruned, whatever happened
+    inside. A new branch stays (that is the point of creating it).
+    """
+    holder = Path(tempfile.mkdtemp(prefix=prefix))
+    path = holder / "tree"
+    args: Sequence[str] = (
+        ("worktree", "add", "--quiet", "-b", branch, str(path), base) if branch
+        else ("worktree", "add", "--quiet", "--detach", str(path), base)
+    )
+    try:
+        git(repo, *args)
+    except BaseException:
+        shutil.rmtree(holder, ignore_errors=True)
+        raise
+    try:
+        yield path
+    finally:
+        with suppress(EvolveError):
+            git(repo, "worktree", "remove", "--force", "--force", str(path))
+        shutil.rmtree(holder, ignore_errors=True)
+        with suppress(EvolveError):
+            git(repo, "worktree", "prune")
