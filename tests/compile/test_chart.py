@@ -7,10 +7,10 @@ from statemachine.exceptions import TransitionNotAllowed
 
 from mgt.compile.chart import GuardScope, MachineChart, _chart_ids, build_chart
 from mgt.compile.model import EVENTS, IMPLICIT_FAIL
-from mgt.errors import MgtError
+from mgt.errors import ExprError, MgtError
 from mgt.expr import nodes as ex
 
-from .builders import machine, on, path, state
+from .builders import binary, lit, machine, on, path, state
 
 # ---------------------------------------------------------------- a stand-in guard evaluator
 
@@ -240,3 +240,38 @@ def test_a_start_that_is_not_a_state_is_an_mgt_error() -> None:
 def test_a_transition_to_an_unknown_state_is_an_mgt_error() -> None:
     with pytest.raises(MgtError, match="state a goes to unknown state 'nowhere' on done"):
         build_chart(machine(state("a", on("done", "nowhere"))))
+
+
+# ---------------------------------------------------------------- with mgt's own evaluator
+
+
+def test_guards_are_decided_by_mgt_expressions_by_default() -> None:
+    m = machine(
+        state(
+            "analyze",
+            on("done", "none", binary("==", path("output.summary.total_patterns"), lit(0))),
+            on("done", "retry_heavy", binary(">", path("prep.attempts"), lit(2))),
+            on("done", "big", binary(">=", path("input.limit"), path("prep.output.size"))),
+            on("done", "other"),
+        ),
+        finals={"none": "succeed", "retry_heavy": "fail", "big": "succeed", "other": "succeed"},
+    )
+    chart = build_chart(m)
+
+    def route(output: object, attempts: int = 1, limit: int = 0) -> str:
+        scope = GuardScope(inputs={"limit": limit}, outputs={"prep": {"size": 10}},
+                           attempts={"prep": attempts}, output=output)
+        return chart(scope).route("done")
+
+    assert route({"summary": {"total_patterns": 0}}) == "none"
+    assert route({"summary": {"total_patterns": 3}}, attempts=3) == "retry_heavy"
+    assert route({"summary": {"total_patterns": 3}}, limit=10) == "big"
+    assert route({"summary": {"total_patterns": 3}}) == "other"
+
+
+def test_a_guard_that_cannot_be_computed_raises_expr_error_and_stays_put() -> None:
+    m = machine(state("a", on("done", "ok", binary(">", path("output.n"), lit(1)))))
+    instance = build_chart(m)(GuardScope(output={}))
+    with pytest.raises(ExprError):
+        instance.send("done")
+    assert instance.state_name == "a"
