@@ -104,7 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("logs", help="query production events (Loki or a file)")
     p.add_argument("kind", choices=["transitions", "llm-calls", "errors", "session"])
     p.add_argument("session_id", nargs="?", metavar="ID", help="session id (for `session`)")
-    p.add_argument("--since", default="24h", metavar="D", help="time range (default: 24h)")
+    p.add_argument(
+        "--since", default=None, metavar="D",
+        help="time range, e.g. 30m, 24h, 7d, all (default: 24h; 7d for session)",
+    )
     p.add_argument("--limit", type=int, default=100, metavar="N", help="max results (100)")
     p.add_argument("--min-latency", type=int, metavar="MS", help="llm-calls at least this slow")
     p.add_argument("--json", action="store_true", help='print [{"timestamp", "event"}]')
