@@ -242,8 +242,11 @@ def load_formulas(directory: str | Path) -> dict[str, Formula]:
     return found
 
 
-def _fail(path: Path, loc: tuple[str | int, ...], message: str) -> DefinitionError:
-    return DefinitionError(f"{display_path(path)}: {key_path(loc)}: {message}")
+def _fail(
+    path: Path, loc: tuple[str | int, ...], message: str, table: bool = False
+) -> DefinitionError:
+    where = f"[{'.'.join(str(p) for p in loc)}]" if table else key_path(loc)
+    return DefinitionError(f"{display_path(path)}: {where}: {message}")
 
 
 def _names(path: Path, table: dict[str, Any], key: str) -> list[str]:
@@ -282,7 +285,8 @@ def _inputs(path: Path, table: Any) -> list[dict[str, Any]]:
             )
         if name not in seen:
             raise _fail(
-                path, ("input", name), "is not listed in [input].required or [input].optional"
+                path, ("input", name), "is not listed in [input].required or [input].optional",
+                table=True,
             )
     out: list[dict[str, Any]] = []
     for name in [*required, *optional]:

@@ -53,7 +53,7 @@ if "uri" not in FORMAT_CHECKER.checkers:
         )
 
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENT = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 
 
 def json_path(parts: Sequence[str | int]) -> str:
