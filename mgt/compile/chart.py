@@ -166,7 +166,11 @@ def build_chart(
 
     for name, spec in machine.states.items():
         source = states[name]
+        fallbacks: list[str] = []
         for transition in routes(spec):
+            if transition.implicit and transition.target == IMPLICIT_FAIL:
+                fallbacks.append(transition.event)
+                continue
             target = states.get(transition.target)
             if target is None:
                 raise MgtError(
@@ -175,6 +179,10 @@ def build_chart(
                 )
             cond = _guard_condition(transition, decide) if transition.guard is not None else None
             source.to(target, event=transition.event, cond=cond)
+        if fallbacks:
+            # One transition for all of them: each comes after every declared transition
+            # of its event, and a chart with fewer transitions builds faster.
+            source.to(states[IMPLICIT_FAIL], event=" ".join(fallbacks))
 
     attrs: dict[str, Any] = {ids[name]: state for name, state in states.items()}
     attrs["machine"] = machine
