@@ -13,6 +13,9 @@ __all__ = ["Diagnostic", "did_you_mean", "render", "render_all", "sort_key"]
 
 Severity = Literal["error", "warning"]
 
+#: Longest source line shown in full under a diagnostic; longer lines are cut around the caret.
+_MAX_SHOWN = 120
+
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
@@ -54,7 +57,7 @@ def render(d: Diagnostic, source: str | None) -> str:
     """Render one diagnostic: headline, the source line, a caret under the span, the hint."""
     out = [d.headline()]
     if d.span is not None and source is not None:
-        lines = source.splitlines()
+        lines = source.split("\n")  # the parser counts only \n as a line break
         if 1 <= d.span.line <= len(lines):
             text = lines[d.span.line - 1].replace("\t", " ")
             gutter = f"{d.span.line:>4} | "
@@ -65,6 +68,15 @@ def render(d: Diagnostic, source: str | None) -> str:
             else:
                 width = 1
             width = max(1, min(width, max(1, len(text) - start + 1)))
+            if len(text) > _MAX_SHOWN:
+                # A very long line: show a window around the caret, not megabytes of text.
+                first = max(0, min(start - 1 - _MAX_SHOWN // 3, len(text) - _MAX_SHOWN))
+                shown = text[first : first + _MAX_SHOWN]
+                lead = "..." if first > 0 else ""
+                tail = "..." if first + _MAX_SHOWN < len(text) else ""
+                out[-1] = f"{gutter}{lead}{shown}{tail}"
+                start = start - first + len(lead)
+                width = max(1, min(width, _MAX_SHOWN - (start - 1 - len(lead))))
             out.append(" " * len(gutter) + " " * (start - 1) + "^" * width)
     if d.hint:
         out.append(f"     = help: {d.hint}")
@@ -78,5 +90,7 @@ def render_all(diagnostics: Sequence[Diagnostic], sources: dict[str, str]) -> st
     errors = sum(d.is_error for d in ordered)
     warnings = len(ordered) - errors
     if ordered:
-        blocks.append(f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}")
+        blocks.append(
+            f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+        )
     return "\n".join(blocks)
