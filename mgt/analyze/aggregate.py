@@ -1,0 +1,326 @@
+"""A stream of LogEvents → per-key aggregates (counts, sums, p95 sketches, ≤ 5 samples each).
+
+`Aggregates.feed(event)` is the analyzer's hot path: it looks at one event,
+updates a few numbers for its key and forgets it. Memory is bounded by the
+number of keys, never by the number of events: each table holds at most
+`MAX_KEYS` keys (error templates: `MAX_TEMPLATES`) and the events of any key
+beyond that are counted in `overflow` instead (the report says so). Strings
+used as keys are cut to `MAX_KEY_CHARS`.
+
+Fields are read strictly: a number must be a JSON number (finite, ≥ 0,
+≤ `MAX_FIGURE`), a name a non-empty JSON string. An event of a known type
+whose fields do not qualify for a rule is counted in `ignored` and otherwise
+left out — it never raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mgt.analyze.sketch import Quantiles, Samples
+from mgt.analyze.text import MAX_KEY_CHARS, bounded_event, error_template, truncate
+
+__all__ = [
+    "BLOAT_MIN_PROMPT_TOKENS",
+    "BLOAT_RATIO",
+    "MAX_KEYS",
+    "MAX_TEMPLATES",
+    "Aggregates",
+    "ErrorStats",
+    "EventLike",
+    "LlmStats",
+    "PairStats",
+]
+
+MAX_KEYS = 1000
+MAX_TEMPLATES = 5000
+MAX_CONTEXTS = 10  # distinct `context` values counted per error template
+MAX_FIGURE = 1e12  # latencies / token counts above this are nonsense, not data
+SAMPLES = 5
+
+BLOAT_MIN_PROMPT_TOKENS = 3000
+BLOAT_RATIO = 10
+
+
+class EventLike(Protocol):
+    """What the analyzer reads of an event (`mgt.logs.events.LogEvent` is one)."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def timestamp(self) -> int | None: ...
+    @property
+    def session_id(self) -> str | None: ...
+    @property
+    def fields(self) -> Mapping[str, Any]: ...
+
+
+def _number(value: Any) -> float | None:
+    # Strict: JSON numbers only (not bools, not numeric strings), finite, 0 ≤ x ≤ MAX_FIGURE.
+    kind = type(value)
+    if kind is int or kind is float:
+        if 0 <= value <= MAX_FIGURE:  # NaN fails both comparisons
+            return value  # type: ignore[no-any-return]
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) if 0 <= value <= MAX_FIGURE else None  # subclasses of int/float
+    return None
+
+
+def _name(value: Any) -> str | None:
+    if type(value) is str and value:
+        return value if len(value) <= MAX_KEY_CHARS else value[:MAX_KEY_CHARS]
+    return None
+
+
+def _sample(event: EventLike) -> dict[str, Any]:
+    from mgt.logs.events import format_timestamp
+
+    ts = event.timestamp
+    # type and (when known) the timestamp are shown once, outside the fields
+    dropped = ("type", "event_type", "timestamp") if ts is not None else ("type", "event_type")
+    fields = {k: v for k, v in event.fields.items() if k not in dropped}
+    if event.session_id is not None and "session_id" not in fields:
+        fields["session_id"] = event.session_id
+    return bounded_event(event.type, None if ts is None else format_timestamp(ts), fields)
+
+
+@dataclass(slots=True)
+class LlmStats:
+    """llm_call figures for one node (or model, when calls carry no node)."""
+
+    group_by: str  # "node" | "model" | "none"
+    calls: int = 0
+    latency: Quantiles = field(default_factory=Quantiles)
+    latency_sum: float = 0
+    prompt_n: int = 0
+    prompt_sum: float = 0
+    completion_n: int = 0
+    completion_sum: float = 0
+    models: dict[str, int] = field(default_factory=dict)
+    # slow_llm: calls with latency ≥ T.latency_warning_ms
+    slow: Quantiles = field(default_factory=Quantiles)
+    slow_sum: float = 0
+    slow_prompt_n: int = 0
+    slow_prompt_sum: float = 0
+    slow_completion_n: int = 0
+    slow_completion_sum: float = 0
+    slow_samples: Samples = field(default_factory=lambda: Samples(SAMPLES))
+    # token_bloat: prompt ≥ 3000 and prompt ≥ 10 × completion
+    bloat: int = 0
+    bloat_prompt_sum: float = 0
+    bloat_prompt_max: float = 0
+    bloat_completion_sum: float = 0
+    bloat_samples: Samples = field(default_factory=lambda: Samples(SAMPLES))
+
+
+@dataclass(slots=True)
+class PairStats:
+    """Transitions from one node to one failure node."""
+
+    count: int = 0
+    samples: Samples = field(default_factory=lambda: Samples(SAMPLES))
+
+
+@dataclass(slots=True)
+class ErrorStats:
+    """Error events sharing one message template."""
+
+    count: int = 0
+    first_ns: int | None = None
+    last_ns: int | None = None
+    contexts: dict[str, int] = field(default_factory=dict)
+    other_contexts: int = 0
+    samples: Samples = field(default_factory=lambda: Samples(SAMPLES))
+
+
+class Aggregates:
+    """Everything the five rules need, built from one pass over the events."""
+
+    def __init__(
+        self, latency_warning_ms: float, known_nodes: Iterable[str] | None = None
+    ) -> None:
+        self.latency_warning_ms = latency_warning_ms
+        self.known_nodes: tuple[str, ...] = tuple(dict.fromkeys(known_nodes or ()))
+        self.entered: dict[str, int] = dict.fromkeys(self.known_nodes, 0)
+        self.events = 0
+        self.by_type: dict[str, int] = {}
+        self.ignored = 0
+        self.first_ns: int | None = None
+        self.last_ns: int | None = None
+        self.overflow: dict[str, int] = {}
+        self.llm: dict[tuple[str, str], LlmStats] = {}  # (group_by, name) → stats
+        self.leaving: dict[str, int] = {}  # from → transitions leaving it
+        self.failures: dict[tuple[str, str], PairStats] = {}  # (from, to) → stats
+        self.errors: dict[str, ErrorStats] = {}  # template → stats
+        self._is_failure: dict[str, bool] = {}
+        self._handlers = {
+            "llm_call": self._llm_call,
+            "graph_transition": self._transition,
+            "error": self._error,
+        }
+
+    # ------------------------------------------------------------------ feeding
+
+    def feed_all(self, events: Iterable[EventLike]) -> None:
+        feed = self.feed
+        for event in events:
+            feed(event)
+
+    def feed(self, event: EventLike) -> None:
+        self.events += 1
+        kind = event.type
+        by_type = self.by_type
+        by_type[kind] = by_type.get(kind, 0) + 1
+        ts = event.timestamp
+        if ts is not None:
+            if self.first_ns is None or ts < self.first_ns:
+                self.first_ns = ts
+            if self.last_ns is None or ts > self.last_ns:
+                self.last_ns = ts
+        handler = self._handlers.get(kind)
+        if handler is not None:
+            handler(event)
+
+    def _overflowed(self, table: str) -> None:
+        self.overflow[table] = self.overflow.get(table, 0) + 1
+
+    def _llm_call(self, event: EventLike) -> None:
+        fields = event.fields
+        node = _name(fields.get("node"))
+        model = _name(fields.get("model"))
+        if node is not None:
+            key = ("node", node)
+            if node in self.entered:
+                self.entered[node] += 1
+        elif model is not None:
+            key = ("model", model)
+        else:
+            key = ("none", "unknown")
+        stats = self.llm.get(key)
+        if stats is None:
+            if len(self.llm) >= MAX_KEYS:
+                self._overflowed("llm_keys")
+                return
+            stats = self.llm[key] = LlmStats(group_by=key[0])
+        stats.calls += 1
+        if model is not None and (model in stats.models or len(stats.models) < MAX_CONTEXTS):
+            stats.models[model] = stats.models.get(model, 0) + 1
+
+        latency = _number(fields.get("latency_ms"))
+        prompt = _number(fields.get("prompt_tokens"))
+        completion = _number(fields.get("completion_tokens"))
+        if latency is None or prompt is None or completion is None:
+            self.ignored += 1
+        if prompt is not None:
+            stats.prompt_n += 1
+            stats.prompt_sum += prompt
+        if completion is not None:
+            stats.completion_n += 1
+            stats.completion_sum += completion
+        seq = self.events
+        if latency is not None:
+            stats.latency.add(latency)
+            stats.latency_sum += latency
+            if latency >= self.latency_warning_ms:
+                stats.slow.add(latency)
+                stats.slow_sum += latency
+                if prompt is not None:
+                    stats.slow_prompt_n += 1
+                    stats.slow_prompt_sum += prompt
+                if completion is not None:
+                    stats.slow_completion_n += 1
+                    stats.slow_completion_sum += completion
+                stats.slow_samples.offer(latency, seq, lambda: _sample(event))
+        if (
+            prompt is not None
+            and completion is not None
+            and prompt >= BLOAT_MIN_PROMPT_TOKENS
+            and prompt >= BLOAT_RATIO * completion
+        ):
+            stats.bloat += 1
+            stats.bloat_prompt_sum += prompt
+            stats.bloat_completion_sum += completion
+            if prompt > stats.bloat_prompt_max:
+                stats.bloat_prompt_max = prompt
+            stats.bloat_samples.offer(prompt, seq, lambda: _sample(event))
+
+    def _transition(self, event: EventLike) -> None:
+        fields = event.fields
+        to = _name(fields.get("to"))
+        source = _name(fields.get("from"))
+        if to is None:
+            self.ignored += 1
+            return
+        entered = self.entered
+        if to in entered:
+            entered[to] += 1
+        if source is None:
+            self.ignored += 1
+            return
+        leaving = self.leaving
+        if source in leaving:
+            leaving[source] += 1
+        elif len(leaving) < MAX_KEYS:
+            leaving[source] = 1
+        else:
+            self._overflowed("transition_sources")
+            return
+        failed = self._is_failure.get(to)
+        if failed is None:
+            lowered = to.lower()
+            failed = "error" in lowered or "fail" in lowered
+            if len(self._is_failure) < MAX_KEYS:
+                self._is_failure[to] = failed
+        if not failed:
+            return
+        pair = self.failures.get((source, to))
+        if pair is None:
+            if len(self.failures) >= MAX_KEYS:
+                self._overflowed("failed_transitions")
+                return
+            pair = self.failures[(source, to)] = PairStats()
+        pair.count += 1
+        # The first five failures are the evidence (rank 0 for all: earliest wins).
+        pair.samples.offer(0, self.events, lambda: _sample(event))
+
+    def _error(self, event: EventLike) -> None:
+        message = event.fields.get("message")
+        if type(message) is not str or not message.strip():
+            self.ignored += 1
+            return
+        template = error_template(message)
+        stats = self.errors.get(template)
+        if stats is None:
+            if len(self.errors) >= MAX_TEMPLATES:
+                self._overflowed("error_templates")
+                return
+            stats = self.errors[template] = ErrorStats()
+        stats.count += 1
+        ts = event.timestamp
+        if ts is not None:
+            if stats.first_ns is None or ts < stats.first_ns:
+                stats.first_ns = ts
+            if stats.last_ns is None or ts > stats.last_ns:
+                stats.last_ns = ts
+        context = _context_name(event.fields.get("context"))
+        if context is not None:
+            if context in stats.contexts or len(stats.contexts) < MAX_CONTEXTS:
+                stats.contexts[context] = stats.contexts.get(context, 0) + 1
+            else:
+                stats.other_contexts += 1
+        stats.samples.offer(0, self.events, lambda: _sample(event))
+
+
+def _context_name(value: Any) -> str | None:
+    """An error's `context` as a short label: the string, or an object's node/state."""
+    if isinstance(value, str) and value:
+        return truncate(value, 80)
+    if isinstance(value, dict):
+        for key in ("node", "state", "node_context", "where"):
+            inner = value.get(key)
+            if isinstance(inner, str) and inner:
+                return truncate(inner, 80)
+    return None

@@ -1,0 +1,129 @@
+"""Events (or a log source) + thresholds → a PatternReport: the analyzer's one entry point.
+
+    report = analyze_events(events, thresholds=load_thresholds(), nodes=load_nodes("nodes.txt"))
+    report = analyze_source("examples/logs/tidepool-events.jsonl", since="24h")
+
+One pass over the events, memory bounded by the number of distinct keys (see
+`mgt.analyze.aggregate`), deterministic output apart from `metadata`'s
+`generated_at` and `query_duration_ms`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mgt.analyze.aggregate import MAX_KEYS, Aggregates, EventLike
+from mgt.analyze.report import build_report
+from mgt.analyze.rules import RULES, find_patterns
+from mgt.analyze.thresholds import Thresholds, load_thresholds
+from mgt.errors import UsageError
+
+__all__ = ["Analysis", "analyze_events", "analyze_source", "load_nodes", "run_analysis"]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A finished analysis: the report and the aggregates it was built from (for figures)."""
+
+    report: dict[str, Any]
+    aggregates: Aggregates
+    thresholds: Thresholds
+
+
+def load_nodes(path: str | Path) -> list[str]:
+    """Known graph nodes from a text file (one a line, `#` comments) or a JSON array of names."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"nodes file not found: {p}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+        raise UsageError(f"cannot read nodes file {p}: {reason}") from None
+    if text.lstrip().startswith("["):
+        try:
+            value = json.loads(text)
+        except ValueError as err:
+            raise UsageError(f"nodes file {p}: not a valid JSON array: {err}") from None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise UsageError(f"nodes file {p}: a JSON nodes file must be an array of strings")
+        names = [v.strip() for v in value]
+    else:
+        names = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    nodes = list(dict.fromkeys(n for n in names if n))
+    if len(nodes) > MAX_KEYS:
+        raise UsageError(f"nodes file {p}: {len(nodes)} nodes; at most {MAX_KEYS} are supported")
+    return nodes
+
+
+def run_analysis(
+    events: Iterable[EventLike],
+    *,
+    thresholds: Thresholds | None = None,
+    nodes: Sequence[str] | None = None,
+    rules: Iterable[str] = RULES,
+    skipped: int | Callable[[], int] = 0,
+    source: str | None = None,
+) -> Analysis:
+    """Analyze a stream of events; `skipped` may be a callable read after the stream ends."""
+    t = thresholds if thresholds is not None else load_thresholds()
+    wanted = set(rules)
+    rule_set = tuple(r for r in RULES if r in wanted)
+    started = time.perf_counter()
+    agg = Aggregates(t.latency_warning_ms, nodes)
+    agg.feed_all(events)
+    findings = find_patterns(agg, t, rule_set)
+    report = build_report(
+        findings,
+        agg,
+        t,
+        rules=rule_set,
+        skipped=skipped() if callable(skipped) else skipped,
+        source=source,
+        duration_ms=round((time.perf_counter() - started) * 1000),
+    )
+    return Analysis(report=report, aggregates=agg, thresholds=t)
+
+
+def analyze_events(
+    events: Iterable[EventLike],
+    *,
+    thresholds: Thresholds | None = None,
+    nodes: Sequence[str] | None = None,
+    rules: Iterable[str] = RULES,
+    skipped: int = 0,
+) -> dict[str, Any]:
+    """The PatternReport for `events`."""
+    return run_analysis(
+        events, thresholds=thresholds, nodes=nodes, rules=rules, skipped=skipped
+    ).report
+
+
+def analyze_source(
+    spec: str | None,
+    *,
+    since: str | None = "24h",
+    thresholds: Thresholds | None = None,
+    nodes: Sequence[str] | None = None,
+    rules: Iterable[str] = RULES,
+) -> Analysis:
+    """Analyze a Loki URL or event file (None: `$GRAFANA_LOKI_URL`), streaming."""
+    from mgt.logs.sources import open_source
+
+    with open_source(spec, since=since) as source:
+        analysis = run_analysis(
+            source.iter_events(),
+            thresholds=thresholds,
+            nodes=nodes,
+            rules=rules,
+            skipped=lambda: source.skipped,
+            source=source.description,
+        )
+        if source.notes:
+            analysis.report["summary"]["notes"] = list(source.notes[:10])
+    return analysis
