@@ -25,13 +25,14 @@ BUILTINS: dict[str, str] = {
     "noop": "mgt.runtime.builtins:noop",
     # Filled in by the logs/analyze and evolve packages:
     # "analyze-logs": "mgt.analyze.builtin:analyze_logs",
-    # "apply-diff": "mgt.evolve.builtins:apply_diff",
-    # "open-pr": "mgt.evolve.pr:open_pr",
+    "apply-diff": "mgt.evolve.builtins:apply_diff",
+    "open-pr": "mgt.evolve.pr:open_pr",
+    "scratch-repo": "mgt.evolve.builtins:scratch_repo",
 }
 
 OUTPUT_CHECKS: dict[str, list[str]] = {
-    # "ProposedChanges": ["mgt.evolve.guardrails:check_proposed_changes"],
-    # "PRResult": ["mgt.evolve.pr:check_pr_result"],
+    "ProposedChanges": ["mgt.evolve.guardrails:check_proposed_changes"],
+    "PRResult": ["mgt.evolve.pr:check_pr_result"],
 }
 
 PROMPT_CONTEXT: dict[str, list[str]] = {

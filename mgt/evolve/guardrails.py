@@ -47,9 +47,11 @@ __all__ = [
     "Review",
     "check_proposed_changes",
     "cites",
+    "matches_glob",
     "path_problem",
     "review_changes",
     "run_must_pass",
+    "under_path",
 ]
 
 _ALLOWED_MODES = ("100644", "100755")
@@ -118,14 +120,16 @@ def _normal(path: str) -> str:
     return str(PurePosixPath(path.replace("\\", "/"))).removeprefix("./")
 
 
-def _under(path: str, prefix: str) -> bool:
+def under_path(path: str, prefix: str) -> bool:
+    """Is `path` the forbidden path `prefix`, or inside it (a glob prefix matches by glob)?"""
     if any(ch in prefix for ch in "*?["):
         return fnmatch.fnmatchcase(path, prefix) or fnmatch.fnmatchcase(path, prefix + "*")
     bare = _normal(prefix).rstrip("/")
     return path == bare or path.startswith(bare + "/")
 
 
-def _matches_glob(path: str, glob: str) -> bool:
+def matches_glob(path: str, glob: str) -> bool:
+    """Does `path` match a forbidden_changes glob?"""
     # As in .gitignore: a pattern without "/" matches the file name at any depth.
     if "/" not in glob.strip("/"):
         return fnmatch.fnmatchcase(PurePosixPath(path).name, glob) or fnmatch.fnmatchcase(
@@ -355,14 +359,14 @@ def _check_limits(files: Sequence[FileDiff], settings: EvolveSettings, problems:
 def _check_rules(files: Sequence[FileDiff], settings: EvolveSettings, problems: list[str]) -> None:
     for path in dict.fromkeys(p for fd in files for p in fd.paths):
         for rule in settings.forbidden_paths:
-            if _under(path, rule.pattern):
+            if under_path(path, rule.pattern):
                 problems.append(
                     f'"{path}" is under the forbidden path "{rule.pattern}" ({rule.source}); '
                     "leave it unchanged."
                 )
                 break
         for rule in settings.forbidden_globs:
-            if _matches_glob(path, rule.pattern):
+            if matches_glob(path, rule.pattern):
                 problems.append(
                     f'"{path}" matches the forbidden pattern "{rule.pattern}" ({rule.source}); '
                     "leave it unchanged."
