@@ -44,7 +44,7 @@ class GuardScope:
     outputs: Mapping[str, Any] = field(default_factory=dict)  # finished states, by name
     attempts: Mapping[str, int] = field(default_factory=dict)  # attempts made, by state
     output: Any = None  # the current state's output: what `output.X` reads
-    state: str | None = None  # python-statemachine's state field (a chart state id)
+    state: str | None = None  # python-statemachine's state field (a chart state value)
 
     def names(self) -> dict[str, Any]:
         """Root names of guard paths: `input`, `output`, and each state as `{output, attempts}`."""
@@ -60,10 +60,11 @@ class GuardScope:
 class MachineChart(StateMachine):
     """Base of every compiled chart: flat, and strict (an event it cannot take raises).
 
-    Chart states are named by their `.mgt` names (`State.name`); their ids and values
-    are the same names except where python-statemachine already uses a name for its
-    own API (`send`, `model`, the event names...). Read the current state with
-    `state_name`; start somewhere else than `machine.start` with `starting_at`.
+    Chart states are named by their `.mgt` names (`State.name`), and so are their
+    values (what the model's `state` field holds) except for the four names a chart
+    instance uses itself (`model`, `state_field`, ...). Their ids (class attributes)
+    differ where the chart API or an event already has the name (`send`, `done`...).
+    Read the current state with `state_name`; start elsewhere with `starting_at`.
     """
 
     # mgt check reports unreachable states and dead ends with positions; the chart
@@ -73,14 +74,15 @@ class MachineChart(StateMachine):
     validate_final_reachability = False
 
     machine: ClassVar[Machine]
-    state_ids: ClassVar[Mapping[str, str]]  # `.mgt` name → chart state id (and value)
+    state_ids: ClassVar[Mapping[str, str]]  # `.mgt` name → chart state id
+    state_values: ClassVar[Mapping[str, str]]  # `.mgt` name → chart state value
 
     @classmethod
     def starting_at(cls, name: str, scope: GuardScope) -> MachineChart:
         """A chart whose current state is `name` (to resume a run), reading `scope`."""
-        if name not in cls.state_ids:
+        if name not in cls.state_values:
             raise MgtError(f"machine {cls.machine.name} has no state {name!r}")
-        scope.state = cls.state_ids[name]
+        scope.state = cls.state_values[name]
         return cls(scope)
 
     @property
@@ -95,22 +97,26 @@ class MachineChart(StateMachine):
         return self.state_name
 
 
-# Names a chart state id must not take: the chart's class and instance attributes (a
-# state id becomes one, and a state value must not match one) and the event names.
-# Some are only set on a chart with states, so dir(MachineChart) does not list them.
-_ASSIGNED_LATER = frozenset({
-    "model", "state_field", "history_values", "start_configuration_values", "start_value",
-    "initial_state", "final_states", "machine", "state_ids", "state",
+# Names a chart state id must not take, since a state id becomes a class attribute:
+# the chart's class and instance attributes and the event names. Some are only set
+# on a chart with states, so dir(MachineChart) does not list them. A state value
+# must not be an instance attribute (python-statemachine refuses to set those).
+_INSTANCE_ATTRIBUTES = frozenset({
+    "model", "state_field", "history_values", "start_configuration_values",
 })
-_RESERVED = frozenset(dir(MachineChart)) | _ASSIGNED_LATER | frozenset(EVENTS)
+_RESERVED = (
+    frozenset(dir(MachineChart)) | _INSTANCE_ATTRIBUTES | frozenset(EVENTS)
+    | {"start_value", "initial_state", "final_states", "machine", "state_ids",
+       "state_values", "state"}
+)
 
 
-def _chart_ids(names: list[str]) -> dict[str, str]:
-    """`.mgt` name → chart state id: the name itself unless the chart API already uses it."""
+def _chart_ids(names: list[str], reserved: frozenset[str] = _RESERVED) -> dict[str, str]:
+    """`.mgt` name → chart state id: the name itself unless `reserved` has it."""
     ids: dict[str, str] = {}
-    taken = set(_RESERVED) | set(names)
+    taken = set(reserved) | set(names)
     for name in names:
-        if name not in _RESERVED:
+        if name not in reserved:
             ids[name] = name
             continue
         candidate, n = f"{name}_state", 2
@@ -157,11 +163,12 @@ def build_chart(
             IMPLICIT_FAIL, "fail", implicit=True
         )
     ids = _chart_ids([*machine.states, *finals])
+    values = _chart_ids([*machine.states, *finals], _INSTANCE_ATTRIBUTES)
     states: dict[str, State] = {
-        name: State(name=name, value=ids[name], initial=name == machine.start)
+        name: State(name=name, value=values[name], initial=name == machine.start)
         for name in machine.states
     }
-    states.update((name, State(name=name, value=ids[name], final=True)) for name in finals)
+    states.update((name, State(name=name, value=values[name], final=True)) for name in finals)
     decide = evaluate or _default_evaluate
 
     for name, spec in machine.states.items():
@@ -187,6 +194,7 @@ def build_chart(
     attrs: dict[str, Any] = {ids[name]: state for name, state in states.items()}
     attrs["machine"] = machine
     attrs["state_ids"] = ids
+    attrs["state_values"] = values
     attrs["__module__"] = __name__
     try:
         chart = StateMachineMetaclass(_class_name(machine.name), (MachineChart,), attrs)

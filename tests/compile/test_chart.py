@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 from statemachine.exceptions import TransitionNotAllowed
 
-from mgt.compile.chart import GuardScope, MachineChart, _chart_ids, build_chart
+from mgt.compile.chart import (
+    _INSTANCE_ATTRIBUTES,
+    GuardScope,
+    MachineChart,
+    _chart_ids,
+    build_chart,
+)
 from mgt.compile.model import EVENTS, IMPLICIT_FAIL
 from mgt.errors import ExprError, MgtError
 from mgt.expr import nodes as ex
@@ -159,6 +165,11 @@ def test_state_names_that_clash_with_the_chart_api_or_events_still_route() -> No
     instance = chart(GuardScope())
     assert instance.state_name == "send"
     assert isinstance(instance.model, GuardScope)
+    # only the chart's own instance attributes change a state's value; the model's
+    # `state` field holds the .mgt name for every other name
+    assert chart.state_values["send"] == "send" and chart.state_values["done"] == "done"
+    assert chart(GuardScope(state="done")).state_name == "done"
+    assert chart.state_values["model"] != "model"
 
 
 def test_no_chart_attribute_can_be_taken_by_a_state_name() -> None:
@@ -171,6 +182,9 @@ def test_no_chart_attribute_can_be_taken_by_a_state_name() -> None:
     names = sorted(public - {"a", "ok"})
     ids = _chart_ids(names)
     assert [n for n in names if ids[n] == n] == []
+    own = sorted({n for n in vars(instance) if not n.startswith("_")} - {"a", "ok"})
+    values = _chart_ids(own, _INSTANCE_ATTRIBUTES)
+    assert [n for n in own if values[n] == n] == []
 
 
 def test_a_chart_resumes_in_the_state_its_model_names() -> None:
