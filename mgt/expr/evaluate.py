@@ -103,7 +103,9 @@ def _show(value: Any) -> str:
         return f"{name} {value}"
     if isinstance(value, Duration):
         return f"duration {value.text}"
-    return f"a {name}" if name in ("list", "object") else name
+    if name == "list":
+        return "a list"
+    return "an object" if name == "object" else name
 
 
 def _equal(a: Any, b: Any) -> bool:

@@ -355,7 +355,9 @@ class _Checker:
                 types = [self.check(item, scope, d) for item in items]
                 kinds = {t.kind for t in types}
                 if len(kinds) == 1:
-                    return list_of(replace(types[0], values=None, literal=False))
+                    first = types[0]
+                    return list_of(replace(first, values=None, literal=False)
+                                   if first.literal else first)
                 if kinds and kinds <= set(_NUMERIC):
                     return list_of(NUMBER)
                 return list_of(ANY)
@@ -517,6 +519,12 @@ class _Checker:
         if b.kind == "any":
             return BOOLEAN
         if b.kind == "list":
+            if isinstance(expr.right, ListExpr) and a.values and not a.literal:
+                for element in expr.right.items:  # `output.status in ["draft", "redy"]`
+                    if isinstance(element, LiteralNode):
+                        self.enum_value(a, ExprType("string", values=(element.value,),
+                                                    literal=True), element)
+                return BOOLEAN
             item = _item(b)
             if a.kind != "null" and not _comparable(a, item):
                 self.error(
