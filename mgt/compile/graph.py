@@ -40,7 +40,6 @@ __all__ = [
 ]
 
 FORMATS = ("text", "mermaid", "dot", "svg", "png")
-Format = Literal["text", "mermaid", "dot", "svg", "png"]
 
 #: One transition a run took: (from, event, to).
 Step = tuple[str, str, str]
@@ -62,7 +61,6 @@ class Node:
     message: str | None = None  # finals only
     detail: str | None = None  # states: what the state runs
     implicit: bool = False
-    start: bool = False
     visited: bool = False
 
 
@@ -142,13 +140,7 @@ def graph_of(machine: Machine, taken: TakenPath | None = None) -> Graph:
     retried = taken.retried if taken else frozenset()
     visited = taken.visited(machine.start) if taken else set()
     nodes: list[Node] = [
-        Node(
-            name,
-            name,
-            detail=_run_text(spec),
-            start=name == machine.start,
-            visited=name in visited,
-        )
+        Node(name, name, detail=_run_text(spec), visited=name in visited)
         for name, spec in machine.states.items()
     ]
     nodes += [

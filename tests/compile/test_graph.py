@@ -334,3 +334,27 @@ def test_a_missing_dot_program_says_how_to_install_graphviz(
         render_image(render_dot(graph_of(EVOLVE)), "svg")
     assert str(caught.value) == DOT_NOT_FOUND
     assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("guard", "text"),
+    [
+        (ex.Unary("not", binary("or", path("output.a"), path("output.b")), HERE),
+         "not (output.a or output.b)"),
+        (binary("in", ex.Index(path("output.xs"), lit(0), HERE),
+                ex.ListExpr((lit("a"), lit(None)), HERE)),
+         'output.xs[0] in ["a", null]'),
+        (binary("*", ex.Unary("-", path("input.n"), HERE), binary("+", path("input.m"), lit(1))),
+         "-input.n * (input.m + 1)"),
+        (binary(">=", path("fetch.attempts"), binary("-", lit(3), lit(1))),
+         "fetch.attempts >= 3 - 1"),
+        (binary("<", path("output.age"), ex.DurationLit(1800, "30m", HERE)),
+         "output.age < 30m"),
+        (binary("and", path("output.ok"), lit(True)), "output.ok and true"),
+    ],
+)
+def test_a_guard_without_its_source_text_is_written_back_from_its_nodes(
+    guard: ex.Expr, text: str
+) -> None:
+    m = machine(state("a", on("done", "ok", guard)))
+    assert f"a --done [{text}]--> ok" in render_text(graph_of(m)).splitlines()
