@@ -1,0 +1,119 @@
+"""The replay executor: lookup order, recorded results through the Claude Code parser, bad files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mgt.errors import UsageError
+from mgt.executors import make_executor
+from mgt.executors.base import ExecRequest
+
+Build = Callable[..., ExecRequest]
+
+
+def recorded(output: object, *, cost: float = 0.002, is_error: bool = False) -> dict[str, object]:
+    return {
+        "type": "result",
+        "subtype": "success",
+        "is_error": is_error,
+        "result": json.dumps(output),
+        "structured_output": output,
+        "session_id": "sess-1",
+        "total_cost_usd": cost,
+        "usage": {
+            "input_tokens": 100,
+            "output_tokens": 20,
+            "cache_read_input_tokens": 7,
+            "cache_creation_input_tokens": 3,
+        },
+        "num_turns": 2,
+    }
+
+
+@pytest.fixture
+def replay_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "answers"
+    d.mkdir()
+    return d
+
+
+def test_attempt_file_wins_over_state_file(replay_dir: Path, make_request: Build) -> None:
+    (replay_dir / "analyze.json").write_text(json.dumps(recorded({"n": "general"})))
+    (replay_dir / "analyze.2.json").write_text(json.dumps(recorded({"n": "second"})))
+    executor = make_executor("replay", dir=replay_dir)
+    first = executor.run(make_request(attempt=1))
+    second = executor.run(make_request(attempt=2))
+    third = executor.run(make_request(attempt=3))
+    assert [first.output, second.output, third.output] == [
+        {"n": "general"},
+        {"n": "second"},
+        {"n": "general"},
+    ]
+    assert second.details["replayed_from"] == str(replay_dir / "analyze.2.json")
+
+
+def test_recorded_result_goes_through_the_claude_parser(
+    replay_dir: Path, make_request: Build
+) -> None:
+    (replay_dir / "analyze.json").write_text(json.dumps(recorded({"ok": True}, cost=0.25)))
+    request = make_request()
+    result = make_executor("replay", dir=replay_dir).run(request)
+    assert result.error is None
+    assert result.cost_usd == 0.25
+    assert result.input_tokens == 110  # input + cache read + cache creation
+    assert result.output_tokens == 20
+    assert result.session_id == "sess-1"
+    assert result.raw_result_path == request.attempt_dir / "result.json"
+    assert json.loads(result.raw_result_path.read_text())["structured_output"] == {"ok": True}
+
+
+def test_recorded_error_result_is_an_error(replay_dir: Path, make_request: Build) -> None:
+    bad = recorded(None, is_error=True)
+    bad.update(result="API Error: 400 prompt is too long", api_error_status=400)
+    (replay_dir / "analyze.json").write_text(json.dumps(bad))
+    result = make_executor("replay", dir=replay_dir).run(make_request())
+    assert result.error == (
+        "replay analyze.json reported an error (API status 400): API Error: 400 prompt is too long"
+    )
+
+
+def test_a_bare_json_document_is_the_answer_itself(replay_dir: Path, make_request: Build) -> None:
+    (replay_dir / "analyze.json").write_text('{"patterns": [], "summary": {"total_patterns": 0}}')
+    result = make_executor("replay", dir=replay_dir).run(make_request())
+    assert result.error is None
+    assert result.output == {"patterns": [], "summary": {"total_patterns": 0}}
+    assert result.cost_usd == 0.0
+
+
+def test_missing_file_names_what_was_looked_for(replay_dir: Path, make_request: Build) -> None:
+    result = make_executor("replay", dir=replay_dir).run(make_request(state="refine", attempt=2))
+    assert result.error == (
+        f"replay: no recorded answer for state 'refine' attempt 2: looked for "
+        f"{replay_dir / 'refine.2.json'} and {replay_dir / 'refine.json'}"
+    )
+
+
+@pytest.mark.parametrize("garbage", ["{not json", "", "   \n"])
+def test_garbage_file_is_an_error_not_a_crash(
+    replay_dir: Path, make_request: Build, garbage: str
+) -> None:
+    (replay_dir / "analyze.json").write_text(garbage)
+    result = make_executor("replay", dir=replay_dir).run(make_request())
+    assert result.error is not None
+    assert result.output is None
+
+
+def test_replay_needs_an_existing_directory(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="does not exist"):
+        make_executor("replay", dir=tmp_path / "nowhere")
+    with pytest.raises(UsageError, match="needs a directory"):
+        make_executor("replay")
+
+
+def test_replay_colon_dir_name(replay_dir: Path, make_request: Build) -> None:
+    (replay_dir / "analyze.json").write_text('{"x": 1}')
+    assert make_executor(f"replay:{replay_dir}").run(make_request()).output == {"x": 1}
