@@ -24,7 +24,7 @@ __all__ = ["BUILTINS", "OUTPUT_CHECKS", "PROMPT_CONTEXT", "resolve"]
 BUILTINS: dict[str, str] = {
     "noop": "mgt.runtime.builtins:noop",
     # Filled in by the logs/analyze and evolve packages:
-    # "analyze-logs": "mgt.analyze.builtin:analyze_logs",
+    "analyze-logs": "mgt.analyze.builtin:analyze_logs",
     "apply-diff": "mgt.evolve.builtins:apply_diff",
     "open-pr": "mgt.evolve.pr:open_pr",
     "scratch-repo": "mgt.evolve.builtins:scratch_repo",
@@ -37,7 +37,7 @@ OUTPUT_CHECKS: dict[str, list[str]] = {
 
 PROMPT_CONTEXT: dict[str, list[str]] = {
     # keyed by formula name
-    # "analyze": ["mgt.analyze.prompt:analyzer_figures"],
+    "analyze": ["mgt.analyze.prompt:analyzer_figures"],
 }
 
 

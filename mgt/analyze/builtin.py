@@ -25,7 +25,13 @@ from mgt.analyze.thresholds import Thresholds, from_polecat_thresholds, load_thr
 from mgt.errors import MgtError
 from mgt.runtime.context import StepContext, StepFailure
 
-__all__ = ["AnalyzeInputs", "analyze_logs", "inputs_from_context", "run_from_context"]
+__all__ = [
+    "AnalyzeInputs",
+    "analyze_logs",
+    "binding",
+    "inputs_from_context",
+    "run_from_context",
+]
 
 REPORT_FILE = "PatternReport.json"
 
@@ -39,7 +45,8 @@ class AnalyzeInputs:
     rules: tuple[str, ...]
 
 
-def _binding(ctx: StepContext, name: str) -> Any:
+def binding(ctx: StepContext, name: str) -> Any:
+    """A state's `with` value, else the run's input of that name, else None."""
     if name in ctx.bindings and ctx.bindings[name] is not None:
         return ctx.bindings[name]
     return ctx.machine_inputs.get(name)
@@ -54,10 +61,10 @@ def _path(ctx: StepContext, value: str) -> str:
 
 def inputs_from_context(ctx: StepContext) -> AnalyzeInputs:
     """Read and check the analyzer's inputs; a bad one is a StepFailure naming it."""
-    source = _binding(ctx, "source")
+    source = binding(ctx, "source")
     if source is not None and (not isinstance(source, str) or not source.strip()):
         raise StepFailure(f"analyze-logs: `source` must be a file path or URL, not {source!r}")
-    since = _binding(ctx, "since")
+    since = binding(ctx, "since")
     if since is None:
         since = "24h"
     elif isinstance(since, int) and not isinstance(since, bool) and since > 0:
@@ -65,7 +72,7 @@ def inputs_from_context(ctx: StepContext) -> AnalyzeInputs:
     elif not isinstance(since, str) or not since.strip():
         raise StepFailure(f"analyze-logs: `since` must be a duration such as '24h', not {since!r}")
 
-    query_type = _binding(ctx, "query_type") or "all"
+    query_type = binding(ctx, "query_type") or "all"
     try:
         rules = rules_for_query_type(str(query_type))
     except ValueError:
@@ -75,14 +82,14 @@ def inputs_from_context(ctx: StepContext) -> AnalyzeInputs:
         ) from None
 
     try:
-        polecat = _binding(ctx, "polecat")
+        polecat = binding(ctx, "polecat")
         if polecat is not None:
             thresholds = load_thresholds(_path(ctx, str(polecat)))
         elif ctx.polecat is not None and ctx.polecat.thresholds is not None:
             thresholds = from_polecat_thresholds(ctx.polecat.thresholds, ctx.polecat.path)
         else:
             thresholds = load_thresholds(cwd=ctx.cwd)
-        nodes_value = _binding(ctx, "nodes")
+        nodes_value = binding(ctx, "nodes")
         nodes: Sequence[str] | None = None
         if isinstance(nodes_value, list | tuple):
             nodes = [str(n) for n in nodes_value if str(n).strip()]
@@ -91,7 +98,7 @@ def inputs_from_context(ctx: StepContext) -> AnalyzeInputs:
     except MgtError as err:
         raise StepFailure(f"analyze-logs: {err}") from None
 
-    minimum = _binding(ctx, "min_occurrences")
+    minimum = binding(ctx, "min_occurrences")
     if minimum is not None:
         if isinstance(minimum, str) and minimum.strip().isdigit():
             minimum = int(minimum)
@@ -128,7 +135,7 @@ def analyze_logs(ctx: StepContext) -> dict[str, Any]:
     analysis, inputs = run_from_context(ctx)
     report = analysis.report
     if inputs.rules != RULES:
-        report["summary"]["query_type"] = str(_binding(ctx, "query_type"))
+        report["summary"]["query_type"] = str(binding(ctx, "query_type"))
     try:
         ctx.attempt_dir.mkdir(parents=True, exist_ok=True)
         (ctx.attempt_dir / REPORT_FILE).write_text(

@@ -23,9 +23,21 @@ MAX_ROWS = 25
 
 
 def analyzer_figures(ctx: StepContext) -> str:
-    """The figures section for the bound source (`source`, `since`, … as for analyze-logs)."""
-    from mgt.analyze.builtin import run_from_context
+    """The figures section for the bound source (`source`, `since`, … as for analyze-logs).
 
+    With no source anywhere (no `source` input, no GRAFANA_LOKI_URL in the
+    environment or `.tidepool.env`) the section says so instead of failing, so
+    the formula still runs (its polecat may query logs with its own tools). A
+    source that is configured but fails is a StepFailure.
+    """
+    from mgt.analyze.builtin import binding, run_from_context
+    from mgt.logs.settings import load_settings
+
+    if binding(ctx, "source") is None and load_settings().url_from == "default":
+        return (
+            "## Log figures\n\nNo log source is configured (no `source` input and no "
+            "GRAFANA_LOKI_URL), so mgt's analyzer computed no figures for this run.\n"
+        )
     analysis, inputs = run_from_context(ctx)
     return figures_markdown(analysis, inputs.rules)
 
@@ -162,8 +174,13 @@ def _error_table(agg: Aggregates) -> list[str]:
     lines = ["", "### Error messages by template (numbers and ids masked)", ""]
     if not agg.errors:
         return [*lines, "No error events."]
+    # Templates seen once are noise for pattern finding (and the easiest place to plant
+    # text aimed at the model): they are counted, not shown.
+    once = sum(1 for s in agg.errors.values() if s.count == 1)
+    ordered = sorted(
+        ((t, s) for t, s in agg.errors.items() if s.count > 1), key=lambda kv: (-kv[1].count, kv[0])
+    )
     lines += ["| count | template | contexts |", "|---|---|---|"]
-    ordered = sorted(agg.errors.items(), key=lambda kv: (-kv[1].count, kv[0]))
     for template, s in ordered[:MAX_ROWS]:
         contexts = ", ".join(
             f"{_cell(c, 40)}×{n}" for c, n in sorted(s.contexts.items(), key=lambda kv: -kv[1])[:3]
@@ -171,4 +188,6 @@ def _error_table(agg: Aggregates) -> list[str]:
         lines.append(f"| {s.count} | {_cell(template, 160)} | {contexts or '–'} |")
     if len(ordered) > MAX_ROWS:
         lines.append(f"| … | {len(ordered) - MAX_ROWS} more templates | |")
+    if once:
+        lines += ["", f"{once} more templates occurred once each (not shown)."]
     return lines
