@@ -14,6 +14,7 @@ import re
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,26 +32,47 @@ from mgt.defs.files import display_path, read_json, require_dir
 from mgt.diagnostics import did_you_mean
 from mgt.errors import DefinitionError
 
-__all__ = ["FORMAT_CHECKER", "SchemaRegistry", "ValidationIssue", "json_path"]
+__all__ = [
+    "FORMAT_CHECKER", "SchemaRegistry", "ValidationIssue", "is_date_time", "is_uri", "json_path",
+]
 
-#: Formats checked during validation: jsonschema's own plus `uri` (its checker needs an
-#: optional package, so a small one is supplied here).
+#: Formats checked during validation: jsonschema's own, plus `uri` and `date-time` when the
+#: optional packages jsonschema uses for them are absent (small stand-ins are supplied here,
+#: so validation does not depend on what else happens to be installed).
 FORMAT_CHECKER = FormatChecker()
 
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*$")
+_DATE_TIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+)
 
-if "uri" not in FORMAT_CHECKER.checkers:
 
-    @FORMAT_CHECKER.checks("uri", raises=ValueError)
-    def _is_uri(value: object) -> bool:
-        if not isinstance(value, str):
-            return True
-        if any(c.isspace() for c in value):
-            return False
-        parts = urllib.parse.urlsplit(value)
-        return bool(parts.scheme) and bool(_URI_SCHEME.match(parts.scheme)) and bool(
-            parts.netloc or parts.path
-        )
+def is_uri(value: object) -> bool:
+    """RFC 3986 in outline: a scheme, then a host or a path, and no blanks."""
+    if not isinstance(value, str):
+        return True
+    if any(c.isspace() for c in value):
+        return False
+    parts = urllib.parse.urlsplit(value)
+    return bool(parts.scheme and _URI_SCHEME.match(parts.scheme) and (parts.netloc or parts.path))
+
+
+def is_date_time(value: object) -> bool:
+    """RFC 3339 date-time: a date, a time and a required offset (`Z` or `+hh:mm`)."""
+    if not isinstance(value, str):
+        return True
+    if not _DATE_TIME.match(value):
+        return False
+    try:
+        datetime.fromisoformat(re.sub("[Zz]$", "+00:00", value))
+    except ValueError:
+        return False
+    return True
+
+
+for _name, _check in (("uri", is_uri), ("date-time", is_date_time)):
+    if _name not in FORMAT_CHECKER.checkers:
+        FORMAT_CHECKER.checks(_name)(_check)
 
 
 _IDENT = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")

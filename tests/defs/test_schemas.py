@@ -200,3 +200,42 @@ def test_keys_that_are_not_identifiers_are_quoted_in_paths() -> None:
     assert [str(i) for i in registry.validate("M", {"a b": "x"})] == [
         "$['a b']: 'x' is not of type 'integer'"
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("https://github.com/o/r/pull/1", True),
+        ("file:///tmp/x", True),
+        ("mailto:a@b.c", True),
+        ("urn:isbn:123", True),
+        ("not a url", False),
+        ("github.com/o/r", False),
+        ("://x", False),
+        ("1http://x", False),
+        (3, True),  # formats only judge strings; `type` judges the rest
+    ],
+)
+def test_uri_format(value: object, ok: bool) -> None:
+    from mgt.defs.schemas import is_uri
+
+    assert is_uri(value) is ok
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("2026-01-03T10:00:00Z", True),
+        ("2026-01-03t10:00:00.123+02:00", True),
+        ("2026-01-03 10:00:00-05:30", True),
+        ("2026-01-03T10:00:00", False),  # RFC 3339 needs an offset
+        ("2026-02-30T10:00:00Z", False),
+        ("2026-01-03T25:00:00Z", False),
+        ("2026-01-03", False),
+        ("yesterday", False),
+    ],
+)
+def test_date_time_format(value: str, ok: bool) -> None:
+    from mgt.defs.schemas import is_date_time
+
+    assert is_date_time(value) is ok
