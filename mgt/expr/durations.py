@@ -7,6 +7,7 @@ rather than `86400.0`. Arithmetic and comparisons use the seconds.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -60,8 +61,14 @@ class Duration:
 
     @classmethod
     def of(cls, seconds: float) -> Duration:
-        """A duration of `seconds`, its text in the largest unit that divides it (`90m`, `2h`)."""
-        return cls(float(seconds), format_seconds(seconds))
+        """A duration of `seconds`, its text in the largest units (`1h30m`).
+
+        Raises ValueError when `seconds` is not a finite number.
+        """
+        value = float(seconds)
+        if not math.isfinite(value):
+            raise ValueError("duration out of range")
+        return cls(value, format_seconds(value))
 
 
 def _seconds(other: Any) -> float:
@@ -104,7 +111,7 @@ def parse_duration(text: str) -> Duration:
             break
         total += float(match.group(1)) * UNITS[match.group(2)]
         pos = match.end()
-    if pos == 0 or pos != len(stripped):
+    if pos == 0 or pos != len(stripped) or not math.isfinite(total):
         raise ValueError(
             f"invalid duration {text!r}: expected a number and a unit "
             "(ms, s, m, h, d), such as 500ms, 30s, 5m, 24h or 7d"

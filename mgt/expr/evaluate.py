@@ -211,7 +211,10 @@ class _Evaluator:
             return self.contains(b, a, expr)
         if op in ("<", "<=", ">", ">="):
             return self.compare(op, a, b, expr)
-        return self.arith(op, a, b, expr)
+        try:
+            return self.arith(op, a, b, expr)
+        except (OverflowError, ValueError):  # 10**400 / 3, a duration times infinity
+            raise ExprError(f"'{op}': the result is out of range", expr.span) from None
 
     def _null_side(self, a: Any, b: Any, expr: Binary, what: str) -> None:
         if a is None:
@@ -315,7 +318,10 @@ class _Evaluator:
                             expr.args[0].span)
         if name == "sum":
             items = self.list_arg(args[0], expr.args[0], name)
-            return self.total(items, expr.args[0])
+            try:
+                return self.total(items, expr.args[0])
+            except (OverflowError, ValueError):
+                raise ExprError("sum() is out of range", expr.span) from None
         values, spans = self.extremum_args(args, expr)
         pick: Callable[..., Any] = min if name == "min" else max
         return self.extremum(pick, name, values, spans, expr)

@@ -250,3 +250,13 @@ def test_parse_duration() -> None:
     assert Duration(60, "60s") == Duration(60, "1m")
     assert hash(Duration(60, "60s")) == hash(Duration(60, "1m"))
     assert Duration(60, "1m") != 60
+
+
+def test_out_of_range_arithmetic_is_an_expr_error() -> None:
+    huge = {"input": {"n": 10**400, "inf": float("inf")}}
+    assert fails("input.n / 3", huge).message == "'/': the result is out of range"
+    assert fails("1s * input.n", huge).message == "'*': the result is out of range"
+    assert fails("1s * input.inf", huge).message == "'*': the result is out of range"
+    assert fails("sum([input.n, 0.5])", huge).message == "sum() is out of range"
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration("9" * 400 + "s")
