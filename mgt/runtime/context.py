@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mgt.defs import Formula, Polecat, SchemaRegistry
 
-__all__ = ["StepContext", "StepFailure", "GuardrailFailure"]
+__all__ = ["GuardrailFailure", "StepContext", "StepFailure"]
 
 
 @dataclass(frozen=True)

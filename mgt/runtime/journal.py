@@ -8,10 +8,24 @@
         outputs/<state>.json   the latest accepted output of each state
         inputs/<state>/        `file` inputs materialised for a formula's prompt
 
-events.jsonl is the source of truth; run.json is a convenience that can lag it
-by one step. A run killed at any instant is rebuilt from its events (a torn last
+events.jsonl is the source of truth (an accepted output is in its
+attempt_finished event too); run.json and outputs/ are views of it that resume
+rewrites. A run killed at any instant is rebuilt from its events (a torn last
 line is ignored and cut off before the next append), so no finished attempt is
 ever lost or re-run.
+
+Durability: a killed process loses nothing it wrote (the page cache outlives
+it), so what fsync buys is surviving a crash of the machine itself. The events
+that record finished work (attempt_finished, with its output) and the run's
+own milestones (run_started/resumed/finished/interrupted) are fsync'd before
+mgt goes on: one fsync per step, like a database commit per checkpoint. The
+others (state_entered, attempt_started, transition, backoff) are written and
+flushed, so a killed process keeps them, and become durable with the next
+fsync; the log on disk is therefore always a prefix of the run, which resume
+continues (an attempt whose start was lost to a machine crash is simply run
+again, as one that started but did not finish would be).
+Derived files are replaced atomically (tmp + rename) and fsync'd only when
+asked (`durable=True`).
 """
 
 from __future__ import annotations
@@ -31,6 +45,7 @@ from typing import IO, Any
 from mgt.errors import JournalError
 
 __all__ = [
+    "DURABLE_EVENTS",
     "EVENT_TYPES",
     "AttemptRecord",
     "RunJournal",
@@ -53,6 +68,7 @@ EVENT_TYPES = (
     "attempt_started",
     "attempt_finished",
     "backoff",
+    "guard_failed",
     "transition",
     "run_interrupted",
     "run_finished",
@@ -101,25 +117,38 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write, fsync, rename over, fsync the directory: readers see the old file or the new one."""
+#: Events fsync'd before the journal returns (the rest ride on the next fsync).
+DURABLE_EVENTS = frozenset(
+    {"run_started", "run_resumed", "attempt_finished", "run_interrupted", "run_finished"}
+)
+
+
+def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
+    """Write a temp file and rename it over `path`: readers see the old file or the new one.
+
+    `durable`: fsync the file before and its directory after the rename, so the
+    new content also survives a crash of the machine.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        if durable:
+            _fsync_dir(path.parent)
     except OSError as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise JournalError(f"cannot write {path}: {err.strerror or err}") from err
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(jsonable(data), indent=2, ensure_ascii=False) + "\n")
+def atomic_write_json(path: Path, data: Any, *, durable: bool = True) -> None:
+    text = json.dumps(jsonable(data), indent=2, ensure_ascii=False) + "\n"
+    atomic_write_text(path, text, durable=durable)
 
 
 def read_events(run_dir: Path) -> tuple[list[dict[str, Any]], int]:
@@ -444,24 +473,25 @@ class RunJournal:
     # -- writing -------------------------------------------------------------------------
 
     def append(self, type: str, **fields: Any) -> dict[str, Any]:
-        """Append one event line and fsync it before returning (the event is then durable)."""
+        """Append one event line; fsync it first if it is one of DURABLE_EVENTS."""
         self._seq += 1
         event = {"seq": self._seq, "ts": now_iso(), "type": type, **jsonable(fields)}
         line = json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"
         try:
             self._fh.write(line)
             self._fh.flush()
-            os.fsync(self._fh.fileno())
+            if type in DURABLE_EVENTS:
+                os.fsync(self._fh.fileno())
         except OSError as err:
             raise JournalError(f"cannot append to {self.run_dir / EVENTS_FILE}: {err}") from err
         self.events.append(event)
         return event
 
-    def write_info(self, **fields: Any) -> None:
+    def write_info(self, *, durable: bool = False, **fields: Any) -> None:
         """Update run.json (atomically) with `fields`; `updated` is set for you."""
         self.info.update(jsonable(fields))
         self.info["updated"] = now_iso()
-        atomic_write_json(self.run_dir / RUN_FILE, self.info)
+        atomic_write_json(self.run_dir / RUN_FILE, self.info, durable=durable)
 
     def attempt_dir(self, state: str, attempt: int) -> Path:
         path = self.run_dir / "states" / state / str(attempt)
@@ -472,7 +502,7 @@ class RunJournal:
         return path
 
     def write_output(self, state: str, output: Any) -> None:
-        atomic_write_json(self.run_dir / "outputs" / f"{state}.json", output)
+        atomic_write_json(self.run_dir / "outputs" / f"{state}.json", output, durable=False)
 
     def read_output(self, state: str) -> Any:
         path = self.run_dir / "outputs" / f"{state}.json"

@@ -165,12 +165,15 @@ def classify(
     `output` is the output as is. `default_output` supplies the output when the
     state has no schema and the answer carries no JSON (e.g. `{"text": ...}`).
     """
+    # A failed step keeps what output it has (a command's exit code and streams) for guards.
     if result.timed_out:
-        return Outcome("timeout", error=result.error or "the step timed out")
+        return Outcome("timeout", output=result.output,
+                       error=_one_line(result.error or "the step timed out"))
     if result.guardrail:
-        return Outcome("guardrail", problems=list(result.guardrail), error=result.guardrail[0])
+        return Outcome("guardrail", output=result.output, problems=list(result.guardrail),
+                       error=result.guardrail[0])
     if result.error:
-        return Outcome("error", error=_one_line(result.error))
+        return Outcome("error", output=result.output, error=_one_line(result.error))
 
     if result.output is not None or not parse_text:
         output, reason = result.output, None

@@ -1,0 +1,414 @@
+"""`mgt exec | runs | show | resume` arguments → a run (or a view of runs) → an exit code.
+
+Exit codes (DESIGN §4): 0 a `succeed` final, 1 a `fail` final, 2 bad usage or
+bad input, 130 interrupted (SIGINT or SIGTERM; the run is resumable). Progress
+goes to stderr, drawn with rich when stderr is a terminal; otherwise only the
+final one-line summary is printed there. `--json` prints the summary object on
+stdout. `mgt resume` on a finished run changes nothing, says so, and exits with
+that run's own code (0 succeeded, 1 failed), so scripts see the same answer as
+the original `mgt exec`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mgt.errors import JournalError, UsageError
+
+if TYPE_CHECKING:
+    from mgt.compile.model import Machine
+    from mgt.executors.base import Executor
+    from mgt.runtime.interpreter import RunResult, Totals
+    from mgt.runtime.journal import RunRecord
+
+__all__ = ["exec_main", "resume_main", "runs_main", "show_main"]
+
+
+# --------------------------------------------------------------------------- mgt exec
+
+
+def exec_main(args: argparse.Namespace) -> int:
+    from mgt.compile import load_machine
+    from mgt.runtime.inputs import load_inputs_file, parse_input_args, resolve_inputs
+
+    _check_budget(args.budget_usd)
+    cli_values = parse_input_args(args.input)
+    file_values: dict[str, Any] = {}
+    file_dir: Path | None = None
+    if args.inputs:
+        file_values = load_inputs_file(args.inputs)
+        file_dir = Path(args.inputs).resolve().parent
+    machine = load_machine(args.file)
+    inputs = resolve_inputs(machine, cli=cli_values, file_values=file_values, file_dir=file_dir)
+
+    if args.dry_run:
+        from mgt.runtime.preview import preview_machine
+
+        sys.stdout.write(preview_machine(machine, inputs))
+        return 0
+
+    executor_name = _executor_name(machine, args.executor)
+    factory = _executor_factory(executor_name, args)
+
+    from mgt.runtime.interpreter import Interpreter
+    from mgt.runtime.journal import RunJournal, new_run_id
+
+    journal = RunJournal.create(args.runs_dir, new_run_id(machine.name))
+    try:
+        journal.write_info(executor=executor_name)
+        interp = Interpreter(
+            machine, journal, inputs, executors=factory, budget_usd=args.budget_usd,
+            on_event=_progress(journal.run_id),
+        )
+        with _terminate_as_interrupt():
+            result = interp.start()
+    finally:
+        journal.close()
+    return _report(result, args.json)
+
+
+# --------------------------------------------------------------------------- mgt resume
+
+
+def resume_main(args: argparse.Namespace) -> int:
+    from mgt.compile import load_machine
+    from mgt.runtime.inputs import resolve_inputs
+    from mgt.runtime.interpreter import Interpreter
+    from mgt.runtime.journal import RunJournal
+
+    _check_budget(args.budget_usd)
+    journal = RunJournal.open(args.runs_dir, args.run_id)
+    try:
+        finished = next((e for e in journal.events if e.get("type") == "run_finished"), None)
+        if finished is not None:
+            record = journal.record()
+            status = str(finished.get("status"))
+            print(
+                f"mgt: run {journal.run_id} already finished ({status} at "
+                f"'{finished.get('final')}'); nothing to resume",
+                file=sys.stderr,
+            )
+            if args.json:
+                print(json.dumps(record.summary(), ensure_ascii=False))
+            return 0 if status == "succeeded" else 1
+        info = journal.info
+        machine_info = info.get("machine") or {}
+        path = machine_info.get("path")
+        if not path:
+            raise JournalError(f"run {journal.run_id}: run.json names no machine file")
+        if not Path(path).is_file():
+            raise JournalError(
+                f"run {journal.run_id}: its machine file {path} no longer exists; "
+                "restore it to resume"
+            )
+        machine = load_machine(path)
+        if machine_info.get("sha256") and machine.source_hash != machine_info["sha256"]:
+            raise JournalError(
+                f"run {journal.run_id}: {path} changed since the run started "
+                f"(sha256 {str(machine_info['sha256'])[:12]}… → {machine.source_hash[:12]}…); "
+                "restore it, or start a new run with mgt exec"
+            )
+        inputs = resolve_inputs(machine, stored=info.get("inputs") or {})
+        executor_name = args.executor or info.get("executor")
+        if executor_name is None:
+            executor_name = _executor_name(machine, None)
+        factory = _executor_factory(executor_name, args)
+        budget = args.budget_usd if args.budget_usd is not None else info.get("budget_usd")
+        cwd = Path(info["cwd"]) if info.get("cwd") and Path(info["cwd"]).is_dir() else None
+        if args.executor:
+            journal.write_info(executor=executor_name)
+        if budget != info.get("budget_usd"):
+            journal.write_info(budget_usd=budget)
+        interp = Interpreter(
+            machine, journal, inputs, executors=factory, budget_usd=budget, cwd=cwd,
+            on_event=_progress(journal.run_id),
+        )
+        with _terminate_as_interrupt():
+            result = interp.resume()
+    finally:
+        journal.close()
+    return _report(result, args.json)
+
+
+# --------------------------------------------------------------------------- mgt runs / show
+
+
+def runs_main(args: argparse.Namespace) -> int:
+    from mgt.runtime.journal import list_runs
+
+    records = list_runs(args.runs_dir)
+    if args.json:
+        rows = [_run_row(r) for r in records]
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    if not records:
+        print(f"no runs in {args.runs_dir}", file=sys.stderr)
+        return 0
+    from rich.table import Table
+
+    from mgt.console import out_console
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("RUN", "MACHINE", "STATUS", "STATE", "STEPS", "COST", "STARTED"):
+        table.add_column(column, justify="right" if column in {"STEPS", "COST"} else "left")
+    for r in records:
+        row = _run_row(r)
+        table.add_row(
+            row["run_id"],
+            row["machine"] or "?",
+            _status_markup(row["status"]),
+            row["final"] or row["current_state"] or "",
+            str(len(row["path"])),
+            f"${row['cost_usd']:.4f}",
+            (row["created"] or "")[:19].replace("T", " "),
+        )
+    out_console().print(table)
+    return 0
+
+
+def show_main(args: argparse.Namespace) -> int:
+    from mgt.runtime.journal import load_run
+
+    record = load_run(args.runs_dir, args.run_id)
+    data = _show_data(record)
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    from rich.markup import escape
+
+    from mgt.console import out_console
+
+    con = out_console()
+    con.print(f"[bold]run {record.run_id}[/]  {_status_markup(record.status)}")
+    name, where = escape(str(data["machine"] or "?")), escape(str(data["machine_path"]))
+    con.print(f"machine  {name}  ({where})")
+    if data["inputs"]:
+        shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in data["inputs"].items())
+        con.print(f"inputs   {escape(shown)}")
+    con.print(f"path     {escape(' → '.join(record.path) or '(not started)')}")
+    if record.final:
+        msg = data.get("message")
+        con.print(f"final    {escape(record.final)}" + (f": {escape(str(msg))}" if msg else ""))
+    con.print(
+        f"cost     ${record.cost_usd:.4f} · tokens {record.input_tokens:,} in / "
+        f"{record.output_tokens:,} out"
+    )
+    for state in data["states"]:
+        con.print()
+        con.print(
+            f"[bold]{escape(state['state'])}[/]  {len(state['attempts'])} attempt(s), "
+            f"${state['cost_usd']:.4f}"
+        )
+        for att in state["attempts"]:
+            outcome = att["outcome"] or "did not finish"
+            line = f"  #{att['attempt']} {outcome}"
+            if att["cost_usd"]:
+                line += f"  ${att['cost_usd']:.4f}"
+            if att["error"]:
+                line += f"  {att['error']}"
+            con.print(escape(line))
+        if state["output"] is not None:
+            text = json.dumps(state["output"], indent=2, ensure_ascii=False)
+            lines = text.splitlines()
+            if len(lines) > 40:
+                lines = [*lines[:40], f"... ({len(lines) - 40} more lines in outputs/"
+                         f"{state['state']}.json)"]
+            con.print(escape("  output: " + "\n  ".join(lines)))
+    if record.status == "interrupted":
+        con.print(f"\nresume with: mgt resume {record.run_id}")
+    return 0
+
+
+def _run_row(record: RunRecord) -> dict[str, Any]:
+    info = record.info
+    machine = info.get("machine") or {}
+    return {
+        "run_id": record.run_id,
+        "machine": machine.get("name"),
+        "status": record.status,
+        "final": record.final,
+        "current_state": info.get("current_state"),
+        "path": record.path,
+        "cost_usd": round(record.cost_usd, 6),
+        "tokens": {"input": record.input_tokens, "output": record.output_tokens},
+        "created": info.get("created"),
+        "updated": info.get("updated"),
+    }
+
+
+def _show_data(record: RunRecord) -> dict[str, Any]:
+    info = record.info
+    machine = info.get("machine") or {}
+    finished = next((e for e in record.events if e.get("type") == "run_finished"), None)
+    states = []
+    for name, state in record.states.items():
+        states.append({
+            "state": name,
+            "visits": state.visits,
+            "cost_usd": round(state.cost_usd, 6),
+            "tokens": {"input": state.input_tokens, "output": state.output_tokens},
+            "attempts": [
+                {
+                    "attempt": a.attempt,
+                    "outcome": a.outcome,
+                    "cost_usd": round(a.cost_usd, 6),
+                    "tokens": {"input": a.input_tokens, "output": a.output_tokens},
+                    "error": a.error,
+                    "started": a.started,
+                    "finished": a.finished,
+                }
+                for a in state.attempts
+            ],
+            "output": state.output,
+        })
+    return {
+        **record.summary(),
+        "machine": machine.get("name"),
+        "machine_path": machine.get("path"),
+        "machine_sha256": machine.get("sha256"),
+        "inputs": info.get("inputs") or {},
+        "message": (finished or {}).get("message"),
+        "created": info.get("created"),
+        "updated": info.get("updated"),
+        "transitions": [
+            {"from": f, "event": e, "to": t} for f, e, t in record.transitions
+        ],
+        "states": states,
+        "run_dir": str(record.run_dir),
+    }
+
+
+# --------------------------------------------------------------------------- shared plumbing
+
+
+def _check_budget(budget: float | None) -> None:
+    if budget is not None and not budget >= 0:
+        raise UsageError(f"--budget-usd: expected a non-negative amount, got {budget}")
+
+
+def _needs_model(machine: Machine) -> bool:
+    return any(s.run.kind in {"formula", "polecat"} for s in machine.states.values())
+
+
+def _executor_name(machine: Machine, requested: str | None) -> str | None:
+    """The model executor to use, checked before the run starts (None: no model state)."""
+    if requested:
+        return requested
+    if not _needs_model(machine):
+        return None
+    from mgt.executors import default_executor_name
+
+    return default_executor_name()
+
+
+def _executor_factory(
+    name: str | None, args: argparse.Namespace
+) -> Callable[[str], Executor]:
+    """kind ("model" | "command") → an executor; the model one is built (and checked) now."""
+    from mgt.executors import make_executor
+
+    options = {"session": getattr(args, "session", None),
+               "replay_dir": getattr(args, "replay_dir", None)}
+    model: Executor | None = make_executor(name, **options) if name else None
+
+    def factory(kind: str) -> Executor:
+        if kind == "command":
+            return make_executor("command")
+        if model is None:
+            from mgt.executors import default_executor_name
+
+            return make_executor(default_executor_name(), **options)
+        return model
+
+    return factory
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a run like Ctrl-C does: journaled as interrupted, resumable, exit 130."""
+    from mgt.runtime.interpreter import Interrupted
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted("terminated")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _report(result: RunResult, as_json: bool) -> int:
+    print(_summary_line(result), file=sys.stderr)
+    if as_json:
+        print(json.dumps(result.summary(), ensure_ascii=False))
+    return result.exit_code
+
+
+def _summary_line(result: RunResult) -> str:
+    t = result.totals
+    cost = f"${t.cost_usd:.4f}, {t.input_tokens:,} in / {t.output_tokens:,} out tokens"
+    states = sum(1 for _ in result.path) - (1 if result.final else 0)
+    if result.status == "interrupted":
+        where = result.path[-1] if result.path else "the start"
+        return (
+            f"mgt: run {result.run_id} interrupted in state '{where}' ({cost}); "
+            f"continue with: mgt resume {result.run_id}"
+        )
+    message = f": {result.message}" if result.message else ""
+    return (
+        f"mgt: run {result.run_id} {result.status} at '{result.final}'{message} "
+        f"({states} state(s), {cost})"
+    )
+
+
+def _status_markup(status: str) -> str:
+    color = {"succeeded": "green", "failed": "red", "interrupted": "yellow"}.get(status, "cyan")
+    return f"[{color}]{status}[/]"
+
+
+def _progress(run_id: str) -> Callable[[dict[str, Any], Totals], None] | None:
+    """Live progress on stderr (rich) when it is a terminal; nothing otherwise."""
+    from mgt.console import err_console, stderr_is_tty
+
+    if not stderr_is_tty():
+        return None
+    from rich.markup import escape
+
+    con = err_console()
+    con.print(f"[dim]run {run_id}[/]")
+
+    def show(event: dict[str, Any], totals: Totals) -> None:
+        kind = event.get("type")
+        state = escape(str(event.get("state", "")))
+        if kind == "state_entered" and not event.get("final"):
+            con.print(f"[bold]▶ {state}[/]")
+        elif kind == "attempt_started" and int(event.get("attempt", 1)) > 1:
+            con.print(f"  attempt {event['attempt']} …")
+        elif kind == "attempt_finished":
+            outcome = str(event.get("outcome"))
+            mark = "[green]✓[/]" if outcome == "done" else "[red]✗[/]"
+            detail = f": {escape(str(event['error']))}" if event.get("error") else ""
+            spent = float(event.get("cost_usd") or 0.0)
+            money = f"  ${spent:.4f} (total ${totals.cost_usd:.4f})" if spent else ""
+            con.print(f"  {mark} {escape(outcome)}{detail}{money}")
+        elif kind == "backoff":
+            con.print(f"  [dim]waiting {event.get('seconds')}s before retrying[/]")
+        elif kind == "transition":
+            guard = f" [dim]when {escape(str(event['guard']))}[/]" if event.get("guard") else ""
+            con.print(f"  → {escape(str(event.get('to')))}{guard}")
+        elif kind == "progress":
+            con.print(f"  [dim]{escape(str(event.get('message')))}[/]")
+
+    return show

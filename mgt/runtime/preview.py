@@ -1,0 +1,152 @@
+"""A `Machine` + inputs → the text `mgt exec --dry-run` prints: each state's prompt or command.
+
+Nothing is called and nothing is written. Bindings that read only the inputs
+are evaluated; bindings that read another state's output cannot be known yet
+and are shown as the expression that will compute them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from mgt.compile.model import Machine, StateSpec
+from mgt.errors import MgtError
+from mgt.expr.nodes import (
+    Attr,
+    Binary,
+    Call,
+    DurationLit,
+    Expr,
+    Index,
+    ListExpr,
+    Literal,
+    Name,
+    Unary,
+)
+from mgt.runtime.journal import jsonable
+from mgt.runtime.prompt import Deferred
+
+__all__ = ["Deferred", "expr_text", "preview_machine"]
+
+
+def expr_text(expr: Expr) -> str:
+    """An expression back as .mgt text (fully parenthesised where it matters)."""
+    match expr:
+        case Literal(value=value):
+            return json.dumps(value)
+        case DurationLit(text=text):
+            return text
+        case ListExpr(items=items):
+            return "[" + ", ".join(expr_text(i) for i in items) + "]"
+        case Name(id=ident):
+            return ident
+        case Attr(obj=obj, name=name):
+            return f"{expr_text(obj)}.{name}"
+        case Index(obj=obj, index=index):
+            return f"{expr_text(obj)}[{expr_text(index)}]"
+        case Unary(op=op, operand=operand):
+            return f"not {expr_text(operand)}" if op == "not" else f"-{expr_text(operand)}"
+        case Binary(op=op, left=left, right=right):
+            return f"{_operand(left)} {op} {_operand(right)}"
+        case Call(func=func, args=args):
+            return f"{func}(" + ", ".join(expr_text(a) for a in args) + ")"
+    return "?"
+
+
+def _operand(expr: Expr) -> str:
+    text = expr_text(expr)
+    return f"({text})" if isinstance(expr, Binary) else text
+
+
+def preview_bindings(spec: StateSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    from mgt.expr.evaluate import evaluate
+
+    env = {"input": dict(inputs), "output": None}
+    values: dict[str, Any] = {}
+    for key, expr in spec.bindings:
+        try:
+            values[key] = evaluate(expr, env)
+        except MgtError:
+            values[key] = Deferred(expr_text(expr))
+        else:
+            if values[key] is None and _reads_state(expr):
+                values[key] = Deferred(expr_text(expr))
+    return values
+
+
+def _reads_state(expr: Expr) -> bool:
+    match expr:
+        case Name(id=ident):
+            return ident not in {"input", "it"}
+        case Attr(obj=obj) | Index(obj=obj):
+            return _reads_state(obj)
+        case Unary(operand=operand):
+            return _reads_state(operand)
+        case Binary(left=left, right=right):
+            return _reads_state(left) or _reads_state(right)
+        case Call(args=args) | ListExpr(items=args):
+            return any(_reads_state(a) for a in args)
+    return False
+
+
+def preview_machine(machine: Machine, inputs: Mapping[str, Any]) -> str:
+    """Every state, in declared order, as it would be sent (first attempt, no feedback)."""
+    from mgt.runtime.interpreter import build_prompt
+
+    out: list[str] = [f"# mgt exec --dry-run: {machine.name}", ""]
+    if inputs:
+        out.append("inputs: " + json.dumps(jsonable(dict(inputs)), ensure_ascii=False))
+        out.append("")
+    for spec in machine.states.values():
+        bindings = preview_bindings(spec, inputs)
+        run = spec.run
+        title = f"## state {spec.name}: run {run.kind}"
+        if run.kind in {"formula", "polecat", "builtin"}:
+            title += f" {run.target}"
+        out.append(title)
+        if run.kind == "command":
+            out += ["", f"$ {run.command}"]
+        elif run.kind == "builtin":
+            shown = json.dumps(jsonable(bindings), ensure_ascii=False, indent=2)
+            out += ["", f"builtin {run.target} with {shown}"]
+        else:
+            out += _model_preview(machine, spec, bindings, build_prompt)
+        routes = [
+            f"on {t.event}" + (f" when {t.guard_source or '...'}" if t.guard is not None else "")
+            + f" -> {t.target}"
+            for t in spec.transitions
+        ]
+        if routes:
+            out += ["", *routes]
+        out.append("")
+    return "\n".join(out)
+
+
+def _model_preview(
+    machine: Machine, spec: StateSpec, bindings: dict[str, Any], build_prompt: Any
+) -> list[str]:
+    from mgt.executors.mapping import map_model, map_tools
+    from mgt.runtime.prompt import InputProblem
+
+    formula = machine.formulas.get(spec.run.target or "") if spec.run.kind == "formula" else None
+    polecat = machine.polecats.get(
+        formula.polecat if formula is not None else (spec.run.target or "")
+    )
+    lines: list[str] = []
+    if polecat is not None:
+        try:
+            model = map_model(polecat.model.name)
+            tools = ", ".join(map_tools(polecat.tools.available, polecat=polecat.name)) or "none"
+        except MgtError as err:
+            model, tools = f"({err})", "?"
+        lines += ["", f"polecat {polecat.name} · model {model} · tools {tools}"]
+    try:
+        prompt = build_prompt(machine, spec, bindings, None, None, [])
+    except InputProblem as err:
+        return [*lines, "", f"(cannot render the prompt: {err})"]
+    if prompt.system_prompt:
+        lines += ["", "### system prompt", "", prompt.system_prompt.strip()]
+    lines += ["", "### prompt", "", prompt.text.rstrip()]
+    return lines
