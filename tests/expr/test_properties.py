@@ -1,4 +1,4 @@
-"""Random expressions and environments → the evaluator raises only ExprError, the checker nothing."""
+"""Random expressions and environments → only ExprError from evaluate, nothing from typecheck."""
 
 from __future__ import annotations
 
