@@ -29,7 +29,7 @@ EXECUTOR_NAMES = ("zellij-cc", "claude", "tmux", "replay", "command")
 _OPTIONS: dict[str, set[str]] = {
     "zellij-cc": {"session", "program", "grace"},
     "claude": {"program", "extra_args", "permission_mode", "grace"},
-    "tmux": {"session", "program", "tmux", "poll_interval", "keep_window", "grace"},
+    "tmux": {"session", "program", "tmux", "socket", "poll_interval", "keep_window", "grace"},
     "replay": {"dir"},
     "command": {"shell", "grace"},
 }

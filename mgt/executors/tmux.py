@@ -2,17 +2,20 @@
 
 The zellij-cc mechanics with tmux: each attempt gets a window named
 `mgt-STATE-ATTEMPT` in the session `MGT_TMUX_SESSION` (or the `session`
-option; by default a detached session `mgt` that is created when missing).
+option; by default a detached session `mgt` that is created when missing), on
+the default tmux server or the one named by the `socket` option (`tmux -L`).
 The window runs a small bash script written into the attempt directory:
 
-    claude -p ... < prompt.txt 2> >(tee stderr.txt >&2) | tee result.json
-    echo $? > exit_code
+    claude -p ... < prompt.txt 2> stderr.txt | tee result.json
+    echo $? > exit_code      (after showing stderr.txt in the window)
 
 so a person attached to the session watches the answer arrive while mgt
 polls `result.json` until it holds a complete Claude Code result (or the
 script has ended, or the timeout passed). On timeout mgt kills the window's
-process group and the window. The Claude Code command line is the lean one
-of the `claude` executor (own system prompt, mapped tools).
+process group and the window. A finished window closes by itself, or, with
+the `keep_window` option, waits for Enter so its output can be read. The
+Claude Code command line is the lean one of the `claude` executor (own
+system prompt, mapped tools).
 """
 
 from __future__ import annotations
@@ -59,13 +62,14 @@ class TmuxExecutor:
         session: str | None = None,
         program: str | None = None,
         tmux: str = "tmux",
+        socket: str | None = None,
         poll_interval: float = 0.1,
         keep_window: bool = False,
         grace: float = DEFAULT_GRACE_SECONDS,
     ) -> None:
         self._session = session
         self._program = program
-        self.tmux = tmux
+        self.tmux_argv = [tmux, "-L", socket] if socket else [tmux]
         self.poll_interval = poll_interval
         self.keep_window = keep_window
         self.grace = grace
@@ -82,7 +86,7 @@ class TmuxExecutor:
 
     # -- tmux ------------------------------------------------------------------------------
     def _tmux(self, *args: str, check: bool = True) -> str:
-        proc = run_process([self.tmux, *args], timeout=30)
+        proc = run_process([*self.tmux_argv, *args], timeout=30)
         if check and not proc.ok:
             detail = proc.stderr.strip() or f"exit {proc.exit_code}"
             raise ExecutorError(f"tmux {args[0]} failed: {detail}")
@@ -90,7 +94,7 @@ class TmuxExecutor:
 
     def ensure_session(self) -> str:
         session = self.session
-        probe = run_process([self.tmux, "has-session", "-t", f"={session}"], timeout=30)
+        probe = run_process([*self.tmux_argv, "has-session", "-t", f"={session}"], timeout=30)
         if not probe.ok:
             self._tmux("new-session", "-d", "-s", session, "-n", "mgt")
         return session
@@ -165,16 +169,20 @@ class TmuxExecutor:
         argv = [self.program, *claude_args(request, system_file, "dontAsk")]
         q = shlex.quote
         exit_file = q(str(attempt_dir / EXIT_FILE))
+        stderr_file = q(str(attempt_dir / STDERR_FILE))
         lines = [
             "# written by mgt's tmux executor: one attempt of one state",
             "set -o pipefail",
             f"cd {q(str(request.cwd))} || {{ echo 127 > {exit_file}; exit; }}",
             f"echo {q(f'mgt: {request.state} attempt {request.attempt}')} >&2",
             f"{shlex.join(argv)} < {q(str(attempt_dir / PROMPT_FILE))} "
-            f"2> >(tee {q(str(attempt_dir / STDERR_FILE))} >&2) "
-            f"| tee {q(str(attempt_dir / RESULT_FILE))}",
-            f"echo $? > {exit_file}.tmp && mv {exit_file}.tmp {exit_file}",
+            f"2> {stderr_file} | tee {q(str(attempt_dir / RESULT_FILE))}",
+            "status=$?",
+            f"cat {stderr_file} >&2",
+            f"echo $status > {exit_file}.tmp && mv {exit_file}.tmp {exit_file}",
         ]
+        if self.keep_window:
+            lines += ['echo "[mgt] finished (exit $status); press Enter to close"', "read -r _"]
         script = attempt_dir / SCRIPT_FILE
         script.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return script
