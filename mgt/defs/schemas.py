@@ -236,13 +236,14 @@ class SchemaRegistry:
     def validate(self, name: str, instance: Any) -> list[ValidationIssue]:
         """Every reason `instance` fails schema `name`, sorted by path; empty when valid."""
         self.get(name)
-        errors = self.validator(name).iter_errors(instance)
-        issues = [_issue(e) for e in errors]
+        try:
+            issues = [_issue(e) for e in self.validator(name).iter_errors(instance)]
+        except RecursionError:
+            return [ValidationIssue("$", "nested too deeply to validate")]
         return sorted(issues, key=lambda i: (i.path, i.message))
 
     def is_valid(self, name: str, instance: Any) -> bool:
-        self.get(name)
-        return bool(self.validator(name).is_valid(instance))
+        return not self.validate(name, instance)
 
     # --- walking ----------------------------------------------------------
 
@@ -306,12 +307,16 @@ class SchemaRegistry:
             if isinstance(node, dict):
                 ref = node.get("$ref")
                 if isinstance(ref, str):
+                    where = f"{self.path(name)}: {json_path([*at, '$ref'])}"
                     try:
                         resolver.lookup(ref)
                     except Unresolvable:
+                        raise DefinitionError(f"{where}: cannot resolve '{ref}'") from None
+                    try:
+                        self.deref(node, resolver)
+                    except DefinitionError:
                         raise DefinitionError(
-                            f"{self.path(name)}: {json_path([*at, '$ref'])}: "
-                            f"cannot resolve '{ref}'"
+                            f"{where}: '{ref}' only refers to other references (a cycle)"
                         ) from None
                 for key, value in node.items():
                     if key in ("enum", "const", "examples", "default"):

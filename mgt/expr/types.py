@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from mgt.diagnostics import Diagnostic, did_you_mean
+from mgt.errors import MgtError
 from mgt.expr.durations import parse_duration
 from mgt.expr.evaluate import FUNCTIONS
 from mgt.expr.nodes import (
@@ -166,9 +167,11 @@ def input_type(type_name: str, enum_values: tuple[str, ...] = ()) -> ExprType:
 
 
 def schema_type(registry: SchemaRegistry, name: str) -> ExprType:
-    """The type of a value of registry schema `name` (its title is the label)."""
-    node, resolver = registry.deref(registry.get(name), registry.resolver(name))
-    t = _from_schema(node, resolver, registry, registry.title(name))
+    """The type of a value of registry schema `name` (its title is the label).
+
+    Raises KeyError for a name the registry does not hold.
+    """
+    t = _from_schema(registry.get(name), registry.resolver(name), registry, registry.title(name))
     return replace(t, schema_name=name)
 
 
@@ -224,7 +227,10 @@ def _value_kind(value: Any) -> Kind:
 def _from_schema(
     node: Any, resolver: Resolver[Any], registry: SchemaRegistry, label: str
 ) -> ExprType:
-    node, resolver = registry.deref(node, resolver)
+    try:
+        node, resolver = registry.deref(node, resolver)
+    except MgtError:  # a cycle of pure $refs: nothing is known about the value
+        return ExprType("any", label=label)
     if not isinstance(node, dict):
         return ExprType("any", label=label)  # `true` / `{}` schemas accept anything
     kind = _schema_kind(node)

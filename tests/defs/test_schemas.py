@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mgt.defs import SchemaRegistry
+from mgt.defs import SchemaRegistry, ValidationIssue
 from mgt.errors import DefinitionError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -239,3 +239,38 @@ def test_date_time_format(value: str, ok: bool) -> None:
     from mgt.defs.schemas import is_date_time
 
     assert is_date_time(value) is ok
+
+
+def test_a_cycle_of_pure_refs_is_refused_at_load() -> None:
+    with pytest.raises(DefinitionError) as info:
+        SchemaRegistry({"Loop": {
+            "type": "object", "properties": {"a": {"$ref": "#/$defs/B"}},
+            "$defs": {"B": {"$ref": "#/$defs/C"}, "C": {"$ref": "#/$defs/B"}},
+        }})
+    assert str(info.value) == (
+        "Loop: $.properties.a.$ref: '#/$defs/B' only refers to other references (a cycle)"
+    )
+
+
+def test_recursive_schemas_load_and_validate() -> None:
+    registry = SchemaRegistry({"Tree": {
+        "type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#"}}},
+        "additionalProperties": False,
+    }})
+    assert registry.validate("Tree", {"kids": [{"kids": []}, {"kids": [{}]}]}) == []
+    assert [str(i) for i in registry.validate("Tree", {"kids": [{"kid": 1}]})] == [
+        "$.kids[0]: Additional properties are not allowed ('kid' was unexpected)"
+    ]
+
+
+def test_absurdly_deep_instances_do_not_crash_validation() -> None:
+    registry = SchemaRegistry({"Tree": {
+        "type": "object", "properties": {"k": {"$ref": "#"}},
+    }})
+    deep: dict[str, object] = {}
+    for _ in range(5000):
+        deep = {"k": deep}
+    assert registry.validate("Tree", deep) == [
+        ValidationIssue("$", "nested too deeply to validate")
+    ]
+    assert not registry.is_valid("Tree", deep)
