@@ -45,7 +45,7 @@ def load_nodes(path: str | Path) -> list[str]:
     except (OSError, UnicodeDecodeError) as err:
         reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
         raise UsageError(f"cannot read nodes file {p}: {reason}") from None
-    if text.lstrip().startswith("["):
+    if text.lstrip().startswith(("[", "{")):
         try:
             value = json.loads(text)
         except ValueError as err:

@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["main"]
+
+PIPED_WIDTH = 200
 
 
 def main(args: argparse.Namespace) -> int:
@@ -21,7 +27,18 @@ def main(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         return 0
     from mgt.analyze.render import render_report
+
+    render_report(analysis.report, _console())
+    return 0
+
+
+def _console() -> Console:
+    """The terminal's console; piped output gets a wide one, so no row is folded."""
     from mgt.console import out_console
 
-    render_report(analysis.report, out_console())
-    return 0
+    console = out_console()
+    if console.is_terminal:
+        return console
+    from rich.console import Console
+
+    return Console(width=PIPED_WIDTH, highlight=False, soft_wrap=True)

@@ -71,9 +71,9 @@ def render_report(report: dict[str, Any], console: Console) -> None:
     patterns = report.get("patterns", [])
     if patterns:
         table = Table(show_lines=False, pad_edge=False, expand=False)
-        table.add_column("severity", no_wrap=True)
+        table.add_column("severity", no_wrap=True, min_width=8)
         table.add_column("pattern", overflow="fold")
-        table.add_column("occurrences", justify="right", no_wrap=True)
+        table.add_column("occurrences", justify="right", no_wrap=True, min_width=5)
         table.add_column("figures", overflow="fold")
         for p in patterns:
             severity = p["severity"]

@@ -129,9 +129,8 @@ def _fig(value: float | None, digits: int = 1) -> float | int | None:
     """A figure for a report: whole numbers as ints, others rounded."""
     if value is None:
         return None
-    if float(value).is_integer():
-        return int(value)
-    return round(value, digits)
+    rounded = round(float(value), digits)
+    return int(rounded) if rounded.is_integer() else rounded
 
 
 def _mean(total: float, count: int) -> float | int | None:

@@ -1,0 +1,237 @@
+"""`mgt analyze` run as a real program: human and --json output, sources, and bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.analyze.helpers import REPO, check_report, error, llm, move
+from tests.analyze.test_sample_logs import documented_patterns
+from tests.fakes.loki import FakeLoki
+
+SAMPLE = REPO / "examples" / "logs" / "tidepool-events.jsonl"
+NODES = REPO / "examples" / "logs" / "nodes.txt"
+
+
+def mgt(*args: str, cwd: Path = REPO, stdin: str | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("GRAFANA_LOKI")}
+    environ.update({"PYTHONPATH": str(REPO), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "mgt", "analyze", *args],
+        cwd=cwd, input=stdin, capture_output=True, text=True, timeout=120, env=environ,
+    )
+
+
+def report_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert result.returncode == 0, result.stderr
+    return check_report(json.loads(result.stdout))
+
+
+def rows(report: dict[str, Any]) -> list[tuple[str, str, str, int]]:
+    return [(p["id"], p["type"], p["severity"], p["occurrences"]) for p in report["patterns"]]
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("mgt: ")
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_json_report_of_the_sample() -> None:
+    result = mgt("--source", str(SAMPLE), "--nodes", str(NODES), "--json")
+    report = report_of(result)
+    assert rows(report) == documented_patterns()
+    assert report["metadata"]["generator_version"].startswith("mgt ")
+    assert report["metadata"]["thresholds"]["latency_critical_ms"] == 5000
+
+
+def test_human_report_of_the_sample() -> None:
+    result = mgt("--source", str(SAMPLE), "--nodes", str(NODES))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Analyzed 8049 events" in out
+    assert "3 malformed lines skipped" in out
+    lines = out.splitlines()
+    for pattern_id, _type, severity, occurrences in documented_patterns():
+        # piped output is wide: each pattern is one line with its severity and count
+        [line] = [row for row in lines if f" {pattern_id} " in row]
+        assert severity.upper() in line
+        assert f" {occurrences} " in line
+    assert "dmAction → dmError: 20.1% (190 of 946)" in out
+    assert "7 patterns: 3 critical, 2 warning, 2 info" in out
+
+
+def test_no_patterns_is_still_a_success(tmp_path: Path) -> None:
+    events = tmp_path / "calm.jsonl"
+    events.write_text(json.dumps(llm(latency=10)) + "\n")
+    result = mgt("--source", str(events))
+    assert result.returncode == 0
+    assert "No patterns found." in result.stdout
+    assert report_of(mgt("--source", str(events), "--json"))["patterns"] == []
+
+
+def test_gzip_json_array_and_stdin_sources_agree(tmp_path: Path) -> None:
+    expected = rows(report_of(mgt("--source", str(SAMPLE), "--json")))
+    gz = tmp_path / "events.jsonl.gz"
+    gz.write_bytes(gzip.compress(SAMPLE.read_bytes()))
+    assert rows(report_of(mgt("--source", str(gz), "--json"))) == expected
+    # the array `sleeptime-logs --json` / `mgt logs --json` print
+    array = []
+    for line in SAMPLE.read_text().splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and "type" in event:
+            array.append({"timestamp": event.pop("timestamp"), "event": event})
+    arr = tmp_path / "events.json"
+    arr.write_text(json.dumps(array))
+    assert rows(report_of(mgt("--source", str(arr), "--json"))) == expected
+    piped = mgt("--source", "-", "--json", stdin=SAMPLE.read_text())
+    assert rows(report_of(piped)) == expected
+
+
+def test_since_counts_back_from_the_newest_event(tmp_path: Path) -> None:
+    items = [error("Old failure 1", timestamp="2026-01-10T00:00:00Z")] * 3 + [
+        error("New failure 1", timestamp="2026-01-15T12:00:00Z"),
+        error("New failure 2", timestamp="2026-01-15T13:00:00Z"),
+        error("New failure 3", timestamp="2026-01-15T14:00:00Z"),
+    ]
+    events = tmp_path / "e.jsonl"
+    events.write_text("".join(json.dumps(i) + "\n" for i in items))
+    day = report_of(mgt("--source", str(events), "--since", "24h", "--json"))
+    assert [p["details"]["template"] for p in day["patterns"]] == ["New failure <n>"]
+    assert day["summary"]["events_analyzed"] == 3
+    assert day["summary"]["query_range"].startswith("2026-01-15T12:00:00")
+    week = report_of(mgt("--source", str(events), "--since", "7d", "--json"))
+    assert week["summary"]["total_patterns"] == 2
+
+
+def test_another_polecats_thresholds(tmp_path: Path) -> None:
+    original = (REPO / "polecats" / "log-analyzer.toml").read_text(encoding="utf-8")
+    strict = tmp_path / "strict.toml"
+    strict.write_text(original.replace("min_occurrences = 3", "min_occurrences = 100"))
+    report = report_of(mgt("--source", str(SAMPLE), "--polecat", str(strict), "--json"))
+    assert [p["id"] for p in report["patterns"]] == [
+        "slow-llm-dmscene", "failed-transition-dmaction-dmerror", "token-bloat-dmscene",
+    ]
+    assert report["metadata"]["thresholds"]["min_occurrences"] == 100
+
+
+def test_bundled_thresholds_are_found_from_any_directory(tmp_path: Path) -> None:
+    report = report_of(mgt("--source", str(SAMPLE), "--json", cwd=tmp_path))
+    assert report["metadata"]["thresholds_source"].endswith("log-analyzer.toml")
+    assert rows(report) == [r for r in documented_patterns() if r[1] != "dead_path"]
+
+
+def test_nodes_as_a_json_array(tmp_path: Path) -> None:
+    nodes = tmp_path / "nodes.json"
+    nodes.write_text(json.dumps(["dmScene", "dmNowhere", "dmLegacyRecap"]))
+    report = report_of(mgt("--source", str(SAMPLE), "--nodes", str(nodes), "--json"))
+    dead = [p["id"] for p in report["patterns"] if p["type"] == "dead_path"]
+    assert dead == ["dead-path-dmlegacyrecap", "dead-path-dmnowhere"]
+
+
+# ------------------------------------------------------------------------ bad input
+
+
+def test_missing_source_file() -> None:
+    assert_one_line_error(mgt("--source", "no/such/file.jsonl"), "no/such/file.jsonl")
+
+
+def test_directory_as_source(tmp_path: Path) -> None:
+    assert_one_line_error(mgt("--source", str(tmp_path)), "directory")
+
+
+@pytest.mark.parametrize("since", ["yesterday", "-1h", "24", "h"])
+def test_bad_since(since: str) -> None:
+    assert_one_line_error(mgt("--source", str(SAMPLE), f"--since={since}"), "duration")
+
+
+def test_bad_polecat_files(tmp_path: Path) -> None:
+    assert_one_line_error(mgt("--source", str(SAMPLE), "--polecat", "nope.toml"), "nope.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[thresholds\nmin_occurrences = 3\n")
+    assert_one_line_error(mgt("--source", str(SAMPLE), "--polecat", str(broken)), "broken.toml")
+    wrong = tmp_path / "wrong.toml"
+    original = (REPO / "polecats" / "log-analyzer.toml").read_text(encoding="utf-8")
+    wrong.write_text(original.replace("min_occurrences = 3", 'min_occurrences = "many"'))
+    assert_one_line_error(mgt("--source", str(SAMPLE), "--polecat", str(wrong)),
+                          "min_occurrences")
+    assert_one_line_error(
+        mgt("--source", str(SAMPLE), "--polecat", str(REPO / "polecats" / "pr-filer.toml")),
+        "no [thresholds]",
+    )
+
+
+def test_bad_nodes_files(tmp_path: Path) -> None:
+    assert_one_line_error(mgt("--source", str(SAMPLE), "--nodes", "nope.txt"), "nope.txt")
+    bad = tmp_path / "nodes.json"
+    bad.write_text('{"nodes": ["a"]}')
+    assert_one_line_error(mgt("--source", str(SAMPLE), "--nodes", str(bad)), "array of strings")
+    bad.write_text('["a", 1]')
+    assert_one_line_error(mgt("--source", str(SAMPLE), "--nodes", str(bad)), "array of strings")
+    bad.write_text("[not json")
+    assert_one_line_error(mgt("--source", str(SAMPLE), "--nodes", str(bad)), "JSON")
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unreachable_loki_is_one_line() -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    result = mgt("--source", url)
+    assert_one_line_error(result, "127.0.0.1")
+
+
+def test_default_source_is_grafana_loki_url(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    result = mgt(cwd=tmp_path, env={"GRAFANA_LOKI_URL": url})
+    assert_one_line_error(result, url)
+
+
+# ----------------------------------------------------------------------------- Loki
+
+
+def test_analyze_a_loki_server(tmp_path: Path) -> None:
+    now = time.time_ns()
+    events = (
+        [llm(node="dmScene", latency=6000, prompt=6500, completion=300)] * 4
+        + [move("dmAction", "dmError")] * 3 + [move("dmAction", "dmDice")] * 7
+        + [error(f"Failed to parse SceneNarrative: missing field 'mood' at offset {i}")
+           for i in range(3)]
+    )
+    # more entries than the server's per-query cap, so the analyzer's source must page
+    events += [{"type": "user_action", "action_type": "talk", "node_context": "dmScene"}] * 40
+    with FakeLoki(max_entries=25) as loki:
+        for i, event in enumerate(events):
+            loki.add_event(event, ts=now - 10_000_000_000 + i * 1_000_000)
+        result = mgt("--source", loki.url, "--since", "1h", "--json")
+        report = report_of(result)
+        assert len(loki.query_requests) >= 2
+    assert report["summary"]["events_analyzed"] == len(events)
+    assert {(p["id"], p["severity"]) for p in report["patterns"]} == {
+        ("slow-llm-dmscene", "critical"),
+        ("token-bloat-dmscene", "warning"),
+        ("failed-transition-dmaction-dmerror", "critical"),
+        ("repeated-error-failed-to-parse-scenenarrative-missing-field-mood-at-offset", "warning"),
+    }
+    assert report["metadata"]["source"].startswith("http://127.0.0.1:")
