@@ -50,6 +50,7 @@ import email.utils
 import json
 import random
 import re
+import socket
 import sys
 import threading
 import time
@@ -332,7 +333,7 @@ class FakeLoki:
         self._lock = threading.Lock()
         for ts, line, labels in entries:
             self.add(ts, line, labels)
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
+        self._server = _QuietServer(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -362,7 +363,8 @@ class FakeLoki:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> FakeLoki:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
         self._thread.start()
         return self
 
@@ -460,10 +462,25 @@ class FakeLoki:
         return 200, body
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Clients that hang up early (timeouts, cut answers) are normal here, not errors."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if not isinstance(error, ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
+
+
 def _handler_for(fake: FakeLoki) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "fake-loki/1"
+
+        def setup(self) -> None:
+            super().setup()
+            # Headers and body go out in separate writes; without NODELAY, Nagle and
+            # delayed ACKs stall every keep-alive answer by ~40 ms.
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -1,0 +1,1 @@
+"""Tests of mgt.logs: events, sources, the Loki client and `mgt logs`."""
