@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -121,3 +123,22 @@ def test_kill_group_of_a_vanished_group_is_harmless() -> None:
     result = run_process(["true"], timeout=5)
     assert result.ok
     kill_group(2**22 - 7, grace=0.1)  # no such group: returns quietly
+
+
+def test_interrupting_mgt_ends_the_child_tree(tmp_path: Path) -> None:
+    # Ctrl-C reaches mgt only (the child has its own session); mgt must end the tree itself.
+    pids = tmp_path / "pids"
+    code = (
+        "from mgt.executors.process import run_process\n"
+        f"run_process(['sh', '-c', 'sleep 300 & echo $! > {pids}; wait'], timeout=300, grace=1)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (pids.exists() and pids.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pids.read_text())
+    assert alive(child)
+    parent.send_signal(signal.SIGINT)
+    _, stderr = parent.communicate(timeout=30)
+    assert "KeyboardInterrupt" in stderr
+    assert wait_gone(child), "the child outlived an interrupted mgt"

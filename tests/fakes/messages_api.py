@@ -306,7 +306,7 @@ class _Handler(BaseHTTPRequestHandler):
         output_tokens = int(
             answer.get("usage", {}).get("output_tokens", estimate_tokens(out_chars))
         )
-        message = {
+        message: dict[str, Any] = {
             "id": f"msg_{uuid.uuid4().hex[:24]}",
             "type": "message",
             "role": "assistant",
