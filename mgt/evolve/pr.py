@@ -429,17 +429,18 @@ def _github_repo(ctx: StepContext, repo: Path, target: TargetConfig, remote: str
     named = (ctx.bindings.get("github_repo") or ctx.machine_inputs.get("github_repo")
              or target.github_repo or os.environ.get("GITHUB_REPOSITORY"))
     try:
-        url = git(repo, "remote", "get-url", remote).strip()
+        # The configured URL, before any url.*.insteadOf rewriting: it names the repository.
+        url = git(repo, "config", "--get", f"remote.{remote}.url").strip()
     except GitFailure:
         raise EvolveError(
-            f"remote '{remote}' is not configured in {repo}; add it (git remote add {remote} URL) "
-            "or name another in mgt.toml [evolve].remote"
+            f"remote '{remote}' is not configured in {repo}; add it (git remote add {remote} "
+            "URL) or name another in mgt.toml [evolve].remote"
         ) from None
     name = str(named) if named else parse_github_remote(url)
     if not name:
         raise EvolveError(
             f"cannot tell which GitHub repository remote '{remote}' ({url}) is; set "
-            "[evolve].github_repo = \"owner/name\" in the target's mgt.toml or GITHUB_REPOSITORY"
+            '[evolve].github_repo = "owner/name" in the target\'s mgt.toml or GITHUB_REPOSITORY'
         )
     return name
 

@@ -1,0 +1,242 @@
+"""A GitHub REST API stand-in on loopback: pull requests, labels, reviewers, over real HTTP.
+
+It knows one repository (`owner/name`) whose git remote is a local bare
+repository, and answers the way GitHub does for the calls a sleeptime PR makes:
+
+    POST /repos/{o}/{r}/pulls                       201 | 422 head/base missing, PR exists
+    GET  /repos/{o}/{r}/pulls[?head=o:branch]       200
+    GET  /repos/{o}/{r}/pulls/{n}                   200 | 404
+    POST /repos/{o}/{r}/issues/{n}/labels           200 (the issue's labels)
+    POST /repos/{o}/{r}/pulls/{n}/requested_reviewers  201
+
+Every request needs `Authorization: Bearer TOKEN` (or `token TOKEN`), else 401
+"Bad credentials". Requests are recorded (method, path, headers, JSON body) so
+tests can check what the client sent.
+
+    with GitHubStandIn(bare_repo, "acme/dm-graph", token="t0k") as gh:
+        os.environ["GITHUB_API_URL"] = gh.url
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = ["GitHubStandIn", "Recorded"]
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class _State:
+    pulls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    requests: list[Recorded] = field(default_factory=list)
+    next_number: int = 1
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class GitHubStandIn:
+    def __init__(
+        self, remote: Path, repository: str, token: str = "test-token",
+        html_base: str = "https://github.com", fail_with: int | None = None,
+    ) -> None:
+        self.remote = remote
+        self.repository = repository
+        self.token = token
+        self.html_base = html_base
+        self.fail_with = fail_with  # answer every call with this status (outage tests)
+        self.state = _State()
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                stand_in._handle(self, "GET")
+
+            def do_POST(self) -> None:
+                stand_in._handle(self, "POST")
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def requests(self) -> list[Recorded]:
+        return list(self.state.requests)
+
+    @property
+    def pulls(self) -> dict[int, dict[str, Any]]:
+        return self.state.pulls
+
+    def __enter__(self) -> GitHubStandIn:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    # ------------------------------------------------------------------ protocol
+
+    def _branch_sha(self, branch: str) -> str | None:
+        proc = subprocess.run(
+            ["git", "-C", str(self.remote), "rev-parse", "--verify", "--quiet",
+             f"refs/heads/{branch}^{{commit}}"],
+            capture_output=True, text=True, check=False,
+        )
+        return proc.stdout.strip() or None
+
+    def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        raw = h.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            body = "<invalid json>"
+        parts = urlsplit(h.path)
+        with self.state.lock:
+            self.state.requests.append(
+                Recorded(method, h.path, {k.lower(): v for k, v in h.headers.items()}, body)
+            )
+        if self.fail_with is not None:
+            return self._send(h, self.fail_with, {"message": "Server Error"})
+        auth = h.headers.get("Authorization", "")
+        if auth not in (f"Bearer {self.token}", f"token {self.token}"):
+            return self._send(h, 401, {"message": "Bad credentials",
+                                       "documentation_url": "https://docs.github.com/rest"})
+        if body == "<invalid json>":
+            return self._send(h, 400, {"message": "Problems parsing JSON"})
+        prefix = f"/repos/{self.repository}"
+        if not parts.path.startswith(prefix + "/"):
+            return self._send(h, 404, {"message": "Not Found"})
+        route = parts.path[len(prefix):]
+        with self.state.lock:
+            if method == "POST" and route == "/pulls":
+                return self._create_pull(h, body)
+            if method == "GET" and route == "/pulls":
+                query = parse_qs(parts.query)
+                head = query.get("head", [""])[0].split(":", 1)[-1]
+                found = [p for p in self.state.pulls.values()
+                         if not head or p["head"]["ref"] == head]
+                return self._send(h, 200, found)
+            match = re.fullmatch(r"/pulls/(\d+)", route)
+            if method == "GET" and match:
+                pull = self.state.pulls.get(int(match.group(1)))
+                return self._send(h, 200, pull) if pull else self._send(h, 404,
+                                                                        {"message": "Not Found"})
+            match = re.fullmatch(r"/issues/(\d+)/labels", route)
+            if method == "POST" and match:
+                return self._add_labels(h, int(match.group(1)), body)
+            match = re.fullmatch(r"/pulls/(\d+)/requested_reviewers", route)
+            if method == "POST" and match:
+                return self._request_reviewers(h, int(match.group(1)), body)
+        return self._send(h, 404, {"message": "Not Found"})
+
+    def _invalid(self, h: BaseHTTPRequestHandler, field_name: str, message: str) -> None:
+        self._send(h, 422, {
+            "message": "Validation Failed",
+            "errors": [{"resource": "PullRequest", "field": field_name, "code": "invalid",
+                        "message": message}],
+        })
+
+    def _create_pull(self, h: BaseHTTPRequestHandler, body: Any) -> None:
+        if not isinstance(body, dict):
+            return self._send(h, 400, {"message": "Problems parsing JSON"})
+        for key in ("title", "head", "base"):
+            if not isinstance(body.get(key), str) or not body[key].strip():
+                return self._invalid(h, key, f"{key} is missing")
+        if "body" in body and not isinstance(body["body"], str | None):
+            return self._invalid(h, "body", "body must be a string")
+        if "draft" in body and not isinstance(body["draft"], bool):
+            return self._invalid(h, "draft", "draft must be a boolean")
+        head, base = body["head"].split(":", 1)[-1], body["base"]
+        head_sha = self._branch_sha(head)
+        if head_sha is None:
+            return self._invalid(h, "head", f"head branch {head} does not exist")
+        if self._branch_sha(base) is None:
+            return self._invalid(h, "base", f"base branch {base} does not exist")
+        if head == base:
+            return self._invalid(h, "head", "head and base must be different branches")
+        owner = self.repository.split("/", 1)[0]
+        for pull in self.state.pulls.values():
+            if pull["head"]["ref"] == head and pull["state"] == "open":
+                return self._send(h, 422, {
+                    "message": "Validation Failed",
+                    "errors": [{"resource": "PullRequest", "code": "custom",
+                                "message": f"A pull request already exists for {owner}:{head}."}],
+                })
+        number = self.state.next_number
+        self.state.next_number += 1
+        now = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        pull = {
+            "number": number,
+            "url": f"{self.url}/repos/{self.repository}/pulls/{number}",
+            "html_url": f"{self.html_base}/{self.repository}/pull/{number}",
+            "state": "open",
+            "draft": bool(body.get("draft", False)),
+            "merged": False,
+            "title": body["title"],
+            "body": body.get("body"),
+            "head": {"ref": head, "sha": head_sha},
+            "base": {"ref": base, "sha": self._branch_sha(base)},
+            "labels": [],
+            "requested_reviewers": [],
+            "created_at": now,
+        }
+        self.state.pulls[number] = pull
+        self._send(h, 201, pull)
+
+    def _add_labels(self, h: BaseHTTPRequestHandler, number: int, body: Any) -> None:
+        pull = self.state.pulls.get(number)
+        if pull is None:
+            return self._send(h, 404, {"message": "Not Found"})
+        labels = body.get("labels") if isinstance(body, dict) else body
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            return self._send(h, 422, {"message": "Invalid request: labels must be strings"})
+        names = [label["name"] for label in pull["labels"]]
+        for name in labels:
+            if name not in names:
+                names.append(name)
+        pull["labels"] = [{"name": n, "color": "ededed", "default": False} for n in names]
+        self._send(h, 200, pull["labels"])
+
+    def _request_reviewers(self, h: BaseHTTPRequestHandler, number: int, body: Any) -> None:
+        pull = self.state.pulls.get(number)
+        if pull is None:
+            return self._send(h, 404, {"message": "Not Found"})
+        reviewers = body.get("reviewers") if isinstance(body, dict) else None
+        if not isinstance(reviewers, list) or not all(isinstance(x, str) for x in reviewers):
+            return self._send(h, 422, {"message": "Invalid request: reviewers must be strings"})
+        pull["requested_reviewers"] = [{"login": r} for r in reviewers]
+        self._send(h, 201, pull)
+
+    @staticmethod
+    def _send(h: BaseHTTPRequestHandler, status: int, payload: Any) -> None:
+        data = json.dumps(payload).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/json; charset=utf-8")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
