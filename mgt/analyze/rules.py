@@ -138,8 +138,8 @@ def _mean(total: float, count: int) -> float | int | None:
 
 
 def _show(name: str) -> str:
-    """A log-supplied name made safe to embed in a sentence (one line, bounded)."""
-    return truncate(" ".join(name.split()), 60)
+    """A log-supplied name quoted for a sentence: one line, bounded, in backticks."""
+    return "`" + truncate(" ".join(name.split()).replace("`", "'"), 40) + "`"
 
 
 def _subject(stats: LlmStats, name: str) -> tuple[dict[str, Any], str]:
