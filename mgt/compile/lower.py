@@ -137,6 +137,7 @@ class _Lowering:
     ) -> None:
         self.decl = decl
         self.source = source
+        self.lines = source.splitlines()
         self.polecats = polecats
         self.formulas = formulas
         self.schemas = schemas
@@ -315,7 +316,7 @@ class _Lowering:
 
     def text_of(self, span: Span) -> str:
         """The source text under `span`, on one line (a guard as written, for graphs and logs)."""
-        lines = self.source.splitlines()
+        lines = self.lines
         if not (1 <= span.line <= len(lines)) or span.end_line < span.line:
             return ""
         if span.line == span.end_line:

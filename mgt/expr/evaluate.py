@@ -126,6 +126,7 @@ def _equal(a: Any, b: Any) -> bool:
 class _Evaluator:
     def __init__(self, env: Mapping[str, Any]) -> None:
         self.env = env
+        self.its: list[Any] = []  # the items of the enclosing count/any/all, innermost last
 
     def eval(self, expr: Expr, depth: int) -> Any:
         if depth > _MAX_DEPTH:
@@ -139,6 +140,8 @@ class _Evaluator:
             case ListExpr(items=items):
                 return [self.eval(item, d) for item in items]
             case Name(id=name):
+                if name == "it" and self.its:
+                    return self.its[-1]
                 return self.env.get(name)
             case Attr(obj=obj, name=name):
                 return self.attr(self.eval(obj, d), name, expr)
@@ -366,11 +369,11 @@ class _Evaluator:
         name = expr.func
         items = self.list_arg(self.eval(expr.args[0], depth), expr.args[0], name)
         body = expr.args[1]
-        outer = self.env
         matched = 0
+        self.its.append(None)
         try:
             for item in items:
-                self.env = {**outer, "it": item}
+                self.its[-1] = item
                 value = self.eval(body, depth)
                 if not isinstance(value, bool):
                     raise ExprError(
@@ -384,7 +387,7 @@ class _Evaluator:
                 elif name == "all":
                     return False
         finally:
-            self.env = outer
+            self.its.pop()
         if name == "count":
             return matched
         return name == "all"
