@@ -9,9 +9,11 @@
     run builtin scratch-repo   [with repo = "path/to/target"]
         A copy of the target in the run directory (`RUN/target`): a plain
         directory becomes a fresh git repository (one commit on `main`), a git
-        repository is cloned. Later states bind `repo = STATE.output.repo`, so
-        branches and PR records land in the copy, never in the original. A
-        resumed run reuses the copy it made.
+        repository is cloned. Its output is marked `"scratch": true`; every
+        later evolve step of the run (guardrails, apply-diff, open-pr) then
+        works on the copy unless it binds another `repo`, so branches and PR
+        records land in the copy, never in the original. A resumed run reuses
+        the copy it made.
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ def scratch_repo(ctx: StepContext) -> dict[str, Any]:
     branch = current_branch(dest)
     return {
         "repo": str(dest),
+        "scratch": True,  # later steps of the run find their target by this mark
         "source": str(source),
         "base_branch": branch,
         "commit": rev_parse(dest, "HEAD"),

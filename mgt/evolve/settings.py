@@ -81,8 +81,20 @@ def bundled_path(relative: str) -> Path | None:
 
 
 def target_repo(ctx: StepContext) -> Path:
-    """The target repository: the `repo` binding or run input, else the step's cwd."""
-    value = ctx.bindings.get("repo") or ctx.machine_inputs.get("repo")
+    """The target repository of this step.
+
+    The `repo` binding; else the copy an earlier `scratch-repo` state made (its
+    output has `"scratch": true`), so that every step of a run that works on a
+    scratch copy uses it even when, like the refine formula, it takes no `repo`
+    input; else the `repo` run input; else the step's cwd.
+    """
+    value = ctx.bindings.get("repo")
+    if not value:
+        for output in reversed(list(ctx.outputs.values())):
+            if isinstance(output, Mapping) and output.get("scratch") is True and output.get("repo"):
+                value = output["repo"]
+                break
+    value = value or ctx.machine_inputs.get("repo")
     if value is None or value == "":
         return ctx.cwd
     path = Path(str(value)).expanduser()

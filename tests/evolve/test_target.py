@@ -132,6 +132,7 @@ def test_scratch_repo_copies_plain_dirs_and_clones_repos(
     out = scratch_repo(ctx)
     assert out["repo"] == str(ctx.run_dir / "target") and out["base_branch"] == "main"
     assert run_git(Path(out["repo"]), "status", "--porcelain") == ""
+    assert out["scratch"] is True
     assert scratch_repo(ctx) == out  # a resumed run reuses its copy
 
     cloned = scratch_repo(make_ctx({"repo": str(repo)}, state="prepare",
@@ -178,3 +179,18 @@ def test_the_sample_answer_passes_against_the_live_analysis(
     assert figures["dmScene_prompt_tokens"] == round(by_id["slow-llm-dmscene"]["details"]
                                                      ["prompt_tokens_avg"])
     assert check_proposed_changes(make_ctx({"patterns": live}), proposal) == []
+
+
+def test_later_steps_work_on_the_scratch_copy(
+    make_ctx: MakeCtx, proposal: dict[str, Any], report: dict[str, Any]
+) -> None:
+    """The refine formula takes no `repo`: its guardrails find the copy the run made."""
+    prepared = scratch_repo(make_ctx({"repo": str(TARGET)}, state="prepare"))
+    ctx = make_ctx(outputs={"prepare": prepared, "analyze": report},
+                   machine_inputs={"repo": str(TARGET)})
+    assert check_proposed_changes(ctx, proposal) == []
+    record = json.loads((ctx.attempt_dir / "guardrails.json").read_text())
+    assert record["repo"] == prepared["repo"]
+    # Without the copy, the plain sample directory is refused, not modified.
+    with pytest.raises(EvolveError, match=r"is not (the root of )?a git repository"):
+        check_proposed_changes(make_ctx(machine_inputs={"repo": str(TARGET)}), proposal)
