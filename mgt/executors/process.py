@@ -16,6 +16,7 @@ pipe while mgt waits for it.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -105,6 +106,11 @@ def run_process(
                 raise ExecutorError(f"cannot run {argv[0]}: no such directory {cwd}") from None
             raise ExecutorError(f"cannot run {argv[0]}: {missing} not found") from None
         except OSError as e:
+            if e.errno == errno.E2BIG:
+                size = sum(len(a.encode()) for a in argv)
+                raise ExecutorError(
+                    f"cannot run {argv[0]}: its command line is too long ({size:,} bytes)"
+                ) from None
             raise ExecutorError(f"cannot run {argv[0]}: {e.strerror or e}") from None
 
         timed_out = False

@@ -142,3 +142,8 @@ def test_interrupting_mgt_ends_the_child_tree(tmp_path: Path) -> None:
     _, stderr = parent.communicate(timeout=30)
     assert "KeyboardInterrupt" in stderr
     assert wait_gone(child), "the child outlived an interrupted mgt"
+
+
+def test_a_command_line_too_long_is_an_executor_error() -> None:
+    with pytest.raises(ExecutorError, match="command line is too long"):
+        run_process(["echo", "x" * 200_000], timeout=5)
