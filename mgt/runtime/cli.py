@@ -151,25 +151,25 @@ def runs_main(args: argparse.Namespace) -> int:
     if not records:
         print(f"no runs in {args.runs_dir}", file=sys.stderr)
         return 0
-    from rich.table import Table
-
-    from mgt.console import out_console
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("RUN", "MACHINE", "STATUS", "STATE", "STEPS", "COST", "STARTED"):
-        table.add_column(column, justify="right" if column in {"STEPS", "COST"} else "left")
+    header = ("RUN", "MACHINE", "STATUS", "STATE", "STATES", "COST", "STARTED")
+    lines: list[tuple[str, ...]] = [header]
     for r in records:
-        row = _run_row(r)
-        table.add_row(
-            row["run_id"],
-            row["machine"] or "?",
-            _status_markup(row["status"]),
-            row["final"] or row["current_state"] or "",
-            str(len(row["path"])),
-            f"${row['cost_usd']:.4f}",
-            (row["created"] or "")[:19].replace("T", " "),
-        )
-    out_console().print(table)
+        info = _run_row(r)
+        lines.append((
+            info["run_id"],
+            info["machine"] or "?",
+            info["status"],
+            info["final"] or info["current_state"] or "",
+            str(len(info["path"]) - (1 if info["final"] else 0)),
+            f"${info['cost_usd']:.4f}",
+            (info["created"] or "")[:19].replace("T", " "),
+        ))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    right = {4, 5}
+    for line in lines:  # plain columns: readable in a terminal, greppable in a pipe
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in
+                 enumerate(zip(line, widths, strict=True))]
+        print("  ".join(cells).rstrip())
     return 0
 
 

@@ -110,6 +110,7 @@ class _Visit:
     pending: Outcome | None = None  # the last finished attempt's outcome, not yet acted on
     pending_attempt: int = 0  # its attempt number
     feedback: str | None = None  # for the next attempt (kept if that attempt is cut short)
+    backoff_since: float | None = None  # epoch seconds a journaled backoff began (on resume)
 
 
 class Interpreter:
@@ -303,9 +304,13 @@ class Interpreter:
                 if retry is None:
                     return visit.pending
                 if retry.backoff_seconds:
-                    self._emit("backoff", state=spec.name, seconds=retry.backoff_seconds)
-                    self._sleep(retry.backoff_seconds)
-                visit.pending = None
+                    wait = retry.backoff_seconds
+                    if visit.backoff_since is not None:  # resumed mid-backoff: the rest of it
+                        wait = max(0.0, wait - (time.time() - visit.backoff_since))
+                    else:
+                        self._emit("backoff", state=spec.name, seconds=retry.backoff_seconds)
+                    self._sleep(wait)
+                visit.pending, visit.backoff_since = None, None
             visit.pending = self._attempt(spec, visit.feedback)
             visit.pending_attempt = self.attempts[spec.name]
 
@@ -621,7 +626,7 @@ class Interpreter:
                 spec = self.machine.states.get(name)
                 if visit.pending is not None and spec is not None:
                     self._take_retry(spec, visit)  # the retry decision that was made
-                visit.pending = None
+                visit.pending, visit.backoff_since = None, None
             elif kind == "attempt_finished":
                 name = str(ev["state"])
                 tokens = ev.get("tokens") or {}
@@ -642,6 +647,8 @@ class Interpreter:
                     self.outputs[name] = outcome.output
                 visit.pending = outcome
                 visit.pending_attempt = int(ev["attempt"])
+            elif kind == "backoff":
+                visit.backoff_since = _epoch(str(ev.get("ts", "")))
             elif kind == "transition":
                 state, entered = str(ev["to"]), False
                 visit = _Visit()
@@ -750,6 +757,15 @@ def _request_json(request: ExecRequest) -> dict[str, Any]:
         "command": request.command,
         "inputs": request.inputs,
     }
+
+
+def _epoch(iso: str) -> float | None:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _now() -> str:

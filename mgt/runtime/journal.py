@@ -85,7 +85,7 @@ def now_iso() -> str:
 
 def new_run_id(machine_name: str) -> str:
     """`20261125-101500-evolve-3f9a`: sortable by time, readable, unique enough to never collide."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")  # UTC, like every timestamp in a run
     slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in machine_name)[:40] or "run"
     return f"{stamp}-{slug}-{secrets.token_hex(2)}"
 

@@ -20,11 +20,13 @@ from typing import Any
 from mgt.executors.base import ExecResult
 
 __all__ = [
+    "STRUCTURED_RETRIES_EXHAUSTED",
     "Outcome",
     "classify",
     "extract_json",
     "feedback_text",
     "format_json_path",
+    "structured_output_problems",
 ]
 
 OutputChecker = Callable[[Any], list[str]]
@@ -172,6 +174,10 @@ def classify(
     if result.guardrail:
         return Outcome("guardrail", output=result.output, problems=list(result.guardrail),
                        error=result.guardrail[0])
+    if result.details.get("subtype") == STRUCTURED_RETRIES_EXHAUSTED:
+        # Claude Code checked --json-schema itself and gave up: a schema failure, not a crash.
+        problems = structured_output_problems(result)
+        return Outcome("schema_invalid", problems=problems, error=problems[0])
     if result.error:
         return Outcome("error", output=result.output, error=_one_line(result.error))
 
@@ -199,6 +205,43 @@ def classify(
         if problems:
             return Outcome("guardrail", output=output, problems=problems, error=problems[0])
     return Outcome("done", output=output)
+
+
+#: Claude Code's result subtype when its own --json-schema retries ran out.
+STRUCTURED_RETRIES_EXHAUSTED = "error_max_structured_output_retries"
+
+_SCHEMA_MISMATCH = re.compile(r"does not match required schema:\s*(.*)$", re.DOTALL)
+
+
+def structured_output_problems(result: ExecResult) -> list[str]:
+    """The schema errors Claude Code reported (`/summary/total: must be integer`), as problems.
+
+    They are in the result's `errors` list; the executor keeps the raw result file.
+    """
+    errors = result.details.get("errors")
+    if not isinstance(errors, list) and result.raw_result_path is not None:
+        try:
+            raw = json.loads(result.raw_result_path.read_text(encoding="utf-8"))
+            errors = raw.get("errors") if isinstance(raw, dict) else None
+        except (OSError, ValueError):
+            errors = None
+    problems: list[str] = []
+    for message in errors if isinstance(errors, list) else []:
+        match = _SCHEMA_MISMATCH.search(str(message))
+        if match is None:
+            problems.append(_one_line(str(message)))
+            continue
+        for part in re.split(r",\s+(?=/|:)", match.group(1).strip()):
+            pointer, sep, why = part.partition(": ")
+            if sep and (pointer.startswith("/") or pointer == ""):
+                steps = [int(p) if p.isdigit() else p for p in pointer.strip("/").split("/") if p]
+                problems.append(f"at {format_json_path(steps)}: {why.strip()}")
+            else:
+                problems.append(part.strip())
+    return problems or [
+        "the answer did not match the output schema (Claude Code's structured output retries "
+        "ran out)"
+    ]
 
 
 def _one_line(text: str, limit: int = 500) -> str:

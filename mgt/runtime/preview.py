@@ -117,7 +117,10 @@ def preview_machine(machine: Machine, inputs: Mapping[str, Any]) -> str:
             f"on {t.event}" + (f" when {t.guard_source or '...'}" if t.guard is not None else "")
             + f" -> {t.target}"
             for t in spec.transitions
+            if not t.implicit
         ]
+        if any(t.implicit for t in spec.transitions):
+            routes.append("(any other outcome fails the run)")
         if routes:
             out += ["", *routes]
         out.append("")

@@ -227,11 +227,13 @@ def _output_section(schemas: SchemaRegistry | None, schema_name: str | None) -> 
             "Answer with exactly one JSON object, and nothing else."
         )
     title = schemas.title(schema_name) if schemas is not None and schema_name else schema_name
+    # Compact, and without the meta keys: every character here is paid for on every call.
+    shown = {k: v for k, v in schema.items() if k not in {"$schema", "$id"}}
     return (
         "## Your answer\n\n"
         f"Answer with exactly one JSON object, a {title}, that validates against this "
         "JSON Schema. Write nothing outside the object.\n\n"
-        + _fence(json.dumps(schema, indent=2, ensure_ascii=False), "json")
+        + _fence(json.dumps(shown, separators=(",", ":"), ensure_ascii=False), "json")
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,3 +191,29 @@ def test_feedback_quotes_guardrail_problems_verbatim() -> None:
 def test_feedback_for_timeout_names_the_limit() -> None:
     text = feedback_text(Outcome("timeout"), 1, timeout_seconds=30, schema=None)
     assert "30s" in text
+
+
+def test_claude_codes_own_schema_retries_running_out_is_schema_invalid(tmp_path: Any) -> None:
+    """With --json-schema Claude Code validates and retries itself; when it gives up, the
+    errors it reports (JSON pointers) become the problems, with JSON paths."""
+    message = (
+        "Failed to provide valid structured output after 5 attempts — last StructuredOutput "
+        "error: Output does not match required schema: /patterns/0: must have required "
+        "property 'type', /patterns/0/id: must be string, /summary/total_patterns: must be integer"
+    )
+    raw = tmp_path / "result.json"
+    raw.write_text(json.dumps({"type": "result", "is_error": True, "errors": [message]}))
+    result = ExecResult(
+        error="Claude Code reported an error: error_max_structured_output_retries",
+        details={"subtype": "error_max_structured_output_retries"},
+        raw_result_path=raw,
+    )
+    out = _classify(result)
+    assert out.event == "schema_invalid"
+    assert out.problems == [
+        "at $.patterns[0]: must have required property 'type'",
+        "at $.patterns[0].id: must be string",
+        "at $.summary.total_patterns: must be integer",
+    ]
+    raw.unlink()  # no raw file and no details: still schema_invalid, with a general problem
+    assert _classify(result).event == "schema_invalid"
