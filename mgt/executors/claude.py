@@ -159,7 +159,9 @@ def parse_claude_result(
     fill_from_result(result, obj)
     if obj.get("is_error"):
         status = obj.get("api_error_status")
-        reason = obj.get("result") or obj.get("subtype") or "unknown error"
+        raw_errors = obj.get("errors")
+        errors = [str(e) for e in raw_errors if e] if isinstance(raw_errors, list) else []
+        reason = obj.get("result") or "; ".join(errors) or obj.get("subtype") or "unknown error"
         api = f" (API status {status})" if status else ""
         result.error = f"{source} reported an error{api}: {_one_line(str(reason))}"
     elif exit_code not in (0, None):
@@ -193,6 +195,8 @@ def fill_from_result(result: ExecResult, obj: dict[str, Any]) -> None:
     models = obj.get("modelUsage")
     if isinstance(models, dict) and models:
         details["models"] = sorted(models)
+    if isinstance(obj.get("errors"), list) and obj["errors"]:
+        details["errors"] = obj["errors"]  # e.g. why --json-schema retries ran out
     if obj.get("permission_denials"):
         details["permission_denials"] = obj["permission_denials"]
     result.details.update(details)

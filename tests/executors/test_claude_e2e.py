@@ -104,3 +104,18 @@ def test_retry_feedback_reaches_the_prompt(claude_cli: ClaudeCLI, make_request: 
     feedback = "Your previous answer failed validation: $.count: 'three' is not of type 'integer'"
     make_executor("claude").run(make_request(attempt=2, prompt=f"Do it.\n\n{feedback}"))
     assert feedback in claude_cli.server.message_requests[0].first_user_text
+
+
+def test_schema_invalid_answers_until_the_cli_gives_up(
+    claude_cli: ClaudeCLI, make_request: Build
+) -> None:
+    # Claude Code validates --json-schema itself, tells the model, and stops after 5 tries.
+    claude_cli.server.push(*[{"structured": {"verdict": n}} for n in range(5)])
+    result = make_executor("claude").run(make_request(output_schema=SCHEMA))
+    assert result.output is None
+    assert result.details["subtype"] == "error_max_structured_output_retries"
+    assert "/verdict: must be string" in result.details["errors"][0]
+    assert result.error is not None and "/verdict: must be string" in result.error
+    calls = claude_cli.server.message_requests
+    assert len(calls) == 5
+    assert "Output does not match required schema" in calls[1].messages_text
