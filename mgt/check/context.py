@@ -1,0 +1,157 @@
+"""A parsed machine and its loaded definitions → `Context`, the tables every check reads.
+
+Checks are small functions `check_x(ctx) -> Iterator[Diagnostic]`; the context
+gives them the machine, its imports, name tables built once, and the output
+type of each state (from its schema) for expression checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from mgt import ast
+from mgt.check.imports import Definitions
+from mgt.compile.model import EVENTS
+from mgt.diagnostics import Diagnostic
+
+if TYPE_CHECKING:
+    from mgt.check.flow import Flow
+    from mgt.expr.types import ExprType
+
+__all__ = ["EVENTS", "Check", "Context", "possible_events"]
+
+Check = Callable[["Context"], Iterator[Diagnostic]]
+
+
+def possible_events(state: ast.State) -> tuple[str, ...]:
+    """The outcomes a state's run can end with, in EVENTS order.
+
+    Model steps can end every way. A command can time out or fail; a builtin runs
+    in-process (no timeout) and may reject its work as a guardrail. Either is
+    schema-checked only when it declares `output SCHEMA`, and then the schema's
+    output checks may answer `guardrail` too.
+    """
+    run = state.run
+    if run is None or run.kind in ("formula", "polecat"):
+        return EVENTS
+    events = {"done", "error"}
+    if run.kind == "command":
+        events.add("timeout")
+    else:
+        events.add("guardrail")
+    if state.output is not None:
+        events |= {"schema_invalid", "guardrail"}
+    return tuple(e for e in EVENTS if e in events)
+
+
+def run_label(state: ast.State) -> str:
+    """`a command step`, `formula 'analyze'`: how messages name what a state runs."""
+    run = state.run
+    if run is None:
+        return "a state without 'run'"
+    if run.kind == "command":
+        return "a command step"
+    target = run.target.text if run.target else "?"
+    return f"{run.kind} '{target}'"
+
+
+@dataclass
+class Context:
+    machine: ast.MachineDecl
+    defs: Definitions
+    _type_cache: dict[str, ExprType] = field(default_factory=dict)
+
+    @cached_property
+    def states(self) -> dict[str, ast.State]:
+        """States by name (the first declaration wins; duplicates are reported)."""
+        table: dict[str, ast.State] = {}
+        for state in self.machine.states:
+            table.setdefault(state.name.text, state)
+        return table
+
+    @cached_property
+    def finals(self) -> dict[str, ast.Final]:
+        table: dict[str, ast.Final] = {}
+        for final in self.machine.finals:
+            if final.name.text not in self.states:
+                table.setdefault(final.name.text, final)
+        return table
+
+    @cached_property
+    def inputs(self) -> dict[str, ast.InputDecl]:
+        table: dict[str, ast.InputDecl] = {}
+        for decl in self.machine.inputs:
+            table.setdefault(decl.name.text, decl)
+        return table
+
+    @cached_property
+    def start(self) -> ast.State | None:
+        """The state the machine starts in (`start X`, else the first state)."""
+        if self.machine.start is not None:
+            return self.states.get(self.machine.start.text)
+        return self.machine.states[0] if self.machine.states else None
+
+    @cached_property
+    def flow(self) -> Flow:
+        from mgt.check.flow import Flow
+
+        return Flow(self)
+
+    # ---- types for expression checks -------------------------------------
+
+    def schema_type(self, name: str) -> ExprType:
+        """The expression type of a value of schema `name` (any when it is not loaded)."""
+        from mgt.expr.types import ANY, schema_type
+
+        if name in self._type_cache:
+            return self._type_cache[name]
+        registry = self.defs.schemas
+        t = ANY
+        if registry is not None and name in registry:
+            try:
+                t = schema_type(registry, name)
+            except Exception:  # a schema the registry accepted but cannot walk: do not guess
+                t = ANY
+        self._type_cache[name] = t
+        return t
+
+    def output_schema(self, state: ast.State) -> str | None:
+        """The schema a state's output is checked against (`output X`, formula, polecat)."""
+        if state.output is not None:
+            return state.output.text
+        run = state.run
+        if run is None or run.target is None:
+            return None
+        if run.kind == "formula":
+            formula = self.defs.formulas.get(run.target.text)
+            return formula.output_schema if formula else None
+        if run.kind == "polecat":
+            polecat = self.defs.polecats.get(run.target.text)
+            return polecat.output_schema if polecat else None
+        return None
+
+    def output_type(self, state: ast.State) -> ExprType:
+        from mgt.expr.types import ANY, COMMAND_OUTPUT
+
+        schema = self.output_schema(state)
+        if schema is not None:
+            return self.schema_type(schema)
+        if state.run is not None and state.run.kind == "command":
+            return COMMAND_OUTPUT
+        return ANY
+
+    @cached_property
+    def state_types(self) -> dict[str, ExprType]:
+        return {name: self.output_type(state) for name, state in self.states.items()}
+
+    @cached_property
+    def input_types(self) -> dict[str, ExprType]:
+        from mgt.expr.types import input_type
+
+        return {
+            name: input_type(decl.type.name.text, decl.type.enum_values)
+            for name, decl in self.inputs.items()
+        }
