@@ -38,6 +38,7 @@ OUTPUT_CHECKS: dict[str, list[str]] = {
 PROMPT_CONTEXT: dict[str, list[str]] = {
     # keyed by formula name
     "analyze": ["mgt.analyze.prompt:analyzer_figures"],
+    "refine": ["mgt.evolve.prompt:refine_context"],
 }
 
 

@@ -93,7 +93,7 @@ def scratch_repo(ctx: StepContext) -> dict[str, Any]:
     source = source if source.is_absolute() else ctx.cwd / source
     if not source.is_dir():
         raise StepFailure(f"scratch-repo: {source} is not a directory")
-    dest = ctx.run_dir / "target"
+    dest = (ctx.run_dir / "target").absolute()  # later steps may run from elsewhere
     if (dest / ".git").exists():
         ctx.progress(f"reusing the scratch copy {dest}")
     else:

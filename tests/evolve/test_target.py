@@ -130,7 +130,8 @@ def test_scratch_repo_copies_plain_dirs_and_clones_repos(
 ) -> None:
     ctx = make_ctx({"repo": str(TARGET)}, state="prepare")
     out = scratch_repo(ctx)
-    assert out["repo"] == str(ctx.run_dir / "target") and out["base_branch"] == "main"
+    assert out["repo"] == str((ctx.run_dir / "target").absolute())
+    assert out["base_branch"] == "main"
     assert run_git(Path(out["repo"]), "status", "--porcelain") == ""
     assert out["scratch"] is True
     assert scratch_repo(ctx) == out  # a resumed run reuses its copy
