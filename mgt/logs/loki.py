@@ -204,17 +204,21 @@ class LokiClient:
         end_ns: int,
         limit: int | None = None,
         direction: str = "backward",
+        page_size: int | None = None,
     ) -> Iterator[LokiEntry]:
         """Every entry of `query` in [start_ns, end_ns), newest first for "backward".
 
         Pages lazily: stop iterating and no further request is made. `limit`
-        bounds the total (None: until the window is exhausted).
+        bounds the total (None: until the window is exhausted); `page_size`
+        overrides the client's entries per request.
         """
         if direction not in ("backward", "forward"):
             raise ValueError(f"direction must be 'backward' or 'forward', not {direction!r}")
         start, end = start_ns, end_ns
         emitted = 0
-        page = self.page_size
+        page = max(1, page_size or self.page_size)
+        if self.server_cap is not None:
+            page = min(page, self.server_cap)
         edge_ts: int | None = None
         edge_seen: Counter[tuple[int, str, str]] = Counter()
         while start < end and (limit is None or emitted < limit):

@@ -481,7 +481,8 @@ class LokiSource(EventSource):
         self.description = client.display_url
         self.last_query: str | None = None
 
-    def _entries(self, flt: EventFilter, direction: str) -> Iterator[LogEvent]:
+    def _entries(self, flt: EventFilter, direction: str, page_size: int | None = None
+                 ) -> Iterator[LogEvent]:
         from mgt.logs.loki import build_logql
 
         query = build_logql(flt.kinds, session_id=flt.session_id,
@@ -489,7 +490,8 @@ class LokiSource(EventSource):
         self.last_query = query
         self.skipped = 0
         for entry in self.client.query_range(
-            query, start_ns=self.start_ns, end_ns=self.end_ns, direction=direction
+            query, start_ns=self.start_ns, end_ns=self.end_ns, direction=direction,
+            page_size=page_size,
         ):
             event = parse_event(entry.line, entry_ts=entry.timestamp, labels=entry.labels)
             if event is None:
@@ -503,7 +505,10 @@ class LokiSource(EventSource):
 
     def _latest(self, flt: EventFilter, limit: int) -> list[LogEvent]:
         out: list[LogEvent] = []
-        for event in self._entries(flt, "backward"):
+        # Line filters are selective, so pages about the size of the answer waste little;
+        # a type the LogQL cannot narrow just takes more pages.
+        page = min(self.client.page_size, max(limit, 20))
+        for event in self._entries(flt, "backward", page):
             out.append(event)
             if len(out) >= limit:
                 break
