@@ -193,6 +193,8 @@ class _Lowering:
                 default = input_value(type_name, evaluate(decl.default, {}))
             except (ExprError, ValueError) as e:
                 self.fail(f"input '{decl.name.text}': bad default: {e}", decl.default.span)
+            if type_name == "path" and isinstance(default, str):
+                default = self.machine_relative(default)
         return InputSpec(
             name=decl.name.text,
             type=type_name,
@@ -200,6 +202,19 @@ class _Lowering:
             default=default,
             required=decl.default is None,
         )
+
+    def machine_relative(self, value: str) -> str:
+        """A path default is written relative to the machine file, like its imports.
+
+        Values given at `mgt exec` stay as typed (relative to the caller's directory);
+        URLs (`http://...`) are never paths and stay untouched.
+        """
+        if "://" in value or not value:
+            return value
+        path = Path(value).expanduser()
+        if path.is_absolute():
+            return value
+        return str((Path(self.decl.source_path).resolve().parent / path).resolve())
 
     # --- states ------------------------------------------------------------
 

@@ -111,7 +111,8 @@ def test_inputs_become_runtime_values(evolve: Machine) -> None:
     assert inputs["query_type"].default == "all"
     assert inputs["min_occurrences"].default == 3
     assert inputs["draft"].default is True
-    assert inputs["repo"].default == "."
+    # A path default is relative to the machine file, like its imports.
+    assert inputs["repo"].default == str((Path("machines/m.mgt").resolve().parent).resolve())
     assert inputs["reviewer"].required and inputs["reviewer"].default is None
     assert evolve.input("since") is inputs["since"]
 
@@ -397,3 +398,22 @@ def test_bundled_machines_lower(name: str) -> None:
         assert covered == set(EVENTS)  # declared or implicit, every outcome has a route
         for t in state.transitions:
             assert t.target in machine.states or t.target in machine.finals
+
+
+def test_path_defaults_resolve_against_the_machine_file_but_urls_do_not(tmp_path: Path) -> None:
+    from mgt.compile import load_machine
+
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / "sub" / "m.mgt"
+    path.write_text(
+        'machine m\n'
+        'input repo: path = "../target"\n'
+        'input logs: path = "http://loki.example:3100"\n'
+        'input abs: path = "/srv/x"\n'
+        'state s:\n    run builtin noop\n    on done -> ok\n'
+        'final ok: succeed\n'
+    )
+    inputs = {i.name: i.default for i in load_machine(path).inputs}
+    assert inputs["repo"] == str((tmp_path / "target").resolve())
+    assert inputs["logs"] == "http://loki.example:3100"
+    assert inputs["abs"] == "/srv/x"
