@@ -14,8 +14,8 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mgt.compile.model import EVENTS, IMPLICIT_FAIL, Machine, RetrySpec, StateSpec, TransitionSpec
@@ -118,13 +118,23 @@ class TakenPath:
     """What a run did, as far as a graph can show.
 
     `steps` are its transitions, `entered` the states it entered in order, and
-    `retried` the (state, outcome) pairs that a retry consumed.
+    `retried` the (state, outcome) pairs that a retry consumed. `guards` holds, for
+    steps whose journal line named it, the guard (as written; None for an unguarded
+    transition) that chose the step: two guarded transitions with the same event and
+    target are then told apart.
     """
 
     run_id: str
     steps: tuple[Step, ...]
     entered: tuple[str, ...] = ()
     retried: frozenset[tuple[str, str]] = frozenset()
+    guards: Mapping[Step, frozenset[str | None]] = field(default_factory=dict)
+
+    def took(self, step: Step, guard: str | None) -> bool:
+        """Whether the run took `step` through the transition whose guard is `guard`."""
+        if step not in self.steps:
+            return False
+        return step not in self.guards or guard in self.guards[step]
 
     def visited(self, start: str) -> set[str]:
         names = {start} if self.steps or self.entered else set()
@@ -136,7 +146,6 @@ class TakenPath:
 
 def graph_of(machine: Machine, taken: TakenPath | None = None) -> Graph:
     """Extract the drawable graph of `machine`, marking what `taken` went through."""
-    steps = set(taken.steps) if taken else set()
     retried = taken.retried if taken else frozenset()
     visited = taken.visited(machine.start) if taken else set()
     nodes: list[Node] = [
@@ -157,7 +166,7 @@ def graph_of(machine: Machine, taken: TakenPath | None = None) -> Graph:
     edges: list[Edge] = []
     loops: list[Loop] = []
     for name, spec in machine.states.items():
-        edges += _edges_of(name, routes(spec), steps)
+        edges += _edges_of(name, routes(spec), taken)
         loops += [_loop_of(name, retry, retried) for retry in spec.retries]
     return Graph(
         name=machine.name,
@@ -170,7 +179,8 @@ def graph_of(machine: Machine, taken: TakenPath | None = None) -> Graph:
     )
 
 
-def _edges_of(source: str, transitions: Iterable[TransitionSpec], steps: set[Step]) -> list[Edge]:
+def _edges_of(source: str, transitions: Iterable[TransitionSpec],
+              run: TakenPath | None) -> list[Edge]:
     edges: list[Edge] = []
     implicit_events: list[str] = []
     for t in transitions:
@@ -178,10 +188,12 @@ def _edges_of(source: str, transitions: Iterable[TransitionSpec], steps: set[Ste
             implicit_events.append(t.event)  # grouped into one dashed edge below
             continue
         guard = t.guard_source or (_expr_text(t.guard) if t.guard is not None else None)
-        taken = (source, t.event, t.target) in steps
+        taken = run is not None and run.took((source, t.event, t.target), guard)
         edges.append(Edge(source, t.target, (t.event,), guard, t.implicit, taken))
     if implicit_events:
-        taken = any((source, e, IMPLICIT_FAIL) in steps for e in implicit_events)
+        taken = run is not None and any(
+            run.took((source, e, IMPLICIT_FAIL), None) for e in implicit_events
+        )
         edges.append(Edge(source, IMPLICIT_FAIL, tuple(implicit_events), None, True, taken))
     return edges
 

@@ -123,7 +123,8 @@ def test_one_state_per_mgt_state_finals_are_final_and_start_is_initial(
 
 
 def test_one_event_per_outcome(router: type[MachineChart]) -> None:
-    assert sorted(e.id for e in router.events) == sorted(EVENTS)
+    instance = router(GuardScope())
+    assert sorted(e.id for e in instance.events) == sorted(EVENTS)
 
 
 def test_no_implicit_fail_when_every_outcome_is_handled() -> None:

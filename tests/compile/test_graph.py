@@ -193,15 +193,17 @@ Attrs = dict[str, str]
 
 
 def parse_dot(source: str) -> tuple[dict[str, Attrs], list[tuple[str, str, Attrs]]]:
-    (graph,) = pydot.graph_from_dot_data(source)
+    parsed = pydot.graph_from_dot_data(source)
+    assert parsed is not None, source
+    (graph,) = parsed
     nodes = {
-        _unquote(n.get_name()): {k: _unquote(v) for k, v in n.get_attributes().items()}
+        _unquote(n.get_name()): {k: _unquote(str(v)) for k, v in n.get_attributes().items()}
         for n in graph.get_nodes()
         if n.get_name() not in ("node", "edge", "graph")  # unquoted: attribute defaults
     }
     edges = [
-        (_unquote(e.get_source()), _unquote(e.get_destination()),
-         {k: _unquote(v) for k, v in e.get_attributes().items()})
+        (_unquote(str(e.get_source())), _unquote(str(e.get_destination())),
+         {k: _unquote(str(v)) for k, v in e.get_attributes().items()})
         for e in graph.get_edges()
     ]
     return nodes, edges
