@@ -194,7 +194,7 @@ def scratch_worktree(
         else ("worktree", "add", "--quiet", "--detach", str(path), base)
     )
     try:
-        git(repo, *args)
+        git(repo, *args, timeout=600)  # a checkout of a large repository takes a while
     except BaseException:
         shutil.rmtree(holder, ignore_errors=True)
         raise

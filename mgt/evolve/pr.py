@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -380,8 +381,9 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
             git(tree, *identity_args(repo), "commit", "--quiet", "-F", "-", input_text=message)
             sha = git(tree, "rev-parse", "HEAD").strip()
     except BaseException:
-        if branch_exists(repo, branch) and rev_parse(repo, branch) == base_before:
-            git(repo, "branch", "-D", branch)  # nothing was committed: leave no trace
+        with suppress(EvolveError):  # never hide the failure that brought us here
+            if branch_exists(repo, branch) and rev_parse(repo, branch) == base_before:
+                git(repo, "branch", "-D", branch)  # nothing was committed: leave no trace
         raise
 
     changed = commit_files(repo, sha)
