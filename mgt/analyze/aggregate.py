@@ -152,6 +152,7 @@ class Aggregates:
         self.last_ns: int | None = None
         self.overflow: dict[str, int] = {}
         self.llm: dict[tuple[str, str], LlmStats] = {}  # (group_by, name) → stats
+        self._by_node: dict[str, LlmStats] = {}  # node → its entry in `llm` (a faster lookup)
         self.leaving: dict[str, int] = {}  # from → transitions leaving it
         self.failures: dict[tuple[str, str], PairStats] = {}  # (from, to) → stats
         self.errors: dict[str, ErrorStats] = {}  # template → stats
@@ -165,36 +166,40 @@ class Aggregates:
     # ------------------------------------------------------------------ feeding
 
     def feed_all(self, events: Iterable[EventLike]) -> None:
-        feed = self.feed
-        for event in events:
-            feed(event)
+        """`feed` for each event, with the per-event bookkeeping kept in locals (the hot loop)."""
+        handlers = self._handlers
+        by_type = self.by_type
+        count = self.events
+        first, last = self.first_ns, self.last_ns
+        try:
+            for event in events:
+                count += 1
+                kind = event.type
+                by_type[kind] = by_type.get(kind, 0) + 1
+                ts = event.timestamp
+                if ts is not None:
+                    if first is None or ts < first:
+                        first = ts
+                    if last is None or ts > last:
+                        last = ts
+                handler = handlers.get(kind)
+                if handler is not None:
+                    self.events = count  # handlers use it as the event's sequence number
+                    handler(event)
+        finally:
+            self.events = count
+            self.first_ns, self.last_ns = first, last
 
     def feed(self, event: EventLike) -> None:
-        self.events += 1
-        kind = event.type
-        by_type = self.by_type
-        by_type[kind] = by_type.get(kind, 0) + 1
-        ts = event.timestamp
-        if ts is not None:
-            if self.first_ns is None or ts < self.first_ns:
-                self.first_ns = ts
-            if self.last_ns is None or ts > self.last_ns:
-                self.last_ns = ts
-        handler = self._handlers.get(kind)
-        if handler is not None:
-            handler(event)
+        self.feed_all((event,))
 
     def _overflowed(self, table: str) -> None:
         self.overflow[table] = self.overflow.get(table, 0) + 1
 
-    def _llm_call(self, event: EventLike) -> None:
-        fields = event.fields
-        node = _name(fields.get("node"))
-        model = _name(fields.get("model"))
+    def _llm_stats(self, node: str | None, model: str | None) -> LlmStats | None:
+        """The stats of a call's group (node, else model), created on first sight; None if full."""
         if node is not None:
             key = ("node", node)
-            if node in self.entered:
-                self.entered[node] += 1
         elif model is not None:
             key = ("model", model)
         else:
@@ -202,16 +207,45 @@ class Aggregates:
         stats = self.llm.get(key)
         if stats is None:
             if len(self.llm) >= MAX_KEYS:
+                return None
+            stats = self.llm[key] = LlmStats(group_by=key[0])
+        if node is not None:
+            self._by_node[node] = stats
+        return stats
+
+    def _llm_call(self, event: EventLike) -> None:
+        fields = event.fields
+        node = _name(fields.get("node"))
+        model = _name(fields.get("model"))
+        stats = self._by_node.get(node) if node is not None else None  # the common case
+        if stats is None:
+            stats = self._llm_stats(node, model)
+            if stats is None:
                 self._overflowed("llm_keys")
                 return
-            stats = self.llm[key] = LlmStats(group_by=key[0])
+        if node is not None and node in self.entered:
+            self.entered[node] += 1
         stats.calls += 1
-        if model is not None and (model in stats.models or len(stats.models) < MAX_CONTEXTS):
-            stats.models[model] = stats.models.get(model, 0) + 1
+        if model is not None:
+            models = stats.models
+            if model in models:
+                models[model] += 1
+            elif len(models) < MAX_CONTEXTS:
+                models[model] = 1
 
-        latency = _number(fields.get("latency_ms"))
-        prompt = _number(fields.get("prompt_tokens"))
-        completion = _number(fields.get("completion_tokens"))
+        # JSON numbers in range take the fast test; anything else goes through _number.
+        latency = fields.get("latency_ms")
+        if not ((type(latency) is int or type(latency) is float) and 0 <= latency <= MAX_FIGURE):
+            latency = _number(latency)
+        prompt = fields.get("prompt_tokens")
+        if not ((type(prompt) is int or type(prompt) is float) and 0 <= prompt <= MAX_FIGURE):
+            prompt = _number(prompt)
+        completion = fields.get("completion_tokens")
+        if not (
+            (type(completion) is int or type(completion) is float)
+            and 0 <= completion <= MAX_FIGURE
+        ):
+            completion = _number(completion)
         if latency is None or prompt is None or completion is None:
             self.ignored += 1
         if prompt is not None:

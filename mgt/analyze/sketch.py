@@ -106,13 +106,11 @@ class Samples:
         return len(heap) < self.k or (rank, -seq) > heap[0][:2]
 
     def offer(self, rank: float, seq: int, make: Callable[[], Any]) -> None:
-        if not self.would_keep(rank, seq):
-            return
-        entry = (rank, -seq, make())
-        if len(self._heap) < self.k:
-            heapq.heappush(self._heap, entry)
-        else:
-            heapq.heapreplace(self._heap, entry)
+        heap = self._heap
+        if len(heap) < self.k:
+            heapq.heappush(heap, (rank, -seq, make()))
+        elif (rank, -seq) > heap[0][:2]:
+            heapq.heapreplace(heap, (rank, -seq, make()))
 
     def items(self) -> list[Any]:
         """Kept items, highest rank first, then earliest first."""
