@@ -16,7 +16,7 @@ import json
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,6 @@ __all__ = ["exec_main", "resume_main", "runs_main", "show_main"]
 
 
 def exec_main(args: argparse.Namespace) -> int:
-    from mgt.compile import load_machine
     from mgt.runtime.inputs import load_inputs_file, parse_input_args, resolve_inputs
 
     _check_budget(args.budget_usd)
@@ -45,7 +44,9 @@ def exec_main(args: argparse.Namespace) -> int:
     if args.inputs:
         file_values = load_inputs_file(args.inputs)
         file_dir = Path(args.inputs).resolve().parent
-    machine = load_machine(args.file)
+    machine = _load_machine(args.file)
+    if machine is None:
+        return 1
     inputs = resolve_inputs(machine, cli=cli_values, file_values=file_values, file_dir=file_dir)
 
     if args.dry_run:
@@ -78,7 +79,6 @@ def exec_main(args: argparse.Namespace) -> int:
 
 
 def resume_main(args: argparse.Namespace) -> int:
-    from mgt.compile import load_machine
     from mgt.runtime.inputs import resolve_inputs
     from mgt.runtime.interpreter import Interpreter
     from mgt.runtime.journal import RunJournal
@@ -108,7 +108,9 @@ def resume_main(args: argparse.Namespace) -> int:
                 f"run {journal.run_id}: its machine file {path} no longer exists; "
                 "restore it to resume"
             )
-        machine = load_machine(path)
+        machine = _load_machine(path)
+        if machine is None:
+            return 1
         if machine_info.get("sha256") and machine.source_hash != machine_info["sha256"]:
             raise JournalError(
                 f"run {journal.run_id}: {path} changed since the run started "
@@ -288,6 +290,26 @@ def _show_data(record: RunRecord) -> dict[str, Any]:
 # --------------------------------------------------------------------------- shared plumbing
 
 
+def _load_machine(path: str) -> Machine | None:
+    """Check and compile a machine; on check errors print them all (as `mgt check`) → None."""
+    from mgt.compile import load_machine
+    from mgt.errors import CheckError
+
+    try:
+        return load_machine(path)
+    except CheckError as err:
+        from mgt.diagnostics import render_all
+
+        sources: dict[str, str] = {}
+        for d in err.diagnostics:
+            if d.span is not None and d.span.file not in sources:
+                with suppress(OSError, UnicodeDecodeError):
+                    sources[d.span.file] = Path(d.span.file).read_text("utf-8")
+        print(render_all(err.diagnostics, sources) if err.diagnostics else f"mgt: {err}",
+              file=sys.stderr)
+        return None
+
+
 def _check_budget(budget: float | None) -> None:
     if budget is not None and not budget >= 0:
         raise UsageError(f"--budget-usd: expected a non-negative amount, got {budget}")
@@ -388,14 +410,26 @@ def _progress(run_id: str) -> Callable[[dict[str, Any], Totals], None] | None:
 
     con = err_console()
     con.print(f"[dim]run {run_id}[/]")
+    spinner: list[Any] = []  # the live "running..." line of the attempt under way
+
+    def stop_spinner() -> None:
+        while spinner:
+            spinner.pop().stop()
 
     def show(event: dict[str, Any], totals: Totals) -> None:
         kind = event.get("type")
         state = escape(str(event.get("state", "")))
+        if kind in {"attempt_finished", "run_interrupted", "run_finished"}:
+            stop_spinner()
         if kind == "state_entered" and not event.get("final"):
             con.print(f"[bold]▶ {state}[/]")
-        elif kind == "attempt_started" and int(event.get("attempt", 1)) > 1:
-            con.print(f"  attempt {event['attempt']} …")
+        elif kind == "attempt_started":
+            if int(event.get("attempt", 1)) > 1:
+                con.print(f"  attempt {event['attempt']} …")
+            status = con.status(f"[dim]{state}: running {escape(str(event.get('kind', '')))}"
+                                f" (spent so far ${totals.cost_usd:.4f})[/]")
+            status.start()
+            spinner.append(status)
         elif kind == "attempt_finished":
             outcome = str(event.get("outcome"))
             mark = "[green]✓[/]" if outcome == "done" else "[red]✗[/]"

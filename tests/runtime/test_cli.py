@@ -400,3 +400,85 @@ final ok: succeed
     assert proc.returncode == 2
     assert proc.stderr.startswith("mgt: no model executor available: install Claude Code")
     assert list((work / "runs").iterdir()) == []
+
+
+def _replay_machine(work: Path) -> Path:
+    root = Path(__file__).resolve().parents[2]
+    return write(work / "an.mgt", f"""\
+machine an
+
+import polecats from "{root / 'polecats'}"
+import formulas from "{root / 'formulas'}"
+import schemas from "{root / 'schemas'}"
+
+state analyze:
+    run formula analyze
+    with since = 24h
+    retry 1 on schema_invalid with feedback
+    on done -> ok
+
+final ok: succeed
+""")
+
+
+def _claude_result(text: str, cost: float) -> str:
+    return json.dumps({"type": "result", "subtype": "success", "is_error": False,
+                       "result": text, "total_cost_usd": cost,
+                       "usage": {"input_tokens": 900, "output_tokens": 20}})
+
+
+def test_the_replay_executor_answers_from_recorded_results(work: Path) -> None:
+    replay = work / "recorded"
+    replay.mkdir()
+    empty = {"patterns": [], "summary": {"total_patterns": 0, "critical": 0, "warning": 0,
+                                          "info": 0}}
+    write(replay / "analyze.1.json", _claude_result("nothing to report", 0.002))
+    write(replay / "analyze.2.json", _claude_result(json.dumps(empty), 0.003))
+    proc = mgt("exec", _replay_machine(work), "--runs-dir", "runs", "--executor", "replay",
+               "--replay-dir", replay, "--json", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["outputs"]["analyze"] == empty
+    assert summary["cost_usd"] == pytest.approx(0.005)
+    assert summary["tokens"] == {"input": 1800, "output": 40}
+    attempt2 = work / "runs" / summary["run_id"] / "states" / "analyze" / "2"
+    assert "- the answer contains no JSON object" in (attempt2 / "prompt.md").read_text()
+    shown = mgt("show", summary["run_id"], "--runs-dir", "runs", cwd=work).stdout
+    assert "#1 schema_invalid  $0.0020  the answer contains no JSON object" in shown
+    assert "#2 done  $0.0030" in shown
+
+
+def test_dry_run_of_a_formula_shows_the_system_prompt_and_the_prompt(work: Path) -> None:
+    proc = mgt("exec", _replay_machine(work), "--runs-dir", "runs", "--dry-run", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "polecat log-analyzer · model haiku · tools Bash(mgt logs:*)" in out
+    assert "### system prompt\n\nYou are the Log Analyzer" in out
+    assert "1. Query graph transitions for failures" in out
+    assert '"title":"PatternReport"' in out
+
+
+def test_an_unknown_executor_is_one_line(work: Path) -> None:
+    proc = mgt("exec", _replay_machine(work), "--runs-dir", "runs", "--executor", "claud",
+               cwd=work)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("mgt: unknown executor 'claud'; did you mean 'claude'?")
+    assert list((work / "runs").iterdir()) == []
+
+
+def test_check_errors_are_all_rendered_with_carets_and_exit_1(work: Path) -> None:
+    machine = write(work / "bad.mgt", """\
+machine bad
+
+state a:
+    run builtin noop
+    on done -> nowhere
+    on error -> elsewhere
+
+final ok: succeed
+""")
+    proc = mgt("exec", machine, "--runs-dir", "runs", cwd=work)
+    assert proc.returncode == 1
+    assert "nowhere" in proc.stderr and "elsewhere" in proc.stderr
+    assert "^" in proc.stderr and "Traceback" not in proc.stderr
+    assert list((work / "runs").iterdir()) == []
