@@ -82,7 +82,7 @@ def build_logql(
     """The LogQL for a query, as sleeptime-logs writes it.
 
     One type adds a line filter on its name (`|= "llm_call"`), several a regex
-    (`|~ "llm_call|error"`); a session adds `|= "<id>" | json | session_id="<id>"`;
+    (`|~ "llm_call|error"`); a session adds `| json | session_id="<id>"`;
     a latency floor adds `| json | latency_ms >= N`. The caller still checks
     each event: a line filter on "error" also matches a transition to "error".
     """
@@ -93,8 +93,8 @@ def build_logql(
             parts.append(f"|= {logql_string(wanted[0])}")
         elif wanted:
             parts.append(f"|~ {logql_string('|'.join(wanted))}")
-    if session_id is not None:
-        parts.append(f"|= {logql_string(session_id)}")
+    # No line filter for a session: its id may be a stream label rather than in the line,
+    # and `| json | session_id=...` matches either way.
     labels: list[str] = []
     if session_id is not None:
         labels.append(f"session_id={logql_string(session_id)}")
@@ -167,13 +167,18 @@ class LokiClient:
             headers["Authorization"] = f"Bearer {password}"
         if settings.org_id:
             headers["X-Scope-OrgID"] = settings.org_id
-        self._http = httpx.Client(
-            headers=headers,
-            auth=auth,
-            transport=transport,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            follow_redirects=True,
-        )
+        try:
+            self._http = httpx.Client(
+                headers=headers,
+                auth=auth,
+                transport=transport,
+                timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+                follow_redirects=True,
+            )
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as err:
+            # e.g. a malformed HTTPS_PROXY in the environment
+            raise LokiError(f"cannot set up the HTTP client for {self.display_url}: {err}"
+                            ) from None
         self.page_size = max(1, page_size)
         self.server_cap: int | None = None
         self.max_attempts = max(1, max_attempts)
@@ -323,7 +328,7 @@ class LokiClient:
                 problem = f"connection dropped mid-answer ({type(err).__name__})"
             except httpx.ConnectError as err:
                 raise self._error(f"cannot connect ({_reason(err)})") from None
-            except httpx.HTTPError as err:
+            except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as err:
                 raise self._error(f"request failed: {type(err).__name__}: {err}") from None
 
             delay = retry_after if retry_after is not None else self._backoff(attempt)

@@ -350,7 +350,7 @@ def test_every_stream_is_merged_in_time_order() -> None:
     ({"kinds": {"llm_call"}, "min_latency_ms": 2000},
      '{app="tidepool"} |= "llm_call" | json | latency_ms >= 2000'),
     ({"kinds": {"error", "llm_call"}}, '{app="tidepool"} |~ "error|llm_call"'),
-    ({"session_id": 'a"b'}, '{app="tidepool"} |= "a\\"b" | json | session_id="a\\"b"'),
+    ({"session_id": 'a"b'}, '{app="tidepool"} | json | session_id="a\\"b"'),
     ({"kinds": {"other", "error"}}, '{app="tidepool"}'),
 ])
 def test_build_logql(kwargs: dict[str, Any], query: str) -> None:
@@ -401,3 +401,16 @@ def test_loki_source_min_latency_ignores_strings() -> None:
         assert [e.fields["latency_ms"] for e in got] == [5000]
         assert len(list(source.iter_events())) == 2
         assert source.skipped == 1
+
+
+def test_a_session_id_that_is_only_a_stream_label() -> None:
+    with FakeLoki() as fake:
+        fake.add(T0, '{"type": "error", "message": "label"}',
+                 {"app": "tidepool", "session_id": "abc"})
+        fake.add(T0 + 1, '{"type": "error", "message": "field", "session_id": "abc"}')
+        fake.add(T0 + 2, '{"type": "error", "message": "other", "session_id": "abd"}')
+        source = open_source(fake.url, since="1h", now_ns=T0 + 10**9,
+                             settings=LokiSettings(url=fake.url))
+        got = source.latest(10, session_id="abc")
+    assert [(e.text("message"), e.session_id) for e in got] == [("field", "abc"),
+                                                                ("label", "abc")]
