@@ -189,6 +189,8 @@ class LokiClient:
         self._rng = rng
         self._on_request = on_request
         self.requests = 0
+        #: Added to a "cannot connect" message (e.g. how to choose another server).
+        self.connect_hint: str | None = None
 
     # ----------------------------------------------------------------- public
 
@@ -327,7 +329,8 @@ class LokiClient:
             except (httpx.RemoteProtocolError, httpx.ReadError) as err:
                 problem = f"connection dropped mid-answer ({type(err).__name__})"
             except httpx.ConnectError as err:
-                raise self._error(f"cannot connect ({_reason(err)})") from None
+                hint = f"; {self.connect_hint}" if self.connect_hint else ""
+                raise self._error(f"cannot connect ({_reason(err)}){hint}") from None
             except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as err:
                 raise self._error(f"request failed: {type(err).__name__}: {err}") from None
 

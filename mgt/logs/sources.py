@@ -551,4 +551,6 @@ def open_source(
     if not url.startswith(("http://", "https://")):
         raise UsageError(f"GRAFANA_LOKI_URL must start with http:// or https://, not {url!r}")
     client = LokiClient(url, settings=settings, transport=transport, on_request=on_request)
+    if spec is None and settings.url_from == "default":
+        client.connect_hint = "set GRAFANA_LOKI_URL (or .tidepool.env) or pass --source URL|FILE"
     return LokiSource(client, since_ns, now_ns)

@@ -277,3 +277,14 @@ def test_the_stand_in_runs_as_a_program(events_file: Path, tmp_path: Path) -> No
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_default_loki_url_unreachable_says_how_to_choose(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        if sock.connect_ex(("127.0.0.1", 3100)) == 0:
+            pytest.skip("something listens on localhost:3100")
+    result = run("errors", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "mgt: Loki at http://localhost:3100: cannot connect (Connection refused); "
+        "set GRAFANA_LOKI_URL (or .tidepool.env) or pass --source URL|FILE"]
