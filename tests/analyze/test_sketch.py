@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -67,8 +69,15 @@ def test_zeros_and_constant_streams() -> None:
 def test_samples_keep_the_top_k_and_the_earliest_on_ties() -> None:
     s = Samples(3)
     made: list[int] = []
+
+    def maker(seq: int) -> Callable[[], int]:
+        def make() -> int:
+            made.append(seq)
+            return seq
+        return make
+
     for seq, rank in enumerate([5, 1, 9, 9, 3, 9, 7]):
-        s.offer(rank, seq, lambda seq=seq: made.append(seq) or seq)  # type: ignore[func-returns-value]
+        s.offer(rank, seq, maker(seq))
     assert s.items() == [2, 3, 5]  # the three 9s, earliest first
     assert len(s) == 3
     assert made == [0, 1, 2, 3, 5]  # once full, an item that would not be kept is never built
@@ -77,5 +86,5 @@ def test_samples_keep_the_top_k_and_the_earliest_on_ties() -> None:
 def test_first_k_when_every_rank_is_equal() -> None:
     s = Samples(5)
     for seq in range(100):
-        s.offer(0, seq, lambda seq=seq: seq)
+        s.offer(0, seq, functools.partial(int, seq))
     assert s.items() == [0, 1, 2, 3, 4]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
 
@@ -86,7 +87,7 @@ def test_logql_string_escapes() -> None:
 
 
 def test_bounded_event() -> None:
-    fields = {f"k{i}": "v" * 1000 for i in range(50)}
+    fields: dict[str, Any] = {f"k{i}": "v" * 1000 for i in range(50)}
     fields["k0"] = {"deep": {"deeper": {"deepest": list(range(1000))}}}
     sample = bounded_event("error", "2026-01-15T00:00:00Z", fields)
     assert sample["timestamp"] == "2026-01-15T00:00:00Z"
