@@ -67,8 +67,10 @@ def inputs_from_context(ctx: StepContext) -> AnalyzeInputs:
     since = binding(ctx, "since")
     if since is None:
         since = "24h"
-    elif isinstance(since, int) and not isinstance(since, bool) and since > 0:
-        since = f"{since}s"
+    elif isinstance(since, int | float) and not isinstance(since, bool) and since > 0:
+        since = f"{since:g}s"  # seconds
+    elif isinstance(getattr(since, "text", None), str):
+        since = since.text  # an mgt.expr Duration
     elif not isinstance(since, str) or not since.strip():
         raise StepFailure(f"analyze-logs: `since` must be a duration such as '24h', not {since!r}")
 

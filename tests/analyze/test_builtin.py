@@ -201,3 +201,15 @@ def test_prompt_figures_without_any_source_say_so(
 def test_prompt_figures_with_a_broken_source_fail_the_step(tmp_path: Path) -> None:
     with pytest.raises(StepFailure, match="no such event file"):
         figures(context(tmp_path, {"source": str(tmp_path / "missing.jsonl")}))
+
+
+def test_since_may_be_a_duration_value_or_seconds(tmp_path: Path) -> None:
+    from mgt.expr.durations import parse_duration
+
+    items = [error("Old failure 1", timestamp="2026-01-10T00:00:00Z")] * 3
+    items += [error("New failure 1", timestamp="2026-01-15T00:00:00Z")]
+    events = write_events(tmp_path / "e.jsonl", items)
+    week = analyze_logs(context(tmp_path, {"source": str(events), "since": parse_duration("7d")}))
+    assert week["summary"]["events_analyzed"] == 4
+    hour = analyze_logs(context(tmp_path, {"source": str(events), "since": 3600}))
+    assert hour["summary"]["events_analyzed"] == 1
