@@ -92,6 +92,8 @@ def render_report(report: dict[str, Any], console: Console) -> None:
         f"{summary.get('warning', 0)} warning, {summary.get('info', 0)} info"
     )
     console.print(Text(line, style="bold"))
+    for note_text in summary.get("notes") or []:
+        console.print(Text(f"note: {note_text}", style="yellow"))
     for table_name, note in (summary.get("overflow") or {}).items():
         console.print(Text(f"note: {note['events']} {note['note']} ({table_name})", style="dim"))
     thresholds = meta.get("thresholds")

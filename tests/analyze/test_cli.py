@@ -235,3 +235,15 @@ def test_analyze_a_loki_server(tmp_path: Path) -> None:
         ("repeated-error-failed-to-parse-scenenarrative-missing-field-mood-at-offset", "warning"),
     }
     assert report["metadata"]["source"].startswith("http://127.0.0.1:")
+
+
+def test_a_truncated_gzip_is_analyzed_as_far_as_it_goes(tmp_path: Path) -> None:
+    whole = gzip.compress(SAMPLE.read_bytes())
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) // 3])
+    report = report_of(mgt("--source", str(cut), "--since", "all", "--json"))
+    assert 0 < report["summary"]["events_analyzed"] < 8049
+    assert any("stopped reading" in note for note in report["summary"]["notes"])
+    human = mgt("--source", str(cut), "--since", "all")
+    assert human.returncode == 0
+    assert "note: " in human.stdout and "stopped reading" in human.stdout
