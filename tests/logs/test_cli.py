@@ -216,6 +216,19 @@ def test_loki_and_file_agree(loki: FakeLoki, events_file: Path, tmp_path: Path,
     assert all(int(r.params["limit"]) <= 40 for r in loki.query_requests if r.status == 200)
 
 
+@pytest.mark.parametrize("command", [["transitions"], ["llm-calls", "--min-latency", "1000"],
+                                     ["errors"], ["session", "s5"]])
+def test_loki_and_file_print_the_same_tables(loki: FakeLoki, events_file: Path,
+                                             tmp_path: Path, command: list[str]) -> None:
+    from_file = run(*command, "--source", str(events_file), "--limit", "30", cwd=tmp_path)
+    from_loki = run(*command, "--source", loki.url, "--limit", "30", cwd=tmp_path,
+                    env=loki_env(loki))
+    assert from_file.returncode == from_loki.returncode == 0, from_loki.stderr
+    rows = [line for line in from_loki.stdout.splitlines() if line.startswith("│")]
+    assert rows == [line for line in from_file.stdout.splitlines() if line.startswith("│")]
+    assert len(rows) >= 10
+
+
 def test_loki_human_output_and_verbose(loki: FakeLoki, tmp_path: Path) -> None:
     result = run("llm-calls", "--min-latency", "2000", "--limit", "3", "--verbose",
                  "--source", loki.url, cwd=tmp_path, env=loki_env(loki) | {"GRAFANA_LOKI_URL": ""})
