@@ -285,15 +285,14 @@ class Aggregates:
         fields = event.fields
         to = _name(fields.get("to"))
         source = _name(fields.get("from"))
-        if to is None:
+        if to is None or source is None:
             self.ignored += 1
-            return
-        entered = self.entered
-        if to in entered:
-            entered[to] += 1
+        if to is not None and to in self.entered:
+            self.entered[to] += 1
         if source is None:
-            self.ignored += 1
             return
+        # Every transition leaving `source` is in the rate's denominator, even one whose
+        # `to` is unusable: it still left.
         leaving = self.leaving
         if source in leaving:
             leaving[source] += 1
@@ -301,6 +300,8 @@ class Aggregates:
             leaving[source] = 1
         else:
             self._overflowed("transition_sources")
+            return
+        if to is None:
             return
         failed = self._is_failure.get(to)
         if failed is None:

@@ -350,3 +350,11 @@ def test_rules_argument_restricts_the_report() -> None:
     assert [p["type"] for p in report["patterns"]] == ["failed_transition"]
     assert report["summary"]["rules"] == ["failed_transition"]
     assert report["summary"]["events_analyzed"] == 6
+
+
+def test_a_transition_with_an_unusable_target_still_leaves_its_source() -> None:
+    items = [*_leaving("dmAction", 3, 16), {"type": "graph_transition", "from": "dmAction"}]
+    report = analyze(items)  # 3 of 20 = 0.15, not 3 of 19
+    assert found(report) == {("failed-transition-dmaction-dmerror", "critical", 3)}
+    assert report["patterns"][0]["details"]["transitions_from"] == 20
+    assert report["summary"]["ignored"] == 1
