@@ -13,8 +13,9 @@ target's mgt.toml:
 - patterns_addressed and every rationale cite pattern ids of the analysis;
 - the expected impact is stated when the formula asks for it;
 - every diff applies (`git apply --check`), alone and together;
-- and, only when all of that holds, the `must_pass` commands pass in a scratch
-  git worktree with the diff applied. The worktree is always removed.
+- and, only when all of that holds (and the refine formula's `dry_run` input
+  is not true), the `must_pass` commands pass in a scratch git worktree with
+  the diff applied. The worktree is always removed.
 
 Problems are returned (empty = accepted); the review, validation included, is
 written to `guardrails.json` in the attempt directory for the run's record.
@@ -163,6 +164,7 @@ def review_changes(
     settings: EvolveSettings,
     report: tuple[Mapping[str, Any], str] | None,
     progress: Callable[[str], None] = lambda _m: None,
+    validate: bool = True,
 ) -> Review:
     """Every check of a ProposedChanges against `settings.repo` (see the module docstring)."""
     review = Review()
@@ -217,6 +219,8 @@ def review_changes(
                 )
         if problems:
             review.validation_skipped = "the changes broke guardrails; must_pass not run"
+        elif not validate:
+            review.validation_skipped = "the dry_run input is true; must_pass not run"
         elif not settings.must_pass:
             review.validation_skipped = settings.must_pass_source
         else:
@@ -446,6 +450,8 @@ def check_proposed_changes(ctx: StepContext, output: Any) -> list[str]:
         return ["The output is not a ProposedChanges object."]
     repo = repo_root(target_repo(ctx))
     settings = evolve_settings(ctx, repo)
-    review = review_changes(output, settings, find_pattern_report(ctx), ctx.progress)
+    dry_run = ctx.bindings.get("dry_run") is True  # the refine formula's preview mode
+    review = review_changes(output, settings, find_pattern_report(ctx), ctx.progress,
+                            validate=not dry_run)
     _record(ctx.attempt_dir, "guardrails.json", review.to_json(settings))
     return review.problems

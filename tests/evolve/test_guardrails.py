@@ -392,6 +392,16 @@ def test_must_pass_does_not_run_when_a_guardrail_failed(
     assert record["validation"]["skipped"] == "the changes broke guardrails; must_pass not run"
 
 
+def test_dry_run_checks_everything_but_must_pass(
+    make_ctx: MakeCtx, proposal: dict[str, Any]
+) -> None:
+    proposal["changes"] = proposal["changes"][:1]  # would fail the build
+    ctx = make_ctx({"dry_run": True})
+    assert check_proposed_changes(ctx, proposal) == []
+    record = json.loads((ctx.attempt_dir / "guardrails.json").read_text())
+    assert record["validation"]["skipped"] == "the dry_run input is true; must_pass not run"
+
+
 def test_validation_uses_the_base_branch_not_the_dirty_working_tree(
     make_ctx: MakeCtx, proposal: dict[str, Any], repo: Path
 ) -> None:
