@@ -25,6 +25,8 @@ class StepContext:
     attempt_dir: Path
     state: str
     attempt: int
+    # Values are JSON values, as journaled: a duration is its text ("24h"), a path an
+    # absolute path string; guards, not builtins, see durations as Duration objects.
     machine_inputs: Mapping[str, Any]  # the run's inputs (e.g. `repo`, `source`, `forge`)
     bindings: Mapping[str, Any]  # this state's evaluated `with` values
     outputs: Mapping[str, Any]  # outputs of states finished so far, by state name

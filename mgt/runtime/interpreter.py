@@ -32,7 +32,13 @@ from mgt.executors.base import ExecRequest, ExecResult, Executor
 from mgt.runtime.context import GuardrailFailure, StepContext, StepFailure
 from mgt.runtime.journal import RunJournal, atomic_write_json, atomic_write_text, jsonable
 from mgt.runtime.outcome import Outcome, classify, feedback_text
-from mgt.runtime.prompt import InputProblem, Prompt, formula_prompt, polecat_prompt
+from mgt.runtime.prompt import (
+    InputProblem,
+    Prompt,
+    check_inputs,
+    formula_prompt,
+    polecat_prompt,
+)
 
 if TYPE_CHECKING:
     from mgt.compile.chart import GuardScope, MachineChart
@@ -133,6 +139,7 @@ class Interpreter:
         self.machine = machine
         self.journal = journal
         self.inputs = dict(inputs)
+        self._json_inputs: dict[str, Any] = jsonable(self.inputs)  # what builtins see
         self.budget_usd = budget_usd
         self.cwd = Path(cwd or Path.cwd())
         self._executors = executors
@@ -411,8 +418,8 @@ class Interpreter:
             attempt_dir=attempt_dir,
             state=spec.name,
             attempt=attempt,
-            machine_inputs=self.inputs,
-            bindings=bindings,
+            machine_inputs=self._json_inputs,
+            bindings=jsonable(bindings),
             outputs=self.outputs,
             cwd=self.cwd,
             timeout_seconds=self._timeout(spec),
@@ -451,6 +458,9 @@ class Interpreter:
                        f"of ${self.budget_usd:.4f}")
             return ExecResult(), Outcome("error", error=message, retryable=False)
         try:
+            if spec.run.kind == "formula":
+                formula = self.machine.formulas[spec.run.target or ""]
+                check_inputs(formula, bindings, self.machine.schemas)  # before any context work
             sections = _prompt_context(spec, self.machine, ctx)
             prompt = build_prompt(self.machine, spec, bindings, attempt_dir, feedback, sections)
         except InputProblem as err:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from mgt.compile.model import IMPLICIT_FAIL, InputSpec
-from mgt.extensions import BUILTINS, OUTPUT_CHECKS
+from mgt.extensions import BUILTINS, OUTPUT_CHECKS, PROMPT_CONTEXT
 from mgt.runtime.journal import load_run, read_events
 from tests.runtime.build import builtin, command, formula, machine, on, resume, retry, run
 from tests.runtime.steps import calls
@@ -257,7 +257,9 @@ def test_budget_stops_before_a_call_and_routes_as_an_error(tmp_path: Path) -> No
 def test_a_file_input_is_written_validated_and_its_path_given(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(OUTPUT_CHECKS, "ProposedChanges", [])  # the evolve checks need a repo
+    # the evolve checks and the refine context need a target repository: not this test's subject
+    monkeypatch.setitem(OUTPUT_CHECKS, "ProposedChanges", [])
+    monkeypatch.setitem(PROMPT_CONTEXT, "refine", [])
     changes = {"changes": [], "patterns_addressed": [],
                "validation": {"build_success": True, "test_success": True}}
     replay = _replay(tmp_path, {"analyze": _result(REPORT_TEXT),
@@ -347,3 +349,16 @@ def test_resume_from_any_prefix_of_the_journal_finishes_the_same_run(
         per_state.setdefault(e["state"], []).append(e["attempt"])
     assert all(v == sorted(set(v)) for v in per_state.values()), per_state
     assert [e["seq"] for e in events(run_dir)] == list(range(1, len(events(run_dir)) + 1))
+
+
+def test_builtins_see_json_values_while_guards_compare_durations(tmp_path: Path) -> None:
+    from mgt.expr.durations import parse_duration
+
+    m = machine(
+        builtin("a", on("done", "ok", "input.since > 1h"), on("done", "bad"), step="count",
+                since="input.since"),
+        inputs=[InputSpec("since", "duration")],
+    )
+    result = run(m, tmp_path, inputs={"since": parse_duration("24h")})
+    assert result.path == ["a", "ok"]
+    assert result.outputs["a"]["since"] == "24h"
