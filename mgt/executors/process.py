@@ -8,7 +8,9 @@ and, after a grace period, SIGKILL. When the leader exits by itself, members of
 its group still running (a backgrounded `sleep &`, a tool's helper) are ended
 the same way, so no step leaves orphans behind. A program that puts itself in
 a new session of its own (a daemon, a tmux server) is out of reach of any
-group kill; the tmux executor ends its windows itself.
+group kill; the tmux executor ends its windows itself. If mgt itself is
+killed with SIGKILL, nothing can clean up: on Linux the child is asked to
+receive SIGKILL when its parent dies, so at least the step's own process ends.
 
 Output goes to files, never pipes, so a chatty child can never block on a full
 pipe while mgt waits for it.
@@ -16,13 +18,15 @@ pipe while mgt waits for it.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +103,7 @@ def run_process(
                 stdout=out,
                 stderr=err,
                 start_new_session=True,
+                preexec_fn=_die_with_parent(os.getpid()),
             )
         except FileNotFoundError as e:
             missing = e.filename if e.filename and str(e.filename) != str(cwd) else argv[0]
@@ -137,6 +142,39 @@ def run_process(
         stdout_path=stdout_path,
         stderr_path=stderr_path,
     )
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """On Linux, a pre-exec hook making the child get SIGKILL when mgt dies (even by -9).
+
+    A `kill -9` of mgt runs no cleanup, and the child, in a session of its own,
+    would otherwise go on (a model call still writing into a run that `mgt
+    resume` continues). Only the child itself is covered, not its descendants.
+    """
+    prctl = _PRCTL
+    if prctl is None:
+        return None
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        if os.getppid() != parent:  # mgt died before the request took effect
+            os._exit(137)
+
+    return hook
 
 
 def kill_group(

@@ -147,3 +147,23 @@ def test_interrupting_mgt_ends_the_child_tree(tmp_path: Path) -> None:
 def test_a_command_line_too_long_is_an_executor_error() -> None:
     with pytest.raises(ExecutorError, match="command line is too long"):
         run_process(["echo", "x" * 200_000], timeout=5)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux's")
+def test_the_child_dies_with_a_killed_mgt(tmp_path: Path) -> None:
+    # kill -9 runs no cleanup in mgt; the child must not run on as an orphan.
+    pids = tmp_path / "pids"
+    code = (
+        "import os\n"
+        "from mgt.executors.process import run_process\n"
+        f"run_process(['sh', '-c', 'echo $$ > {pids}; exec sleep 300'], timeout=300)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 30
+    while not (pids.exists() and pids.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pids.read_text())
+    assert alive(child)
+    parent.kill()
+    parent.wait(timeout=30)
+    assert wait_gone(child), "the step outlived a killed mgt"
