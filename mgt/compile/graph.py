@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import subprocess
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -278,6 +279,29 @@ def render(graph: Graph, fmt: str) -> str | bytes:
     raise MgtError(f"unknown graph format {fmt!r} (choose from {', '.join(FORMATS)})")
 
 
+def _merged(edges: Iterable[Edge]) -> list[Edge]:
+    """Unguarded edges from one state to one target drawn as one edge listing their events.
+
+    A drawing with an arrow per outcome to the same `failed` final is mostly arrows;
+    the text listing keeps one line per declared transition.
+    """
+    merged: dict[tuple[str, str, bool], Edge] = {}
+    out: list[Edge | tuple[str, str, bool]] = []
+    for edge in edges:
+        if edge.guard is not None:
+            out.append(edge)
+            continue
+        key = (edge.source, edge.target, edge.implicit)
+        if key in merged:
+            first = merged[key]
+            merged[key] = Edge(first.source, first.target, first.events + edge.events, None,
+                               first.implicit, first.taken or edge.taken)
+        else:
+            merged[key] = edge
+            out.append(key)
+    return [merged[item] if isinstance(item, tuple) else item for item in out]
+
+
 def render_text(graph: Graph) -> str:
     """A readable adjacency listing, one route a line; `*` marks what a run took."""
     mark_runs = graph.run_id is not None
@@ -356,7 +380,7 @@ def render_mermaid(graph: Graph) -> str:
         elif node.detail:
             out.append(f"    {ids[node.name]} : {_mermaid_text(node.detail)}")
     out.append(f"    [*] --> {ids[graph.start]}")
-    for edge in graph.edges:
+    for edge in _merged(graph.edges):
         label = edge.label + (" (implicit)" if edge.implicit else "")
         if edge.taken:
             label = f"* {label}"
@@ -398,7 +422,7 @@ def render_dot(graph: Graph) -> str:
         dot.add_node(pydot.Node(_dot_q(node.name), **_node_attrs(node)))
     start_attrs: dict[str, Any] = _TAKEN if graph.node(graph.start).visited else {}
     dot.add_edge(pydot.Edge(_dot_q(start_id), _dot_q(graph.start), **start_attrs))
-    for edge in graph.edges:
+    for edge in _merged(graph.edges):
         attrs: dict[str, Any] = {"label": _dot_label(", ".join(edge.events),
                                      *([f"[{edge.guard}]"] if edge.guard else []))}
         if edge.implicit:
@@ -432,8 +456,8 @@ def _node_attrs(node: Node) -> dict[str, Any]:
     else:
         attrs = {"shape": "doublecircle", "label": _dot_label(node.label),
                  "color": "#b91c1c" if node.status == "fail" else "#15803d"}
-        if node.message:  # beside the circle, which would otherwise grow to hold it
-            attrs["xlabel"] = _dot_label(node.message)
+        if node.message:  # small and wrapped, so the circle stays near the name's size
+            attrs["label"] = _dot_html(node.label, (node.message, 8, "#555555"))
     if node.implicit:
         attrs.update(style="dashed,filled", color=_IMPLICIT_COLOR, fontcolor="#555555")
     if node.visited:
@@ -451,6 +475,18 @@ def _dot_q(text: str) -> str:
 def _dot_label(*lines: str) -> str:
     """A quoted multi-line label; user text cannot produce DOT escapes such as `\\l`."""
     return '"' + "\\n".join(_dot_q(line)[1:-1] for line in lines) + '"'
+
+
+def _dot_html(title: str, *notes: tuple[str, int, str]) -> str:
+    """An HTML-like DOT label: `title`, then each (text, point size, colour) note wrapped."""
+    def escape(text: str) -> str:
+        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+    parts = [escape(title)]
+    for text, size, color in notes:
+        lines = "<br/>".join(escape(line) for line in textwrap.wrap(text, 18) or [""])
+        parts.append(f'<font point-size="{size}" color="{color}">{lines}</font>')
+    return "<" + "<br/>".join(parts) + ">"
 
 
 def render_image(dot_source: str, fmt: str) -> bytes:

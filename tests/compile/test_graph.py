@@ -224,7 +224,11 @@ def test_dot_draws_finals_as_double_circles_and_the_start_as_a_point() -> None:
     }
     assert nodes["__start"]["shape"] == "point"
     assert [(s, t) for s, t, _ in edges if s == "__start"] == [("__start", "analyze")]
-    assert nodes["no_patterns"]["xlabel"] == 'no "actionable" patterns'
+    assert nodes["no_patterns"]["label"] == (
+        '<no_patterns<br/><font point-size="8" color="#555555">no "actionable"<br/>'
+        "patterns</font>>"
+    )
+    assert nodes["filed"]["label"] == "filed"
     assert nodes["analyze"]["label"] == "analyze\nformula analyze"
 
 
@@ -266,6 +270,31 @@ def test_dot_highlights_the_path_a_run_took() -> None:
     assert edge(edges, "file_pr", IMPLICIT_FAIL)["style"] == "bold,dashed"
     visited = {n for n, a in nodes.items() if a.get("fillcolor") == "#fde68a"}
     assert visited == {"analyze", "refine", "file_pr", IMPLICIT_FAIL}
+
+
+def test_unguarded_edges_to_one_target_are_drawn_as_one_but_listed_apart() -> None:
+    m = machine(
+        state("a", on("done", "ok"), on("schema_invalid", "bad"),
+              on("error", "bad", path("output.x"), "output.x"), on("guardrail", "bad"),
+              on("timeout", "bad")),
+        finals={"ok": "succeed", "bad": "fail"},
+    )
+    _, edges = parse_dot(render_dot(graph_of(m)))
+    assert sorted(a["label"] for s, t, a in edges if (s, t) == ("a", "bad")) == [
+        "error\n[output.x]", "schema_invalid, guardrail, timeout",
+    ]
+    mermaid = [line.strip() for line in render_mermaid(graph_of(m)).splitlines()]
+    assert "a --> bad : schema_invalid, guardrail, timeout" in mermaid
+    text = render_text(graph_of(m)).splitlines()
+    assert [
+        line for line in text if line.endswith("--> bad")
+    ] == ["a --schema_invalid--> bad", "a --error [output.x]--> bad",
+            "a --guardrail--> bad", "a --timeout--> bad"]
+    # highlighting a run marks the drawn edge when any of its outcomes was taken
+    run = TakenPath("r", steps=(("a", "timeout", "bad"),))
+    _, edges = parse_dot(render_dot(graph_of(m, run)))
+    assert edge(edges, "a", "bad", "schema_invalid")["penwidth"] == "3"
+    assert "penwidth" not in edge(edges, "a", "bad", "error")
 
 
 def test_dot_quotes_names_graphviz_would_read_as_keywords_or_escapes() -> None:
