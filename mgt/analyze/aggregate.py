@@ -143,7 +143,10 @@ class Aggregates:
         self, latency_warning_ms: float, known_nodes: Iterable[str] | None = None
     ) -> None:
         self.latency_warning_ms = latency_warning_ms
-        self.known_nodes: tuple[str, ...] = tuple(dict.fromkeys(known_nodes or ()))
+        # cut like event names, so a very long known name can still match its events
+        self.known_nodes: tuple[str, ...] = tuple(
+            dict.fromkeys(n[:MAX_KEY_CHARS] for n in known_nodes or ())
+        )
         self.entered: dict[str, int] = dict.fromkeys(self.known_nodes, 0)
         self.events = 0
         self.by_type: dict[str, int] = {}

@@ -358,3 +358,9 @@ def test_a_transition_with_an_unusable_target_still_leaves_its_source() -> None:
     assert found(report) == {("failed-transition-dmaction-dmerror", "critical", 3)}
     assert report["patterns"][0]["details"]["transitions_from"] == 20
     assert report["summary"]["ignored"] == 1
+
+
+def test_very_long_known_node_names_still_match_their_events() -> None:
+    long = "dm" + "X" * 500
+    assert analyze([move("a", long)], nodes=[long])["patterns"] == []
+    assert len(analyze([move("a", "b")], nodes=[long])["patterns"]) == 1
