@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -63,11 +64,15 @@ def exec_main(args: argparse.Namespace) -> int:
 
     journal = RunJournal.create(args.runs_dir, new_run_id(machine.name))
     try:
-        journal.write_info(executor=executor_name)
-        interp = Interpreter(
-            machine, journal, inputs, executors=factory, budget_usd=args.budget_usd,
-            on_event=_progress(journal.run_id),
-        )
+        try:
+            interp = Interpreter(
+                machine, journal, inputs, executors=factory, budget_usd=args.budget_usd,
+                on_event=_progress(journal.run_id),
+            )
+            journal.write_info(executor=executor_name)
+        except BaseException:
+            shutil.rmtree(journal.run_dir, ignore_errors=True)  # nothing ran: leave no husk
+            raise
         with _terminate_as_interrupt():
             result = interp.start()
     finally:

@@ -207,6 +207,20 @@ class Interpreter:
             except JournalError:
                 pass
             return self._result("interrupted", None, f"interrupted by {signal_name}")
+        except MgtError:
+            raise  # the journal stays resumable: the run reads as interrupted once unlocked
+        except Exception as err:  # a bug: journal it, keep the run resumable, no traceback
+            current = self.path[-1] if self.path else self.machine.start
+            problem = f"{type(err).__name__}: {err}"
+            try:
+                self._emit("run_interrupted", state=current, signal=None, error=problem)
+                self._write_info(status="interrupted", current_state=current)
+            except JournalError:
+                pass
+            raise RunError(
+                f"internal error in state '{current}' ({problem}); the run is journaled and "
+                f"can be resumed: mgt resume {self.journal.run_id}"
+            ) from err
 
     def _drive(self, state: str, *, enter: bool, visit: _Visit) -> RunResult:
         chart: MachineChart | None = None

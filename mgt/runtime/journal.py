@@ -36,6 +36,7 @@ import hashlib
 import json
 import os
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -386,7 +387,7 @@ def _lock_is_held(run_dir: Path) -> bool:
     except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError:
         return True
     else:
@@ -517,15 +518,23 @@ class RunJournal:
         return _record_from_events(self.run_id, self.run_dir, self.info, self.events)
 
 
+LOCK_TRIES = 6
+LOCK_RETRY_SECONDS = 0.05
+
+
 def _acquire_lock(run_dir: Path) -> int:
     path = run_dir / LOCK_FILE
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as err:
         raise JournalError(f"cannot open {path}: {err.strerror or err}") from err
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    for _ in range(LOCK_TRIES):  # a reader probing the lock (`_lock_is_held`) holds it briefly
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError:
+            time.sleep(LOCK_RETRY_SECONDS)
+    else:
         holder = ""
         with contextlib.suppress(OSError, ValueError):
             holder = f" (pid {int(os.pread(fd, 32, 0).decode().strip())})"

@@ -152,4 +152,10 @@ def _model_preview(
     if prompt.system_prompt:
         lines += ["", "### system prompt", "", prompt.system_prompt.strip()]
     lines += ["", "### prompt", "", prompt.text.rstrip()]
+    if formula is not None:
+        from mgt.extensions import PROMPT_CONTEXT
+
+        refs = PROMPT_CONTEXT.get(formula.name, [])
+        if refs:  # they may read logs or a repository: computed only when the state runs
+            lines += ["", f"(plus context sections computed at run time by {', '.join(refs)})"]
     return lines
