@@ -10,7 +10,7 @@ to `_fail`.
 
 The chart instance's model is a `GuardScope`: what guards read (this state's
 output, the inputs, earlier states' outputs and attempt counts) plus the
-`state` field python-statemachine keeps the current chart state in.
+`state` field python-statemachine keeps the current state's `.mgt` name in.
 Retries are not in the chart: the interpreter consumes retried outcomes and
 sends an event only once its retries are spent.
 """
@@ -44,7 +44,7 @@ class GuardScope:
     outputs: Mapping[str, Any] = field(default_factory=dict)  # finished states, by name
     attempts: Mapping[str, int] = field(default_factory=dict)  # attempts made, by state
     output: Any = None  # the current state's output: what `output.X` reads
-    state: str | None = None  # python-statemachine's state field (a chart state value)
+    state: str | None = None  # python-statemachine's state field: the current `.mgt` name
 
     def names(self) -> dict[str, Any]:
         """Root names of guard paths: `input`, `output`, and each state as `{output, attempts}`."""
@@ -60,11 +60,10 @@ class GuardScope:
 class MachineChart(StateMachine):
     """Base of every compiled chart: flat, and strict (an event it cannot take raises).
 
-    Chart states are named by their `.mgt` names (`State.name`), and so are their
-    values (what the model's `state` field holds) except for the four names a chart
-    instance uses itself (`model`, `state_field`, ...). Their ids (class attributes)
-    differ where the chart API or an event already has the name (`send`, `done`...).
-    Read the current state with `state_name`; start elsewhere with `starting_at`.
+    A chart state's name and value (what the model's `state` field holds) are its
+    `.mgt` name; its id (a class attribute) differs where the chart API or an event
+    already has the name (`send`, `model`, `done`...). Read the current state with
+    `state_name`; start elsewhere by setting the model's `state` or with `starting_at`.
     """
 
     # mgt check reports unreachable states and dead ends with positions; the chart
@@ -75,15 +74,22 @@ class MachineChart(StateMachine):
 
     machine: ClassVar[Machine]
     state_ids: ClassVar[Mapping[str, str]]  # `.mgt` name → chart state id
-    state_values: ClassVar[Mapping[str, str]]  # `.mgt` name → chart state value
 
     @classmethod
     def starting_at(cls, name: str, scope: GuardScope) -> MachineChart:
         """A chart whose current state is `name` (to resume a run), reading `scope`."""
-        if name not in cls.state_values:
+        if name not in cls.state_ids:
             raise MgtError(f"machine {cls.machine.name} has no state {name!r}")
-        scope.state = cls.state_values[name]
+        scope.state = name
         return cls(scope)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # python-statemachine refuses an instance attribute named like a state *value*,
+        # meant to protect state ids; ours are kept apart from these names already.
+        if name in _INSTANCE_ATTRIBUTES:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)  # type: ignore[no-untyped-call]
 
     @property
     def state_name(self) -> str:
@@ -99,24 +105,23 @@ class MachineChart(StateMachine):
 
 # Names a chart state id must not take, since a state id becomes a class attribute:
 # the chart's class and instance attributes and the event names. Some are only set
-# on a chart with states, so dir(MachineChart) does not list them. A state value
-# must not be an instance attribute (python-statemachine refuses to set those).
+# on a chart with states, so dir(MachineChart) does not list them.
 _INSTANCE_ATTRIBUTES = frozenset({
     "model", "state_field", "history_values", "start_configuration_values",
 })
 _RESERVED = (
     frozenset(dir(MachineChart)) | _INSTANCE_ATTRIBUTES | frozenset(EVENTS)
     | {"start_value", "initial_state", "final_states", "machine", "state_ids",
-       "state_values", "state"}
+       "state"}
 )
 
 
-def _chart_ids(names: list[str], reserved: frozenset[str] = _RESERVED) -> dict[str, str]:
-    """`.mgt` name → chart state id: the name itself unless `reserved` has it."""
+def _chart_ids(names: list[str]) -> dict[str, str]:
+    """`.mgt` name → chart state id: the name itself unless the chart API already uses it."""
     ids: dict[str, str] = {}
-    taken = set(reserved) | set(names)
+    taken = set(_RESERVED) | set(names)
     for name in names:
-        if name not in reserved:
+        if name not in _RESERVED:
             ids[name] = name
             continue
         candidate, n = f"{name}_state", 2
@@ -163,12 +168,11 @@ def build_chart(
             IMPLICIT_FAIL, "fail", implicit=True
         )
     ids = _chart_ids([*machine.states, *finals])
-    values = _chart_ids([*machine.states, *finals], _INSTANCE_ATTRIBUTES)
     states: dict[str, State] = {
-        name: State(name=name, value=values[name], initial=name == machine.start)
+        name: State(name=name, value=name, initial=name == machine.start)
         for name in machine.states
     }
-    states.update((name, State(name=name, value=values[name], final=True)) for name in finals)
+    states.update((name, State(name=name, value=name, final=True)) for name in finals)
     decide = evaluate or _default_evaluate
 
     for name, spec in machine.states.items():
@@ -194,7 +198,6 @@ def build_chart(
     attrs: dict[str, Any] = {ids[name]: state for name, state in states.items()}
     attrs["machine"] = machine
     attrs["state_ids"] = ids
-    attrs["state_values"] = values
     attrs["__module__"] = __name__
     try:
         chart = StateMachineMetaclass(_class_name(machine.name), (MachineChart,), attrs)
