@@ -19,7 +19,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["BUILTINS", "OUTPUT_CHECKS", "PROMPT_CONTEXT", "resolve"]
+__all__ = ["BUILTINS", "OUTPUT_CHECKS", "OUTPUT_SUMMARIES", "PROMPT_CONTEXT", "resolve"]
 
 BUILTINS: dict[str, str] = {
     "noop": "mgt.runtime.builtins:noop",
@@ -39,6 +39,15 @@ PROMPT_CONTEXT: dict[str, list[str]] = {
     # keyed by formula name
     "analyze": ["mgt.analyze.prompt:analyzer_figures"],
     "refine": ["mgt.evolve.prompt:refine_context"],
+}
+
+
+#: Human summaries of an output, keyed by schema name: fn(output, console) -> None.
+#: `mgt exec` prints them when a run ends and `mgt show` in place of raw JSON.
+OUTPUT_SUMMARIES: dict[str, str] = {
+    "PatternReport": "mgt.analyze.render:render_report",
+    "ProposedChanges": "mgt.evolve.summary:render_changes",
+    "PRResult": "mgt.evolve.summary:render_pr",
 }
 
 
