@@ -4,7 +4,7 @@
 state S with an `on done` gets a node "S/done" between S and its done targets:
 S's output exists exactly on paths that went through S/done. So "is
 `T.output` surely there when S runs?" is "does T/done dominate S?", answered
-with the Cooper–Harvey–Kennedy dominator algorithm.
+with the Lengauer–Tarjan dominator algorithm.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class Flow:
                     self.events.setdefault((name, target), on.event.text)
                     out.append(target)
         self.reachable = self._reach(_ENTRY, self.edges)
-        self._idom: dict[str, str] | None = None
+        self._intervals: dict[str, tuple[int, int]] | None = None
 
     @staticmethod
     def _reach(start: str, edges: dict[str, list[str]], avoid: str | None = None) -> set[str]:
@@ -81,63 +81,39 @@ class Flow:
 
     # ---- dominators --------------------------------------------------------
 
-    def _dominators(self) -> dict[str, str]:
-        order: list[str] = []  # reverse postorder, iteratively
-        seen = {_ENTRY}
-        stack: list[tuple[str, Iterator[str]]] = [(_ENTRY, iter(self.edges[_ENTRY]))]
+    def _dominator_intervals(self) -> dict[str, tuple[int, int]]:
+        """Pre/post numbers of the dominator tree: a dominates b iff a's interval holds b's."""
+        idom = _immediate_dominators(_ENTRY, self.edges)
+        children: dict[str, list[str]] = {}
+        for node, parent in idom.items():
+            if node != parent:
+                children.setdefault(parent, []).append(node)
+        intervals: dict[str, tuple[int, int]] = {}
+        pre: dict[str, int] = {}
+        clock = 0
+        stack: list[tuple[str, bool]] = [(_ENTRY, False)]
         while stack:
-            node, children = stack[-1]
-            for child in children:
-                if child not in seen:
-                    seen.add(child)
-                    stack.append((child, iter(self.edges.get(child, ()))))
-                    break
-            else:
-                stack.pop()
-                order.append(node)
-        order.reverse()
-        index = {node: i for i, node in enumerate(order)}
-        preds: dict[str, list[str]] = {}
-        for node in order:
-            for target in self.edges.get(node, ()):
-                preds.setdefault(target, []).append(node)
-        idom: dict[str, str] = {_ENTRY: _ENTRY}
-
-        def intersect(a: str, b: str) -> str:
-            while a != b:
-                while index[a] > index[b]:
-                    a = idom[a]
-                while index[b] > index[a]:
-                    b = idom[b]
-            return a
-
-        changed = True
-        while changed:
-            changed = False
-            for node in order[1:]:
-                new: str | None = None
-                for p in preds.get(node, ()):
-                    if p in idom:
-                        new = p if new is None else intersect(p, new)
-                if new is not None and idom.get(node) != new:
-                    idom[node] = new
-                    changed = True
-        return idom
+            node, done = stack.pop()
+            if done:
+                intervals[node] = (pre[node], clock)
+                clock += 1
+                continue
+            pre[node] = clock
+            clock += 1
+            stack.append((node, True))
+            stack.extend((child, False) for child in children.get(node, ()))
+        return intervals
 
     def dominates(self, a: str, b: str) -> bool:
-        if self._idom is None:
-            self._idom = self._dominators()
-        idom = self._idom
-        if b not in idom:
+        if self._intervals is None:
+            self._intervals = self._dominator_intervals()
+        intervals = self._intervals
+        if b not in intervals:
             return True  # unreachable: nothing to say (reported elsewhere)
-        node = b
-        while True:
-            if node == a:
-                return True
-            parent = idom[node]
-            if parent == node:
-                return False
-            node = parent
+        if a not in intervals:
+            return False
+        (a_in, a_out), (b_in, b_out) = intervals[a], intervals[b]
+        return a_in <= b_in and b_out <= a_out
 
     def output_available(self, producer: str, reader: str, after_done: bool) -> bool:
         """Has state `producer` surely finished with `done` when `reader` reads its output?
@@ -174,6 +150,71 @@ class Flow:
             event = "done" if _done(before) in path else self.events.get((before, after), "?")
             steps.append(f"on {event} -> {after}")
         return " ".join(steps)
+
+
+def _immediate_dominators(entry: str, edges: dict[str, list[str]]) -> dict[str, str]:
+    """Lengauer–Tarjan (simple version, iterative): node → its immediate dominator.
+
+    Near-linear; the iterative Cooper–Harvey–Kennedy algorithm is quadratic on the
+    long chains a generated 500-state machine has (every state → one `failed`).
+    Only nodes reachable from `entry` appear; `entry` maps to itself.
+    """
+    vertex: list[str] = []
+    number: dict[str, int] = {}
+    parent: dict[str, str] = {}
+    stack: list[tuple[str, str]] = [(entry, entry)]
+    while stack:
+        node, via = stack.pop()
+        if node in number:
+            continue
+        number[node] = len(vertex)
+        vertex.append(node)
+        parent[node] = via
+        stack.extend((w, node) for w in reversed(edges.get(node, ())) if w not in number)
+    preds: dict[str, list[str]] = {v: [] for v in vertex}
+    for v in vertex:
+        for w in edges.get(v, ()):
+            preds[w].append(v)
+
+    semi = dict(number)
+    label = {v: v for v in vertex}
+    ancestor: dict[str, str] = {}
+    bucket: dict[str, list[str]] = {}
+    idom: dict[str, str] = {}
+
+    def evaluate(v: str) -> str:
+        if v not in ancestor:
+            return v
+        chain = []
+        u = v
+        while ancestor[u] in ancestor:
+            chain.append(u)
+            u = ancestor[u]
+        for x in reversed(chain):
+            a = ancestor[x]
+            if semi[label[a]] < semi[label[x]]:
+                label[x] = label[a]
+            ancestor[x] = ancestor[a]
+        return label[v]
+
+    for i in range(len(vertex) - 1, 0, -1):
+        w = vertex[i]
+        for v in preds[w]:
+            u = evaluate(v)
+            if semi[u] < semi[w]:
+                semi[w] = semi[u]
+        bucket.setdefault(vertex[semi[w]], []).append(w)
+        p = parent[w]
+        ancestor[w] = p
+        for v in bucket.pop(p, []):
+            u = evaluate(v)
+            idom[v] = u if semi[u] < semi[v] else p
+    for i in range(1, len(vertex)):
+        w = vertex[i]
+        if idom[w] != vertex[semi[w]]:
+            idom[w] = idom[idom[w]]
+    idom[entry] = entry
+    return idom
 
 
 # ---- checks -------------------------------------------------------------

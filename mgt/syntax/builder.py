@@ -42,6 +42,29 @@ class Text:
 
 
 @dataclass(frozen=True, slots=True)
+class _Prefixed:
+    """An operand with `not`/`-` before it, waiting for `expr` to apply precedence."""
+
+    prefixes: tuple[Token, ...]
+    operand: ex.Expr
+
+
+_COMPARISON = 4
+_PRECEDENCE = {
+    "or": 1, "and": 2, "not": 3,
+    "==": _COMPARISON, "!=": _COMPARISON, "<": _COMPARISON, "<=": _COMPARISON,
+    ">": _COMPARISON, ">=": _COMPARISON, "in": _COMPARISON, "not in": _COMPARISON,
+    "+": 5, "-": 5, "*": 6, "/": 6, "neg": 7,
+}
+
+
+def _op_text(node: ex.Expr) -> str:
+    if isinstance(node, ex.Binary):
+        return node.op
+    return "not in"
+
+
+@dataclass(frozen=True, slots=True)
 class _Header:
     name: ast.Ident
     description: str | None
@@ -79,20 +102,14 @@ class Builder(Transformer[Token, Any]):
 
     # ---- spans -----------------------------------------------------------
 
-    def span(self, first: Spanned, last: Spanned | None = None) -> Span:
-        a = self._bounds(first)
-        b = self._bounds(last if last is not None else first)
-        return Span(self.file, a[0], a[1], b[2], b[3])
-
-    def _bounds(self, item: Spanned) -> tuple[int, int, int, int]:
-        if isinstance(item, Token):
-            line = item.line or 1
-            column = item.column or 1
-            end_line = item.end_line or line
-            end_column = item.end_column or column + len(item.value)
-            return line, column, end_line, end_column
-        s: Span = item.span
-        return s.line, s.column, s.end_line, s.end_column
+    def span(self, first: Any, last: Any = None) -> Span:
+        """From the start of `first` to the end of `last` (tokens or nodes with a span)."""
+        # Every token of mgt.syntax.lexer carries all four positions.
+        if last is None:
+            last = first
+        start: Any = first if type(first) is Token else first.span
+        stop: Any = last if type(last) is Token else last.span
+        return Span(self.file, start.line, start.column, stop.end_line, stop.end_column)
 
     def ident(self, token: Token) -> ast.Ident:
         return ast.Ident(str(token), self.span(token))
@@ -319,18 +336,82 @@ class Builder(Transformer[Token, Any]):
         self._depth[id(node)] = depth
         return node
 
-    def binary(self, children: list[Any]) -> ex.Expr:
-        left, op, right = children
-        node = ex.Binary(str(op), left, right, self.span(left, right))  # type: ignore[arg-type]
-        return self._expr(node, left, right)
+    def operand(self, children: list[Any]) -> Any:
+        """`not`/`-` prefixes and an operand; the prefixes are applied by `expr`."""
+        if len(children) == 1:
+            return children[0]
+        if len(children) > MAX_DEPTH:
+            raise self.fail(
+                f"expression nested too deeply (more than {MAX_DEPTH} levels); split it up",
+                children[0],
+                children[-1],
+            )
+        return _Prefixed(tuple(children[:-1]), children[-1])
 
-    def not_in(self, children: list[Any]) -> ex.Expr:
-        left, _not, _in, right = children
-        inner = self._expr(ex.Binary("in", left, right, self.span(left, right)), left, right)
-        return self._expr(ex.Unary("not", inner, self.span(left, right)), inner)
+    def expr(self, children: list[Any]) -> ex.Expr:
+        """Operands and binary operators in a row → one tree, by precedence (shunting-yard)."""
+        first = children[0]
+        if len(children) == 1 and not isinstance(first, _Prefixed):
+            node: ex.Expr = first
+            return node
+        out: list[ex.Expr] = []
+        ops: list[tuple[int, str, Token]] = []  # (precedence, operator, token)
+        comparisons: set[int] = set()  # ids of comparisons made here, to refuse a < b < c
+        i = 0
+        n = len(children)
+        while i < n:
+            item = children[i]
+            if isinstance(item, _Prefixed):
+                for token in item.prefixes:
+                    op = "not" if token.type == "NOT" else "neg"
+                    ops.append((_PRECEDENCE[op], op, token))
+                out.append(item.operand)
+            else:
+                out.append(item)
+            i += 1
+            if i == n:
+                break
+            token = children[i]
+            op = str(token)
+            i += 1
+            if op == "not":  # `not in`: the grammar guarantees the IN follows
+                op = "not in"
+                i += 1
+            precedence = _PRECEDENCE[op]
+            while ops and ops[-1][0] >= precedence:
+                self._apply(ops.pop(), out, comparisons)
+            ops.append((precedence, op, token))
+        while ops:
+            self._apply(ops.pop(), out, comparisons)
+        return out[0]
 
-    def unary(self, children: list[Any]) -> ex.Expr:
-        op, operand = children
+    def _apply(
+        self, op: tuple[int, str, Token], out: list[ex.Expr], comparisons: set[int]
+    ) -> None:
+        precedence, name, token = op
+        if name in ("not", "neg"):
+            operand = out.pop()
+            out.append(self._unary(token, operand))
+            return
+        right = out.pop()
+        left = out.pop()
+        span = self.span(left, right)
+        if precedence == _COMPARISON and id(left) in comparisons:
+            raise ParseError(
+                f"comparisons cannot be chained; write 'a {_op_text(left)} b and b {name} c'",
+                span,
+            )
+        node: ex.Expr
+        if name == "not in":
+            inner = self._expr(ex.Binary("in", left, right, span), left, right)
+            node = self._expr(ex.Unary("not", inner, span), inner)
+        else:
+            node = self._expr(ex.Binary(name, left, right, span), left, right)  # type: ignore[arg-type]
+        if precedence == _COMPARISON:
+            comparisons.add(id(node))
+        out.append(node)
+
+    def _unary(self, op: Token, operand: ex.Expr) -> ex.Expr:
         if (
             op.type == "MINUS"
             and isinstance(operand, ex.Literal)

@@ -56,11 +56,14 @@ class MgtLexer(Lexer):
         groups = [
             f"(?P<{name.strip('_')}>{by_name[name].pattern.to_regexp()})" for name in _SCANNED
         ]
-        ignored = "|".join(by_name[name].pattern.to_regexp() for name in conf.ignore)
+        # Blanks before a token are part of its match (one regex call per token); a
+        # comment is skipped on its own.
+        blanks = "|".join(by_name[n].pattern.to_regexp() for n in conf.ignore if n != "COMMENT")
+        groups.insert(1, f"(?P<SKIP>{by_name['COMMENT'].pattern.to_regexp()})")
         marks = "|".join(re.escape(p) for p in sorted(self.punctuation, key=len, reverse=True))
-        groups.insert(1, f"(?P<SKIP>{ignored})")
         groups.append(f"(?P<PUNCT>{marks})")
-        self.scanner = re.compile("|".join(groups))
+        self.scanner = re.compile(f"(?:{blanks})?(?:{'|'.join(groups)})")
+        self.blanks = re.compile(blanks)
         self.file = "<source>"
 
     def lex(self, lexer_state: LexerState, parser_state: Any) -> Iterator[Token]:
@@ -79,17 +82,17 @@ class MgtLexer(Lexer):
         while pos < end:
             m = match_at(text, pos)
             if m is None:
+                blank = self.blanks.match(text, pos)
+                if blank is not None and blank.end() == end:
+                    break  # trailing blanks
+                at = blank.end() if blank is not None else pos
                 accepts = states[parser_state.position]
-                raise self._bad_character(text, pos, line, line_start, accepts)
+                raise self._bad_character(text, at, line, line_start, accepts)
             kind = m.lastgroup or ""
-            value = m.group()
+            value = m.group(kind)
+            pos = m.start(kind)
             column = pos - line_start + 1
             if kind == "SKIP":
-                if previous == "" and column == 1 and m.end() < end and text[m.end()] not in "\n#":
-                    raise ParseError(
-                        "the first line must not be indented",
-                        Span(self.file, line, 1, line, m.end() - line_start + 1),
-                    )
                 pos = m.end()
                 continue
             if kind == "NL":

@@ -216,12 +216,14 @@ def unexpected_character(
 def _expected_words(expected: set[str], literals: Mapping[str, str]) -> str:
     expected = {t for t in expected if not t.startswith("__IGNORE")}
     phrases: list[str] = []
-    if set(_DECLARATIONS) <= expected:
+    # "or the end of the block/file" is true after any complete clause or declaration,
+    # and only distracts from what the user meant to write.
+    if expected >= set(_DECLARATIONS):
         phrases.append("a declaration (import, input, start, state or final)")
-        expected -= set(_DECLARATIONS)
-    if set(_CLAUSES) <= expected:
+        expected -= {*_DECLARATIONS, "$END"}
+    if expected >= set(_CLAUSES):
         phrases.append("a clause (run, with, output, timeout, retry or on)")
-        expected -= set(_CLAUSES)
+        expected -= {*_CLAUSES, "_DEDENT"}
     if set(_RUN_KINDS) <= expected:
         phrases.append("formula, polecat, command or builtin")
         expected -= set(_RUN_KINDS)

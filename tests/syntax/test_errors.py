@@ -55,8 +55,8 @@ def test_missing_arrow_names_what_comes_after_on_done() -> None:
          "m.mgt:3:5: error: expected a clause (run, with, output, timeout, retry or on), "
          "found 'rn'"),
         ("state a:", "stat a:",
-         "m.mgt:2:1: error: expected a declaration (import, input, start, state or final) "
-         "or the end of the file, found 'stat'"),
+         "m.mgt:2:1: error: expected a declaration (import, input, start, state or final), "
+         "found 'stat'"),
         ("succeed", "success",
          "m.mgt:5:10: error: expected 'fail' or 'succeed' after 'final b:', found 'success'"),
         ("state a:\n    run formula x", "state a: run formula x",
@@ -99,6 +99,18 @@ def test_missing_arrow_names_what_comes_after_on_done() -> None:
 )
 def test_messages(old: str, new: str, expected: str) -> None:
     assert headline(BASE.replace(old, new, 1)) == expected
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("a < b < c", "comparisons cannot be chained; write 'a < b and b < c'"),
+        ("a == b in c", "comparisons cannot be chained; write 'a == b and b in c'"),
+        ("x not in a != b", "comparisons cannot be chained; write 'a not in b and b != c'"),
+    ],
+)
+def test_chained_comparisons(expression: str, message: str) -> None:
+    assert message in headline(BASE.replace("on done ->", f"on done when {expression} ->"))
 
 
 def test_missing_block() -> None:

@@ -193,6 +193,27 @@ def test_precedence() -> None:
     assert isinstance(total.right, ex.Binary) and total.right.op == "*"
 
 
+def test_not_binds_looser_than_comparison_and_tighter_than_and() -> None:
+    g = guard("not a == b and c")
+    assert isinstance(g, ex.Binary) and g.op == "and"
+    assert isinstance(g.left, ex.Unary) and g.left.op == "not"
+    assert isinstance(g.left.operand, ex.Binary) and g.left.operand.op == "=="
+
+
+def test_unary_minus_binds_tightest() -> None:
+    g = guard("-a * b == -(c)")
+    assert isinstance(g, ex.Binary) and g.op == "=="
+    assert isinstance(g.left, ex.Binary) and g.left.op == "*"
+    assert isinstance(g.left.left, ex.Unary) and g.left.left.op == "-"
+    assert g.left.left.span == S(4, 18, 4, 20)
+    assert isinstance(g.right, ex.Unary) and g.right.span == S(4, 28, 4, 32)
+
+
+def test_parenthesised_comparisons_may_be_compared() -> None:
+    g = guard("(a < b) == true")
+    assert isinstance(g, ex.Binary) and isinstance(g.left, ex.Binary) and g.left.op == "<"
+
+
 def test_left_associative_arithmetic() -> None:
     g = guard("1 - 2 - 3 == 0")
     assert isinstance(g, ex.Binary)
