@@ -49,7 +49,14 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from mgt.errors import UsageError
-from mgt.logs.events import EVENT_TYPES, MAX_LINE_BYTES, LogEvent, parse_event, parse_timestamp
+from mgt.logs.events import (
+    EVENT_TYPES,
+    MAX_LINE_BYTES,
+    LogEvent,
+    _parse_iso_fast,
+    parse_event,
+    parse_timestamp,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -453,8 +460,12 @@ def _quick_timestamp(unit: Any, size: int) -> int | None:
         m = _TS_PREFIX.match(unit)
         if m is not None and (b'"type"' in unit or b'"event_type"' in unit) \
                 and unit.rstrip().endswith(b"}"):
-            raw = m.group(1) if m.group(1) is not None else m.group(2)
-            ts = parse_timestamp(raw.decode("ascii", "replace"))
+            text = (m.group(1) if m.group(1) is not None else m.group(2)).decode("ascii", "replace")
+            ts = None
+            if len(text) >= 19 and text[4] == "-":
+                ts = _parse_iso_fast(text)
+            if ts is None:
+                ts = parse_timestamp(text)
             if ts is not None:
                 return ts
     event = parse_event(unit, size_hint=size)
