@@ -56,8 +56,9 @@ def exec_main(args: argparse.Namespace) -> int:
         sys.stdout.write(preview_machine(machine, inputs))
         return 0
 
-    executor_name = _executor_name(machine, args.executor)
-    factory = _executor_factory(executor_name, args)
+    requested, options = _executor_options(args)
+    executor_name = _executor_name(machine, requested)
+    factory = _executor_factory(executor_name, options)
 
     from mgt.runtime.interpreter import Interpreter
     from mgt.runtime.journal import RunJournal, new_run_id
@@ -69,7 +70,7 @@ def exec_main(args: argparse.Namespace) -> int:
                 machine, journal, inputs, executors=factory, budget_usd=args.budget_usd,
                 on_event=_progress(journal.run_id),
             )
-            journal.write_info(executor=executor_name)
+            journal.write_info(executor=executor_name, executor_options=options)
         except BaseException:
             shutil.rmtree(journal.run_dir, ignore_errors=True)  # nothing ran: leave no husk
             raise
@@ -123,14 +124,13 @@ def resume_main(args: argparse.Namespace) -> int:
                 "restore it, or start a new run with mgt exec"
             )
         inputs = resolve_inputs(machine, stored=info.get("inputs") or {})
-        executor_name = args.executor or info.get("executor")
-        if executor_name is None:
-            executor_name = _executor_name(machine, None)
-        factory = _executor_factory(executor_name, args)
+        requested, options = _executor_options(args, info.get("executor_options"))
+        executor_name = requested or info.get("executor") or _executor_name(machine, None)
+        factory = _executor_factory(executor_name, options)
         budget = args.budget_usd if args.budget_usd is not None else info.get("budget_usd")
         cwd = Path(info["cwd"]) if info.get("cwd") and Path(info["cwd"]).is_dir() else None
-        if args.executor:
-            journal.write_info(executor=executor_name)
+        if args.executor or options != info.get("executor_options"):
+            journal.write_info(executor=executor_name, executor_options=options)
         if budget != info.get("budget_usd"):
             journal.write_info(budget_usd=budget)
         interp = Interpreter(
@@ -335,14 +335,29 @@ def _executor_name(machine: Machine, requested: str | None) -> str | None:
     return default_executor_name()
 
 
-def _executor_factory(
-    name: str | None, args: argparse.Namespace
-) -> Callable[[str], Executor]:
+def _executor_options(
+    args: argparse.Namespace, stored: Any = None
+) -> tuple[str | None, dict[str, Any]]:
+    """(--executor, its options) from the command line, else as the run was started.
+
+    `replay:DIR` becomes `replay` with an absolute `replay_dir`, so a resume from
+    another directory finds the same recordings.
+    """
+    name: str | None = args.executor
+    options: dict[str, Any] = dict(stored) if isinstance(stored, dict) else {}
+    if getattr(args, "session", None):
+        options["session"] = args.session
+    if getattr(args, "replay_dir", None):
+        options["replay_dir"] = str(Path(args.replay_dir).resolve())
+    if name and name.startswith("replay:"):
+        name, options["replay_dir"] = "replay", str(Path(name.split(":", 1)[1]).resolve())
+    return name, {k: v for k, v in options.items() if k in {"session", "replay_dir"} and v}
+
+
+def _executor_factory(name: str | None, options: dict[str, Any]) -> Callable[[str], Executor]:
     """kind ("model" | "command") → an executor; the model one is built (and checked) now."""
     from mgt.executors import make_executor
 
-    options = {"session": getattr(args, "session", None),
-               "replay_dir": getattr(args, "replay_dir", None)}
     model: Executor | None = make_executor(name, **options) if name else None
 
     def factory(kind: str) -> Executor:

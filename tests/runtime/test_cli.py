@@ -482,3 +482,39 @@ final ok: succeed
     assert "nowhere" in proc.stderr and "elsewhere" in proc.stderr
     assert "^" in proc.stderr and "Traceback" not in proc.stderr
     assert list((work / "runs").iterdir()) == []
+
+
+def test_resume_reuses_the_runs_executor_and_recordings_from_anywhere(work: Path) -> None:
+    marker = f"mgt-test-{uuid.uuid4().hex}"
+    machine = _replay_machine(work)
+    machine.write_text(machine.read_text().replace("    on done -> ok\n", f"""\
+    on done -> wait
+
+state wait:
+    run command "touch started; until [ -e go ]; do sleep 0.1; done # {marker}"
+    on done -> ok
+"""))
+    replay = work / "recorded"
+    replay.mkdir()
+    empty = {"patterns": [], "summary": {"total_patterns": 0, "critical": 0, "warning": 0,
+                                          "info": 0}}
+    write(replay / "analyze.json", _claude_result(json.dumps(empty), 0.002))
+    proc = spawn("exec", machine, "--runs-dir", "runs", "--executor", "replay:recorded",
+                 cwd=work)
+    try:
+        wait_for("the wait state", (work / "started").exists, proc)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        kill_processes_with(marker)
+    run_dir = only_run(work / "runs")
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["executor"] == "replay"
+    assert info["executor_options"] == {"replay_dir": str(replay.resolve())}
+
+    (work / "go").touch()
+    elsewhere = work / "elsewhere"
+    elsewhere.mkdir()
+    resumed = mgt("resume", run_dir.name, "--runs-dir", work / "runs", "--json", cwd=elsewhere)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["path"] == ["analyze", "wait", "ok"]
