@@ -218,7 +218,11 @@ class Aggregates:
 
     def _llm_call(self, event: EventLike) -> None:
         fields = event.fields
-        node = _name(fields.get("node"))
+        node = fields.get("node")  # _name(), inlined: this runs for every call
+        if type(node) is not str or not node:
+            node = None
+        elif len(node) > MAX_KEY_CHARS:
+            node = node[:MAX_KEY_CHARS]
         model = _name(fields.get("model"))
         stats = self._by_node.get(node) if node is not None else None  # the common case
         if stats is None:

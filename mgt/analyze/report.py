@@ -16,7 +16,7 @@ from typing import Any
 
 from mgt import __version__
 from mgt.analyze.aggregate import MAX_KEYS, MAX_TEMPLATES, Aggregates
-from mgt.analyze.rules import SEVERITY_RANK, Finding
+from mgt.analyze.rules import RULES, SEVERITY_RANK, Finding
 from mgt.analyze.sketch import EXACT_LIMIT, RELATIVE_ERROR
 from mgt.analyze.text import short_hash, slug
 from mgt.analyze.thresholds import Thresholds
@@ -94,8 +94,8 @@ def build_report(
     summary["skipped"] = skipped
     summary["ignored"] = agg.ignored
     summary["events_by_type"] = dict(sorted(agg.by_type.items()))
-    summary["rules"] = [r for r in ("slow_llm", "failed_transition", "repeated_error",
-                                    "token_bloat", "dead_path") if r in set(rules)]
+    enabled = set(rules)
+    summary["rules"] = [r for r in RULES if r in enabled]
     if agg.overflow:
         summary["overflow"] = {
             table: {"events": count, "note": f"{_OVERFLOW_NOTES.get(table, table)}: not grouped"}
