@@ -37,7 +37,10 @@ def check_file(path: str | os.PathLike[str]) -> CheckResult:
     try:
         text = read_source(name)
     except ParseError as err:  # not UTF-8: report it like any other source error
-        raw = Path(name).read_bytes().decode("utf-8", errors="replace")
+        try:
+            raw = Path(name).read_bytes().decode("utf-8", errors="replace")
+        except OSError:
+            raw = ""
         return CheckResult(name, normalize(raw), None, [_as_diagnostic(err)])
     return check_source(text, name, base_dir=Path(name).parent)
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["GRAMMAR_PATH", "decode_source", "parse_file", "parse_source", "read_source"]
 
 GRAMMAR_PATH = Path(__file__).resolve().parent.parent.parent / "grammar" / "mgt.lark"
+# mgt/data/mgt.lark is a symlink to the grammar, so an installed wheel carries a copy.
 _PACKAGED_GRAMMAR = Path(__file__).resolve().parent.parent / "data" / "mgt.lark"
 
 #: Larger files are refused before parsing (a machine is a page or two of text).
