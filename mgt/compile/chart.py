@@ -84,9 +84,11 @@ class MachineChart(StateMachine):
         return cls(scope)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # python-statemachine refuses an instance attribute named like a state *value*,
-        # meant to protect state ids; ours are kept apart from these names already.
-        if name in _INSTANCE_ATTRIBUTES:
+        # python-statemachine refuses an instance attribute named like a state *value*
+        # (meant to protect state ids), which would stop it setting its own attributes
+        # (`model`, `configuration`...) in a machine with a state of that name. State
+        # ids never take these names, so the chart's own attributes need no check.
+        if name in _RESERVED:
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)  # type: ignore[no-untyped-call]

@@ -6,7 +6,7 @@ import pytest
 from statemachine.exceptions import TransitionNotAllowed
 
 from mgt.compile.chart import (
-    _INSTANCE_ATTRIBUTES,
+    _RESERVED,
     GuardScope,
     MachineChart,
     _chart_ids,
@@ -155,11 +155,14 @@ def test_a_final_state_takes_no_more_events() -> None:
 def test_state_names_that_clash_with_the_chart_api_or_events_still_route() -> None:
     m = machine(
         state("send", on("done", "model")),
-        state("model", on("done", "error"), on("error", "done")),
+        state("model", on("done", "error"), on("error", "done"), on("timeout", "configuration")),
+        state("configuration", on("done", "done")),
         finals={"error": "fail", "done": "succeed"},
     )
     chart = build_chart(m)
     assert run(chart, "done", at="send") == "model"
+    assert run(chart, "timeout", at="model") == "configuration"
+    assert run(chart, "done", at="configuration") == "done"
     assert run(chart, "done", at="model") == "error"
     assert run(chart, "error", at="model") == "done"
     assert callable(chart.send)  # the API was not overwritten by a state
@@ -187,7 +190,7 @@ def test_no_chart_attribute_can_be_taken_by_a_state_name() -> None:
     ids = _chart_ids(names)
     assert [n for n in names if ids[n] == n] == []
     own = {n for n in vars(instance) if not n.startswith("_")} - {"a", "ok"}
-    assert own <= _INSTANCE_ATTRIBUTES  # the names MachineChart.__setattr__ lets through
+    assert own <= _RESERVED  # the names MachineChart.__setattr__ lets through
 
 
 def test_a_chart_resumes_in_the_state_its_model_names() -> None:
