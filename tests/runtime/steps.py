@@ -68,3 +68,10 @@ def report(ctx: StepContext) -> dict[str, Any]:
 def check_items(ctx: StepContext, output: Any) -> list[str]:
     """An output check: every item must have a cited id."""
     return [f"item {i} cites no id" for i, it in enumerate(output["items"]) if not it.get("id")]
+
+
+def rounds(ctx: StepContext) -> dict[str, Any]:
+    """Count finished visits: one more than this state's previous output said."""
+    _log(ctx)
+    previous = ctx.outputs.get(ctx.state) or {}
+    return {"round": int(previous.get("round", 0)) + 1}

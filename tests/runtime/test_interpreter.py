@@ -17,7 +17,7 @@ from tests.runtime.steps import calls
 
 @pytest.fixture(autouse=True)
 def _test_steps(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("count", "flaky", "reject", "crash", "interrupt_once", "report"):
+    for name in ("count", "flaky", "reject", "crash", "interrupt_once", "report", "rounds"):
         monkeypatch.setitem(BUILTINS, name, f"tests.runtime.steps:{name}")
 
 
@@ -304,6 +304,22 @@ def _prefix_machine() -> Any:
     )
 
 
+def test_state_attempts_count_every_visit(tmp_path: Path) -> None:
+    m = machine(builtin("a", on("done", "a", "a.attempts < 3"), on("done", "ok")))
+    result = run(m, tmp_path)
+    assert result.path == ["a", "a", "a", "ok"]
+    assert [e["attempt"] for e in events(result.run_dir, "attempt_started")] == [1, 2, 3]
+
+
+def _loop_machine() -> Any:
+    """A state visited three times (its finished outputs bound the loop), then a retry."""
+    return machine(
+        builtin("a", on("done", "a", "output.round < 3"), on("done", "b"), step="rounds"),
+        builtin("b", on("done", "ok"), step="flaky", retries=[retry(1, "error")],
+                succeed_on="2"),
+    )
+
+
 def _cut_points(lines: list[bytes]) -> list[tuple[int, bytes]]:
     """(whole lines kept, torn tail) for every line boundary, and a torn half of every line."""
     points = []
@@ -313,18 +329,22 @@ def _cut_points(lines: list[bytes]) -> list[tuple[int, bytes]]:
     return points
 
 
-@pytest.mark.parametrize("cut", range(len(_cut_points([b""] * 23))))  # 23 events in the full run
+@pytest.mark.parametrize(
+    ("build", "cut"),
+    [(_prefix_machine, cut) for cut in range(2 * 22)]  # 23 events in the full run
+    + [(_loop_machine, cut) for cut in range(2 * 20)],  # 21 events
+)
 def test_resume_from_any_prefix_of_the_journal_finishes_the_same_run(
-    tmp_path: Path, cut: int
+    tmp_path: Path, build: Any, cut: int
 ) -> None:
     """A kill at any instant leaves a prefix of events.jsonl (possibly with a torn last line).
 
     Resuming from it must reach the same final along the same path, and never call
     again an attempt that finished in the prefix.
     """
-    full = run(_prefix_machine(), tmp_path / "full")
+    full = run(build(), tmp_path / "full")
     lines = (full.run_dir / "events.jsonl").read_bytes().splitlines(keepends=True)
-    assert len(lines) == 23
+    assert len(_cut_points(lines)) == {_prefix_machine: 44, _loop_machine: 40}[build]
     whole, torn = _cut_points(lines)[cut]
 
     runs = tmp_path / "cut"
@@ -339,7 +359,7 @@ def test_resume_from_any_prefix_of_the_journal_finishes_the_same_run(
 
     if kept[-1]["type"] == "run_finished":
         return  # nothing left to do (resume refuses a finished run in the CLI)
-    again = resume(_prefix_machine(), runs)
+    again = resume(build(), runs)
     assert (again.status, again.path) == (full.status, full.path)
     new_calls = calls(run_dir)[len(started):]
     assert not finished & set(new_calls), f"re-ran a finished attempt: {finished & set(new_calls)}"
