@@ -185,7 +185,7 @@ def _second_base(prefix: str) -> int | None:
             and second <= 60 and prefix[17:19].isdigit()):
         return None
     base = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
-    if len(_SECOND_CACHE) >= 4096:
+    if len(_SECOND_CACHE) >= 256:  # log times are mostly in order: a small cache hits
         _SECOND_CACHE.clear()
     _SECOND_CACHE[prefix] = base
     return base
