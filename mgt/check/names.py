@@ -15,8 +15,9 @@ from mgt.expr import nodes as ex
 
 __all__ = ["CHECKS"]
 
-#: Root names of expression paths; a state with one of these names could never be read.
-RESERVED = ("input", "output", "it")
+#: Root names of expression paths and expression keywords: a state or final with one of
+#: these names could never be read in an expression.
+RESERVED = ("input", "output", "it", "true", "false", "null", "not", "and", "or", "in")
 
 INPUT_TYPES = ("str", "int", "float", "bool", "duration", "path", "json", "enum")
 
@@ -55,7 +56,7 @@ def check_reserved_names(ctx: Context) -> Iterator[Diagnostic]:
         if name.text in RESERVED:
             yield Diagnostic.error(
                 f"'{name.text}' cannot name a state or final: it is a reserved word in "
-                "expressions (input, output, it)",
+                f"expressions ({', '.join(RESERVED)})",
                 name.span,
             )
 
