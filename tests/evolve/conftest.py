@@ -16,6 +16,7 @@ from mgt.defs.polecat import Polecat, load_polecat
 from mgt.defs.schemas import SchemaRegistry
 from mgt.evolve.target import scratch_copy
 from mgt.runtime.context import StepContext
+from tests.fakes.claude_cli import claude_cli, messages_server  # noqa: F401  (e2e fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"
