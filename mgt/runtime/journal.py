@@ -110,6 +110,12 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _datasync(fd: int) -> None:
+    """fdatasync where there is one: the data and the size, not the timestamps (cheaper)."""
+    sync = getattr(os, "fdatasync", os.fsync)
+    sync(fd)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -482,7 +488,7 @@ class RunJournal:
             self._fh.write(line)
             self._fh.flush()
             if type in DURABLE_EVENTS:
-                os.fsync(self._fh.fileno())
+                _datasync(self._fh.fileno())
         except OSError as err:
             raise JournalError(f"cannot append to {self.run_dir / EVENTS_FILE}: {err}") from err
         self.events.append(event)
