@@ -49,13 +49,16 @@ def check_source(
     text: str, filename: str = "<source>", base_dir: str | os.PathLike[str] | None = None
 ) -> CheckResult:
     """Check .mgt text. Imports resolve against `base_dir` (default: the file's directory)."""
-    from mgt.syntax import normalize, parse_source
+    from mgt.syntax import normalize, parse_errors, parse_source
 
     source = normalize(text)
     try:
         machine = parse_source(source, filename)
     except SourceError as err:
-        return CheckResult(filename, source, None, [_as_diagnostic(err)])
+        # Report the syntax errors of the other declarations too, not just the first.
+        more = [e for e in parse_errors(source, filename) if e.span != err.span]
+        found = [_as_diagnostic(err), *(_as_diagnostic(e) for e in more)]
+        return CheckResult(filename, source, None, _dedupe(sorted(found, key=sort_key)))
     if base_dir is None:
         base_dir = Path(filename).parent if filename and not filename.startswith("<") else "."
     defs, diagnostics = load_imports(machine, Path(base_dir))

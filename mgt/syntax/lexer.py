@@ -69,6 +69,7 @@ class MgtLexer(Lexer):
     def lex(self, lexer_state: LexerState, parser_state: Any) -> Iterator[Token]:
         text: str = lexer_state.text.text
         states = parser_state.parse_conf.states
+        stack = parser_state.state_stack  # the parser's live stack: its top is where it is
         match_at = self.scanner.match
         punctuation = self.punctuation
         levels = [0]
@@ -106,9 +107,8 @@ class MgtLexer(Lexer):
                     yield from self._indent(value[last + 1 :], levels, new_line, new_start)
                 line, line_start, pos = new_line, new_start, m.end()
                 continue
-            accepts = states[parser_state.position]
             if kind == "REF":
-                kind = self._word(value, accepts)
+                kind = self._word(value, states[stack[-1]])
                 if kind == "NAME" and "-" in value:
                     value = value[: value.index("-")]
             elif kind == "PUNCT":

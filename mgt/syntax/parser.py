@@ -9,6 +9,7 @@ unreadable files as `UsageError`, bad text as `ParseError`.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,14 @@ if TYPE_CHECKING:
     from mgt.syntax.builder import Builder
     from mgt.syntax.lexer import MgtLexer
 
-__all__ = ["GRAMMAR_PATH", "decode_source", "parse_file", "parse_source", "read_source"]
+__all__ = [
+    "GRAMMAR_PATH",
+    "decode_source",
+    "parse_errors",
+    "parse_file",
+    "parse_source",
+    "read_source",
+]
 
 GRAMMAR_PATH = Path(__file__).resolve().parent.parent.parent / "grammar" / "mgt.lark"
 # mgt/data/mgt.lark is a symlink to the grammar, so an installed wheel carries a copy.
@@ -209,6 +217,56 @@ class _Driver:
             reduce(entry[1])
             if states[-1] == self.end_state:
                 return values[-1]
+
+
+_DECLARATION = re.compile(r"^(?:import|input|start|state|final)\b", re.MULTILINE)
+
+
+def parse_errors(text: str, filename: str = "<source>", limit: int = 20) -> list[ParseError]:
+    """Every syntax error in `text`, not just the first (empty when it parses).
+
+    After an error, parsing starts again at the next line that begins a top-level
+    declaration, with the lines before it blanked so positions stay the same. Each
+    declaration is parsed at most once, so an error in one state does not hide an
+    error in the next.
+    """
+    source = normalize(text)
+    errors: list[ParseError] = []
+    current = source
+    while len(errors) < limit:
+        try:
+            parse_source(current, filename)
+            break
+        except ParseError as err:
+            if any(e.message == err.message and e.span == err.span for e in errors):
+                break
+            errors.append(err)
+            if err.span is None or "never closed" in err.message:
+                break
+            after = err.span.end_line if err.span.end_line > err.span.line else err.span.line
+            resume = _next_declaration(source, after)
+            if resume is None:
+                break
+            # Line 1 stays a machine header; blank lines keep every later position.
+            current = "machine _" + "\n" * (resume - 1) + _from_line(source, resume)
+    return errors
+
+
+def _next_declaration(source: str, after_line: int) -> int | None:
+    start = 0
+    for _ in range(after_line):
+        start = source.find("\n", start) + 1
+        if start == 0:
+            return None
+    match = _DECLARATION.search(source, start)
+    return source.count("\n", 0, match.start()) + 1 if match else None
+
+
+def _from_line(source: str, line: int) -> str:
+    start = 0
+    for _ in range(line - 1):
+        start = source.find("\n", start) + 1
+    return source[start:]
 
 
 def normalize(text: str) -> str:

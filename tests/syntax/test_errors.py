@@ -236,3 +236,32 @@ def test_unreadable_file(tmp_path: Path) -> None:
     path.chmod(0)
     with pytest.raises(UsageError, match="cannot read"):
         parse_file(path)
+
+
+# ---- every syntax error, not just the first ---------------------------------
+
+
+def test_parse_errors_resumes_at_the_next_declaration() -> None:
+    from mgt.syntax import parse_errors
+
+    source = (
+        "machine m\nstate a:\n    run command \"x\"\n    on done b\n"
+        "state b:\n    run comand \"y\"\n    on done -> c\nfinal c succeed\n"
+    )
+    errors = parse_errors(source, "m.mgt")
+    assert [(e.span.line, e.span.column) for e in errors if e.span] == [(4, 13), (6, 9), (8, 9)]
+
+
+def test_parse_errors_of_valid_text_is_empty() -> None:
+    from mgt.syntax import parse_errors
+
+    assert parse_errors(BASE, "m.mgt") == []
+
+
+def test_parse_errors_stops_at_an_unclosed_block_string() -> None:
+    from mgt.syntax import parse_errors
+
+    source = 'machine m\nstate a:\n    run command """x\n\nstate b:\n    oops\n'
+    assert [e.message for e in parse_errors(source, "m.mgt")] == [
+        'this """ string is never closed'
+    ]
