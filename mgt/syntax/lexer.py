@@ -79,7 +79,6 @@ class MgtLexer(Lexer):
         line = 1
         line_start = 0
         end = len(text)
-        token: Token | None = None
         while pos < end:
             m = match_at(text, pos)
             if m is None:
@@ -128,10 +127,9 @@ class MgtLexer(Lexer):
                 line += value.count("\n")
                 line_start = pos + value.rfind("\n") + 1
                 stop = pos + len(value)
-                token = Token(
+                yield Token(
                     kind, value, pos, start_line, start_column, line, stop - line_start + 1, stop
                 )
-                yield token
                 previous = kind
                 pos = stop
                 continue
@@ -140,8 +138,7 @@ class MgtLexer(Lexer):
                 raise ParseError(
                     "the first line must not be indented", Span(self.file, line, 1, line, column)
                 )
-            token = Token(kind, value, pos, line, column, line, column + len(value), stop)
-            yield token
+            yield Token(kind, value, pos, line, column, line, column + len(value), stop)
             previous = kind
             pos = stop
         if previous not in ("_NL", "") and depth == 0:
