@@ -359,7 +359,8 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
     try:
         with scratch_worktree(repo, base, branch=branch, prefix="mgt-pr-") as tree:
             try:
-                git(tree, "apply", "-p1", "--whitespace=nowarn", "-",
+                # --index: the commit is exactly the patch, never what must_pass leaves behind
+                git(tree, "apply", "--index", "-p1", "--whitespace=nowarn", "-",
                     input_text=render_patch(files))
             except GitFailure as e:
                 raise GuardrailFailure(
@@ -377,7 +378,6 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
                         f"diff applied ({checks.must_pass_source}); its output ends with:\n"
                         f"{r.output_tail}"
                     ])
-            git(tree, "add", "--all")
             git(tree, *identity_args(repo), "commit", "--quiet", "-F", "-", input_text=message)
             sha = git(tree, "rev-parse", "HEAD").strip()
     except BaseException:
