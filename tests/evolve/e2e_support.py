@@ -13,6 +13,7 @@ import copy
 import difflib
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -80,6 +81,16 @@ def git(repo: Path, *args: str) -> str:
     return proc.stdout
 
 
+def user_env(**extra: str) -> dict[str, str]:
+    """This environment as a user's shell has it: no runs-dir override, no zellij session, and
+    Python writing bytecode (so must_pass commands leave __pycache__ behind, as they do for
+    users)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"MGT_RUNS_DIR", "ZELLIJ", "ZELLIJ_SESSION_NAME", "PYTHONDONTWRITEBYTECODE"}}
+    env.update(extra)
+    return env
+
+
 @dataclass
 class Run:
     code: int
@@ -111,8 +122,8 @@ def run_evolve(work: Path, *inputs: str, timeout: float = 150) -> Run:
             "--runs-dir", str(work / "runs"), "--json"]
     for item in inputs:
         args += ["--input", item]
-    proc = subprocess.run(args, capture_output=True, text=True, cwd=work, timeout=timeout,
-                          check=False)
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=work, env=user_env(),
+                          timeout=timeout, check=False)
     assert proc.stdout.strip(), f"no --json summary (exit {proc.returncode}): {proc.stderr}"
     summary = json.loads(proc.stdout)
     return Run(proc.returncode, summary, proc.stderr, work / "runs" / summary["run_id"])

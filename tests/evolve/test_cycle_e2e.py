@@ -47,8 +47,10 @@ def refine_prompts(cli: ClaudeCLI) -> list[str]:
 
 def assert_filed(run: Run) -> dict[str, Any]:
     """The run succeeded at `filed`; its PR branch and commit exist in the scratch copy."""
-    assert run.code == 0, run.stderr
-    assert (run.summary["status"], run.summary["final"]) == ("succeeded", "filed"), run.stderr
+    problems = [(e["state"], e["attempt"], e["outcome"], e["error"], e["problems"])
+                for e in run.events if e["type"] == "attempt_finished" and e["outcome"] != "done"]
+    assert run.code == 0, (run.stderr, problems)
+    assert (run.summary["status"], run.summary["final"]) == ("succeeded", "filed"), problems
     pr: dict[str, Any] = run.summary["outputs"]["open_pr"]
     assert git(run.target, "rev-parse", f"refs/heads/{pr['branch_name']}").strip() == \
         pr["commit_sha"]
