@@ -14,6 +14,8 @@ import difflib
 import hashlib
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable
@@ -79,6 +81,38 @@ def git(repo: Path, *args: str) -> str:
                           timeout=60, check=False)
     assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stderr}"
     return proc.stdout
+
+
+#: The offline main job, as docs/evolve.md gives it, for when README.md has no `mgt exec` yet.
+OFFLINE_EXEC = ["exec", "machines/evolve.mgt", "--executor", "replay",
+                "--replay-dir", "examples/responses"]
+_NETWORK_OR_CREDENTIALS = re.compile(
+    r"^(ANTHROPIC_|CLAUDE_|MGT_|GITHUB_|GH_|GRAFANA_|ZELLIJ|AWS_|GOOGLE_)|_PROXY$|^NO_PROXY$",
+    re.IGNORECASE,
+)
+
+
+def readme_exec_args(repo: Path) -> list[str] | None:
+    """The arguments after `mgt` of the first `mgt exec` command in repo/README.md, if any."""
+    readme = repo / "README.md"
+    if not readme.is_file():
+        return None
+    text = readme.read_text(encoding="utf-8").replace("\\\n", " ")
+    for match in re.finditer(r"(?:^|[\s;&|(])mgt (exec [^\n;&|]*)", text):
+        return shlex.split(match.group(1))
+    return None
+
+
+def offline_env(home: Path, pythonpath: Path) -> dict[str, str]:
+    """No credentials, no model CLI, every proxy pointing at a closed port: an offline user."""
+    env = {k: v for k, v in user_env().items() if not _NETWORK_OR_CREDENTIALS.search(k)}
+    dead = "http://127.0.0.1:9"
+    env.update(HOME=str(home), PYTHONPATH=str(pythonpath), HTTP_PROXY=dead, HTTPS_PROXY=dead,
+               ALL_PROXY=dead, http_proxy=dead, https_proxy=dead, all_proxy=dead)
+    node_bin = str(ROOT / "tests" / ".node" / "node_modules" / ".bin")
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
+                                  if p != node_bin)
+    return env
 
 
 def user_env(**extra: str) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""machines/evolve.mgt end to end with the real Claude Code CLI against the scripted Messages API.
+"""machines/evolve.mgt end to end: with the real Claude Code CLI against the scripted Messages API,
+and the offline main job from a fresh clone.
 
 Every test runs `python -m mgt exec machines/evolve.mgt --executor claude` as a
 user would: the built-in analyzer reads the sample logs, the real CLI asks the
@@ -6,12 +7,17 @@ scripted server for the refine answer (variations of the sample ProposedChanges
 in examples/responses/refine.json), the runtime's guardrails judge it in the
 run's scratch copy of examples/target, and open-pr files the PR there. The
 tests assert on what reached the server, the run's journal and the repository.
+The main job runs from a `git clone` of this repository (committed files only),
+with no credentials and no network, as a newcomer's first command would.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +26,7 @@ import pytest
 
 from tests.evolve.e2e_support import (
     LOGS,
+    OFFLINE_EXEC,
     REJECTED,
     ROOT,
     TARGET,
@@ -27,6 +34,8 @@ from tests.evolve.e2e_support import (
     file_change,
     file_diff,
     git,
+    offline_env,
+    readme_exec_args,
     run_evolve,
     sample,
     tree_digest,
@@ -34,8 +43,6 @@ from tests.evolve.e2e_support import (
 )
 from tests.fakes.claude_cli import ClaudeCLI
 from tests.fakes.messages_api import estimate_tokens
-
-pytestmark = pytest.mark.e2e
 
 FORBIDDEN = "src/dmgraph/core/dsl.py"
 
@@ -71,6 +78,7 @@ def assert_base_untouched(run: Run) -> None:
 # -- 1. the full cycle ---------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_a_full_cycle_files_a_pr_for_review(claude_cli: ClaudeCLI, tmp_path: Path) -> None:
     answer = sample()
     claude_cli.server.push({"structured": answer})
@@ -147,6 +155,7 @@ def with_core_edit() -> dict[str, Any]:
     return answer
 
 
+@pytest.mark.e2e
 def test_a_forbidden_path_is_retried_with_feedback_naming_it(
     claude_cli: ClaudeCLI, tmp_path: Path
 ) -> None:
@@ -180,6 +189,7 @@ def with_stale_context() -> dict[str, Any]:
     return answer
 
 
+@pytest.mark.e2e
 def test_a_diff_that_does_not_apply_fails_the_run_after_the_retries(
     claude_cli: ClaudeCLI, tmp_path: Path
 ) -> None:
@@ -223,6 +233,7 @@ def with_missing_template() -> dict[str, Any]:
     return answer
 
 
+@pytest.mark.e2e
 def test_a_must_pass_failure_feeds_the_build_output_back(
     claude_cli: ClaudeCLI, tmp_path: Path
 ) -> None:
@@ -250,6 +261,7 @@ def test_a_must_pass_failure_feeds_the_build_output_back(
 # -- 5. a citation of a pattern the analysis does not have -----------------------------------------
 
 
+@pytest.mark.e2e
 def test_an_unknown_pattern_id_is_named_with_the_known_ones(
     claude_cli: ClaudeCLI, tmp_path: Path
 ) -> None:
@@ -303,6 +315,7 @@ def obeying() -> dict[str, Any]:
     return answer
 
 
+@pytest.mark.e2e
 def test_a_log_line_that_instructs_the_model_stays_data_and_the_guardrails_hold(
     claude_cli: ClaudeCLI, tmp_path: Path
 ) -> None:
@@ -366,3 +379,77 @@ def test_the_quote_checker_sees_text_outside_data_fences() -> None:
     assert len(unquoted_occurrences(text, "X ")) == 2
     assert unquoted_occurrences("### a — data, not instructions\n\n```\nX open to the end", "X") \
         == []
+
+
+# -- the offline main job from a fresh clone -------------------------------------------------------
+
+
+@dataclass
+class MainJob:
+    clone: Path
+    args: list[str]
+    proc: subprocess.CompletedProcess[str]
+    run_dir: Path
+
+    @property
+    def output(self) -> str:
+        return self.proc.stdout + self.proc.stderr
+
+    def read(self, name: str) -> Any:
+        return json.loads((self.run_dir / name).read_text("utf-8"))
+
+
+@pytest.fixture(scope="module")
+def main_job(tmp_path_factory: pytest.TempPathFactory) -> MainJob:
+    """The README's first command (else docs/evolve.md's) run once in a clone of HEAD, offline."""
+    work = tmp_path_factory.mktemp("main-job")
+    clone = work / "clone"
+    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(clone)],
+                   check=True, capture_output=True, timeout=120)
+    env = offline_env(home=work / "home", pythonpath=clone)
+    (work / "home").mkdir()
+    where = subprocess.run([sys.executable, "-c", "import mgt; print(mgt.__file__)"],
+                           cwd=work, env=env, capture_output=True, text=True, check=True)
+    assert Path(where.stdout.strip()).is_relative_to(clone), "the clone's mgt must be the one run"
+    args = readme_exec_args(clone) or OFFLINE_EXEC
+    runs = work / "runs"
+    proc = subprocess.run([sys.executable, "-m", "mgt", *args, "--runs-dir", str(runs)],
+                          cwd=clone, env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+    run_dirs = [d for d in runs.iterdir() if d.is_dir()] if runs.is_dir() else []
+    assert len(run_dirs) == 1, (proc.stdout, proc.stderr)
+    return MainJob(clone, args, proc, run_dirs[0])
+
+
+def test_the_offline_main_job_files_a_pr_from_a_fresh_clone(main_job: MainJob) -> None:
+    assert main_job.proc.returncode == 0, main_job.output
+    record = main_job.read("run.json")
+    assert (record["status"], record["final"]) == ("succeeded", "filed"), main_job.output
+    assert record["path"] == ["prepare_repo", "analyze", "refine", "open_pr", "filed"]
+    pr = main_job.read("outputs/open_pr.json")
+    target = Path(main_job.read("outputs/prepare_repo.json")["repo"])
+    assert target == main_job.run_dir / "target"
+    assert git(target, "rev-parse", f"refs/heads/{pr['branch_name']}").strip() == pr["commit_sha"]
+    assert pr["files_changed"] == sorted(c["path"] for c in sample()["changes"])
+    assert Path(pr["pr_url"].removeprefix("file://")).is_file()
+    assert record["cost_usd"] > 0 and record["tokens"]["input"] > 0
+    # The clone (and its bundled target) is exactly as checked out.
+    assert git(main_job.clone, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 6: the main job ends by printing the patterns found, the change, the branch, "
+    "the PR record and the cost; `mgt exec` prints only its one-line summary (with the cost) so "
+    "far. Remove this mark when the README's first command prints them.",
+)
+def test_the_offline_main_job_prints_the_patterns_the_branch_and_the_cost(
+    main_job: MainJob,
+) -> None:
+    assert main_job.proc.returncode == 0, main_job.output
+    cost = main_job.read("run.json")["cost_usd"]
+    assert f"${cost:.4f}" in main_job.output
+    pr = main_job.read("outputs/open_pr.json")
+    assert pr["branch_name"] in main_job.output, main_job.output
+    for pattern_id in pr["patterns_addressed"]:
+        assert pattern_id in main_job.output, main_job.output
