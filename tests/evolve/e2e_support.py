@@ -150,10 +150,11 @@ class Run:
         return self.dir / "target"
 
 
-def run_evolve(work: Path, *inputs: str, timeout: float = 150) -> Run:
+def run_evolve(work: Path, *inputs: str, options: tuple[str, ...] = (),
+               timeout: float = 150) -> Run:
     """`python -m mgt exec machines/evolve.mgt --executor claude --json` with `--input` each."""
     args = [sys.executable, "-m", "mgt", "exec", str(MACHINE), "--executor", "claude",
-            "--runs-dir", str(work / "runs"), "--json"]
+            "--runs-dir", str(work / "runs"), "--json", *options]
     for item in inputs:
         args += ["--input", item]
     proc = subprocess.run(args, capture_output=True, text=True, cwd=work, env=user_env(),

@@ -176,6 +176,21 @@ def test_a_forbidden_path_is_retried_with_feedback_naming_it(
     assert_base_untouched(run)
 
 
+@pytest.mark.e2e
+def test_a_spent_budget_stops_the_retry_before_another_model_call(
+    claude_cli: ClaudeCLI, tmp_path: Path
+) -> None:
+    claude_cli.server.push({"structured": with_core_edit()}, {"structured": sample()})
+    run = run_evolve(tmp_path, options=("--budget-usd", "0.0001"))
+    assert run.code == 1, run.stderr
+    assert run.summary["final"] == "failed"
+    assert run.outcomes("refine") == ["guardrail", "error"]
+    assert "budget exhausted" in run.finished("refine")[1]["error"]
+    assert len(claude_cli.server.message_requests) == 1 and claude_cli.server.remaining == 1
+    assert run.summary["cost_usd"] > 0.0001
+    assert git(run.target, "branch", "--list", "sleeptime/*") == ""
+
+
 # -- 3. a diff that never applies ------------------------------------------------------------------
 
 
