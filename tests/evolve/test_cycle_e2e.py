@@ -14,6 +14,7 @@ with no credentials and no network, as a newcomer's first command would.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -138,6 +139,55 @@ def test_a_full_cycle_files_a_pr_for_review(claude_cli: ClaudeCLI, tmp_path: Pat
     }
     assert run.summary["tokens"]["input"] == estimate_tokens(call.body_chars)
     assert run.summary["tokens"]["output"] == result["usage"]["output_tokens"] > 0
+
+
+@pytest.mark.e2e
+def test_a_users_own_repository_is_cloned_and_never_touched(
+    claude_cli: ClaudeCLI, tmp_path: Path
+) -> None:
+    """A git repository with a human's uncommitted edit and another branch: the run clones it
+    and files the PR in the clone; the repository itself keeps its tree, branches and HEAD."""
+    user = tmp_path / "user-repo"
+    shutil.copytree(TARGET, user)
+    git(user, "init", "--quiet", "--initial-branch=main")
+    git(user, "add", "--all")
+    git(user, "-c", "user.name=u", "-c", "user.email=u@example.com", "commit", "--quiet",
+        "-m", "the user's graph")
+    git(user, "branch", "feature")
+    with (user / "templates/dm_summary.jinja").open("a") as f:
+        f.write("{# a human's work in progress #}\n")
+    state = [git(user, *args) for args in (("rev-parse", "HEAD"), ("branch", "--list"),
+                                            ("status", "--porcelain"), ("worktree", "list"))]
+
+    claude_cli.server.push({"structured": sample()})
+    run = run_evolve(tmp_path, f"repo={user}")
+    pr = assert_filed(run)
+    assert run.summary["outputs"]["prepare_repo"]["commit"] == state[0].strip()
+    assert [git(user, *args) for args in (("rev-parse", "HEAD"), ("branch", "--list"),
+                                           ("status", "--porcelain"), ("worktree", "list"))] \
+        == state
+    assert not (user / ".git/mgt").exists()
+    assert git(run.target, "log", "-1", "--format=%s", f"{pr['commit_sha']}^") == \
+        "the user's graph\n"
+    assert_base_untouched(run)
+
+
+@pytest.mark.e2e
+def test_logs_without_actionable_patterns_end_quietly_without_a_model_call(
+    claude_cli: ClaudeCLI, tmp_path: Path
+) -> None:
+    quiet = tmp_path / "quiet.jsonl"
+    quiet.write_text("".join(
+        json.dumps({"timestamp": f"2026-01-15T10:00:0{n}Z", "type": "llm_call",
+                    "node": "dmIntake", "model": "claude-haiku-4-5", "prompt_tokens": 900,
+                    "completion_tokens": 200, "latency_ms": 800}) + "\n"
+        for n in range(5)))
+    run = run_evolve(tmp_path, f"source={quiet}")
+    assert run.code == 0, run.stderr
+    assert (run.summary["final"], run.summary["path"]) == \
+        ("no_patterns", ["prepare_repo", "analyze", "no_patterns"])
+    assert claude_cli.server.message_requests == []
+    assert run.summary["cost_usd"] == 0
 
 
 # -- 2. a forbidden path, then a compliant answer after the feedback -------------------------------
