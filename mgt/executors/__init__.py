@@ -6,7 +6,12 @@ The `builtin` executor belongs to the runtime (`mgt.runtime`).
 """
 
 from mgt.executors.base import ExecRequest, ExecResult, Executor
-from mgt.executors.registry import EXECUTOR_NAMES, default_executor_name, make_executor
+from mgt.executors.registry import (
+    EXECUTOR_NAMES,
+    default_executor_name,
+    make_executor,
+    model_credentials_configured,
+)
 
 __all__ = [
     "EXECUTOR_NAMES",
@@ -15,4 +20,5 @@ __all__ = [
     "Executor",
     "default_executor_name",
     "make_executor",
+    "model_credentials_configured",
 ]

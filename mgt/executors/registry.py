@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from typing import Any
 
 from mgt.diagnostics import did_you_mean
@@ -91,6 +92,28 @@ def default_executor_name() -> str:
     if _available("MGT_CLAUDE", "claude"):
         return "claude"
     raise UsageError(NO_EXECUTOR)
+
+
+#: Environment variables any one of which lets Claude Code reach a model.
+CREDENTIAL_VARIABLES = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "CLAUDE_CODE_USE_BEDROCK",
+    "CLAUDE_CODE_USE_VERTEX",
+)
+
+
+def model_credentials_configured(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether Claude Code has a way to reach a model: a key or token in the environment,
+    a cloud provider switch, or a stored login (`$CLAUDE_CONFIG_DIR` or `~/.claude`)."""
+    env = os.environ if environ is None else environ
+    if any(env.get(name, "").strip() for name in CREDENTIAL_VARIABLES):
+        return True
+    config_dir = env.get("CLAUDE_CONFIG_DIR") or os.path.join(
+        env.get("HOME") or os.path.expanduser("~"), ".claude"
+    )
+    return os.path.isfile(os.path.join(config_dir, ".credentials.json"))
 
 
 def _available(env_var: str, program: str) -> bool:

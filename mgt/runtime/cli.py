@@ -57,7 +57,7 @@ def exec_main(args: argparse.Namespace) -> int:
         return 0
 
     requested, options = _executor_options(args)
-    executor_name = _executor_name(machine, requested)
+    executor_name = _executor_name(machine, requested, options)
     factory = _executor_factory(executor_name, options)
 
     from mgt.runtime.interpreter import Interpreter
@@ -78,7 +78,7 @@ def exec_main(args: argparse.Namespace) -> int:
             result = interp.start()
     finally:
         journal.close()
-    return _report(result, args.json)
+    return _report(result, args.json, machine)
 
 
 # --------------------------------------------------------------------------- mgt resume
@@ -125,7 +125,7 @@ def resume_main(args: argparse.Namespace) -> int:
             )
         inputs = resolve_inputs(machine, stored=info.get("inputs") or {})
         requested, options = _executor_options(args, info.get("executor_options"))
-        executor_name = requested or info.get("executor") or _executor_name(machine, None)
+        executor_name = requested or info.get("executor") or _executor_name(machine, None, options)
         factory = _executor_factory(executor_name, options)
         budget = args.budget_usd if args.budget_usd is not None else info.get("budget_usd")
         cwd = Path(info["cwd"]) if info.get("cwd") and Path(info["cwd"]).is_dir() else None
@@ -141,7 +141,7 @@ def resume_main(args: argparse.Namespace) -> int:
             result = interp.resume()
     finally:
         journal.close()
-    return _report(result, args.json)
+    return _report(result, args.json, machine)
 
 
 # --------------------------------------------------------------------------- mgt runs / show
@@ -193,6 +193,8 @@ def show_main(args: argparse.Namespace) -> int:
     from mgt.console import out_console
 
     con = out_console()
+    from mgt.runtime.report import output_schemas, render_costs, render_outputs
+
     con.print(f"[bold]run {record.run_id}[/]  {_status_markup(record.status)}")
     name, where = escape(str(data["machine"] or "?")), escape(str(data["machine_path"]))
     con.print(f"machine  {name}  ({where})")
@@ -207,6 +209,8 @@ def show_main(args: argparse.Namespace) -> int:
         f"cost     ${record.cost_usd:.4f} · tokens {record.input_tokens:,} in / "
         f"{record.output_tokens:,} out"
     )
+    schemas = output_schemas(record)
+    summarized = {name for name, schema in schemas.items() if schema in _summary_schemas()}
     for state in data["states"]:
         con.print()
         con.print(
@@ -221,16 +225,29 @@ def show_main(args: argparse.Namespace) -> int:
             if att["error"]:
                 line += f"  {att['error']}"
             con.print(escape(line))
-        if state["output"] is not None:
+        if state["output"] is not None and state["state"] not in summarized:
             text = json.dumps(state["output"], indent=2, ensure_ascii=False)
             lines = text.splitlines()
             if len(lines) > 40:
                 lines = [*lines[:40], f"... ({len(lines) - 40} more lines in outputs/"
                          f"{state['state']}.json)"]
             con.print(escape("  output: " + "\n  ".join(lines)))
+        if state["state"] in summarized and state["output"] is not None:
+            con.print(f"  output: outputs/{escape(state['state'])}.json (summary below)")
+    if summarized:
+        con.print()
+        render_outputs(record, schemas, con)
+    con.print()
+    render_costs(record, con)
     if record.status == "interrupted":
         con.print(f"\nresume with: mgt resume {record.run_id}")
     return 0
+
+
+def _summary_schemas() -> set[str]:
+    from mgt.extensions import OUTPUT_SUMMARIES
+
+    return set(OUTPUT_SUMMARIES)
 
 
 def _run_row(record: RunRecord) -> dict[str, Any]:
@@ -324,15 +341,48 @@ def _needs_model(machine: Machine) -> bool:
     return any(s.run.kind in {"formula", "polecat"} for s in machine.states.values())
 
 
-def _executor_name(machine: Machine, requested: str | None) -> str | None:
-    """The model executor to use, checked before the run starts (None: no model state)."""
+def _executor_name(
+    machine: Machine, requested: str | None, options: dict[str, Any] | None = None
+) -> str | None:
+    """The model executor to use, checked before the run starts (None: no model state).
+
+    `--executor` wins; then the project's `mgt.toml` `[exec].executor`; then
+    zellij-cc in a zellij session or Claude Code when installed. When no model is
+    configured (nothing installed, or Claude Code without credentials) and the
+    project names `[exec].offline_replay_dir`, the run replays those recorded
+    answers and says so on stderr. `options` receives the replay directory.
+    """
     if requested:
         return requested
     if not _needs_model(machine):
         return None
-    from mgt.executors import default_executor_name
+    from mgt.executors import default_executor_name, model_credentials_configured
+    from mgt.runtime.project import load_exec_settings
 
-    return default_executor_name()
+    settings = load_exec_settings(machine.source_path)
+    if settings.executor:
+        if settings.replay_dir is not None and options is not None:
+            options.setdefault("replay_dir", str(settings.replay_dir))
+        return settings.executor
+    try:
+        name = default_executor_name()
+    except UsageError:
+        if settings.offline_replay_dir is None:
+            raise
+        why = "no zellij session and no Claude Code installed"
+    else:
+        if name != "claude" or model_credentials_configured() or not settings.offline_replay_dir:
+            return name
+        why = "Claude Code has no credentials (ANTHROPIC_API_KEY or a login)"
+    if options is not None:
+        options["replay_dir"] = str(settings.offline_replay_dir)
+    print(
+        f"mgt: offline: {why}, so model states replay the recorded answers in "
+        f"{settings.offline_replay_dir} ([exec].offline_replay_dir of {settings.file}); "
+        "configure a model to run for real",
+        file=sys.stderr,
+    )
+    return "replay"
 
 
 def _executor_options(
@@ -391,10 +441,20 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _report(result: RunResult, as_json: bool) -> int:
-    print(_summary_line(result), file=sys.stderr)
+def _report(result: RunResult, as_json: bool, machine: Machine | None = None) -> int:
+    """The end of a run: the report (or `--json` object) on stdout, one line on stderr."""
     if as_json:
         print(json.dumps(result.summary(), ensure_ascii=False))
+    elif result.status != "interrupted":
+        from mgt.console import out_console
+        from mgt.runtime.journal import load_run
+        from mgt.runtime.report import output_schemas, render_costs, render_outputs
+
+        record = load_run(result.run_dir.parent, result.run_id)
+        con = out_console()
+        render_outputs(record, output_schemas(record, machine), con)
+        render_costs(record, con)
+    print(_summary_line(result), file=sys.stderr)
     return result.exit_code
 
 

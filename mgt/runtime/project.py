@@ -1,0 +1,79 @@
+"""A project's `mgt.toml` `[exec]` table → how `mgt exec` picks its model executor.
+
+`mgt.toml` is looked up from the machine file's directory upwards (the same
+file a target repository uses for `[evolve]`). Keys, all optional:
+
+    [exec]
+    executor = "claude"                      # default model executor for this project
+    replay_dir = "recordings"                # answers for `executor = "replay"`
+    offline_replay_dir = "examples/responses"
+        # recorded answers used when no model is configured (no zellij session,
+        # no Claude Code with credentials); mgt says so when it falls back
+
+Paths are relative to the `mgt.toml` that names them.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from mgt.errors import UsageError
+
+__all__ = ["ExecSettings", "find_project_file", "load_exec_settings"]
+
+PROJECT_FILE = "mgt.toml"
+
+
+@dataclass(frozen=True)
+class ExecSettings:
+    file: Path | None = None
+    executor: str | None = None
+    replay_dir: Path | None = None
+    offline_replay_dir: Path | None = None
+
+
+def find_project_file(start: Path) -> Path | None:
+    """The nearest `mgt.toml` at or above `start` (a directory), or None."""
+    for directory in (start, *start.parents):
+        candidate = directory / PROJECT_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_exec_settings(machine_path: str | Path) -> ExecSettings:
+    """The `[exec]` settings that apply to a machine file (empty when there are none)."""
+    found = find_project_file(Path(machine_path).resolve().parent)
+    if found is None:
+        return ExecSettings()
+    try:
+        data = tomllib.loads(found.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{found}: cannot read: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{found}: invalid TOML: {e}") from None
+    table = data.get("exec", {})
+    if not isinstance(table, dict):
+        raise UsageError(f"{found}: [exec] must be a table")
+    unknown = sorted(set(table) - {"executor", "replay_dir", "offline_replay_dir"})
+    if unknown:
+        raise UsageError(f"{found}: [exec]: unknown key '{unknown[0]}'")
+
+    def text(key: str) -> str | None:
+        value = table.get(key)
+        if value is not None and not (isinstance(value, str) and value.strip()):
+            raise UsageError(f"{found}: [exec].{key}: expected a non-empty string")
+        return value
+
+    def directory(key: str) -> Path | None:
+        value = text(key)
+        return (found.parent / value).resolve() if value else None
+
+    return ExecSettings(
+        file=found,
+        executor=text("executor"),
+        replay_dir=directory("replay_dir"),
+        offline_replay_dir=directory("offline_replay_dir"),
+    )
