@@ -28,6 +28,7 @@ __all__ = [
     "read_json",
     "read_text",
     "read_toml",
+    "read_toml_table",
     "require_dir",
     "unknown_key_error",
 ]
@@ -87,6 +88,16 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise DefinitionError(
             f"{shown}:{line}:{col}: invalid TOML: {reason}", Span.point(shown, line, col)
         ) from None
+
+
+def read_toml_table(path: Path, table: str) -> dict[str, Any] | None:
+    """The `[table]` of a TOML file (None when it has none); errors name `file:line:col`."""
+    value = read_toml(path).get(table)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise DefinitionError(f"{display_path(path)}: [{table}] must be a table")
+    return value
 
 
 def read_json(path: Path) -> Any:

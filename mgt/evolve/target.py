@@ -17,7 +17,6 @@ validate changes to it, since not every target builds with cabal:
 from __future__ import annotations
 
 import shutil
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,15 +50,13 @@ def load_target_config(repo: Path) -> TargetConfig:
     path = repo / CONFIG_FILE
     if not path.is_file():
         return TargetConfig()
+    from mgt.defs.files import read_toml_table
+    from mgt.errors import DefinitionError
+
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise EvolveError(f"{path}: cannot read: {e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise EvolveError(f"{path}: invalid TOML: {e}") from None
-    table = data.get("evolve", {})
-    if not isinstance(table, dict):
-        raise EvolveError(f"{path}: [evolve] must be a table")
+        table = read_toml_table(path, "evolve") or {}
+    except DefinitionError as e:
+        raise EvolveError(str(e)) from None
     known = {"must_pass", "timeout", "forbidden_paths", "forbidden_changes", "base_branch",
              "remote", "github_repo"}
     unknown = sorted(set(table) - known)

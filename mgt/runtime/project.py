@@ -15,7 +15,6 @@ Paths are relative to the `mgt.toml` that names them.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,15 +47,9 @@ def load_exec_settings(machine_path: str | Path) -> ExecSettings:
     found = find_project_file(Path(machine_path).resolve().parent)
     if found is None:
         return ExecSettings()
-    try:
-        data = tomllib.loads(found.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"{found}: cannot read: {e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UsageError(f"{found}: invalid TOML: {e}") from None
-    table = data.get("exec", {})
-    if not isinstance(table, dict):
-        raise UsageError(f"{found}: [exec] must be a table")
+    from mgt.defs.files import read_toml_table
+
+    table = read_toml_table(found, "exec") or {}
     unknown = sorted(set(table) - {"executor", "replay_dir", "offline_replay_dir"})
     if unknown:
         raise UsageError(f"{found}: [exec]: unknown key '{unknown[0]}'")

@@ -80,7 +80,7 @@ def test_the_sample_logs_point_at_the_target_graph() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[evolve\n", "mgt.toml: invalid TOML"),
+        ("[evolve\n", "mgt.toml:1:8: invalid TOML"),
         ("evolve = 3\n", "mgt.toml: [evolve] must be a table"),
         ("[evolve]\nmust_pas = []\n", "mgt.toml: [evolve].must_pas: unknown key"),
         ("[evolve]\nmust_pass = [\"\"]\n", "[evolve].must_pass: must be a list of non-empty"),

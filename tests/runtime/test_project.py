@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mgt.errors import UsageError
+from mgt.errors import MgtError
 from mgt.executors import model_credentials_configured
 from mgt.runtime.project import find_project_file, load_exec_settings
 from tests.fakes.claude_cli import ClaudeCLI
@@ -108,7 +108,7 @@ def test_a_target_repository_mgt_toml_without_exec_changes_nothing(tmp_path: Pat
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[exec\n", "invalid TOML"),
+        ("[exec\n", "mgt.toml:1:6: invalid TOML"),
         ('[exec]\nexecuter = "claude"\n', "unknown key 'executer'"),
         ("[exec]\nexecutor = 3\n", "[exec].executor: expected a non-empty string"),
         ('exec = "claude"\n', "[exec] must be a table"),
@@ -118,7 +118,7 @@ def test_a_bad_project_file_is_a_one_line_usage_error(
     tmp_path: Path, text: str, message: str
 ) -> None:
     (tmp_path / "mgt.toml").write_text(text)
-    with pytest.raises(UsageError, match=r"mgt\.toml") as info:
+    with pytest.raises(MgtError, match=r"mgt\.toml") as info:
         load_exec_settings(tmp_path / "m.mgt")
     assert message in str(info.value)
     assert "\n" not in str(info.value)
