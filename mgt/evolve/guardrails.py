@@ -266,9 +266,17 @@ def _validation_problems(runs: Sequence[CommandRun], settings: EvolveSettings) -
     return problems
 
 
+def _quoted(text: str) -> str:
+    """A string from the model as one JSON string literal: quotes, newlines and control
+    characters escaped, so it cannot add lines (instructions) to the feedback quoting it."""
+    return json.dumps(text, ensure_ascii=False)
+
+
 def _label(number: int, change: Mapping[str, Any]) -> str:
     path = change.get("path")
-    return f"change {number} ({path})" if isinstance(path, str) and path else f"change {number}"
+    if not isinstance(path, str) or not path:
+        return f"change {number}"
+    return f"change {number} ({path if path.isprintable() else _quoted(path)})"
 
 
 def _check_change(
@@ -278,7 +286,7 @@ def _check_change(
     path = str(change.get("path", ""))
     why = path_problem(path)
     if why:
-        problems.append(f'change {number}: path "{path}" {why}.')
+        problems.append(f"change {number}: path {_quoted(path)} {why}.")
         return None
     path = _normal(path)
     try:
@@ -317,8 +325,8 @@ def _check_change(
         return None
     if touched != [path]:
         problems.append(
-            f'{label}: the diff changes "{touched[0]}", not "{path}"; a change\'s diff must '
-            "change exactly the file named in its path."
+            f'{label}: the diff changes "{touched[0]}", not {_quoted(path)}; a change\'s diff '
+            "must change exactly the file named in its path."
         )
         return None
     added, removed = sum(f.added for f in files), sum(f.removed for f in files)
@@ -406,7 +414,7 @@ def _check_citations(
     for pattern_id in addressed:
         if pattern_id.lower() not in known_lower:
             problems.append(
-                f'patterns_addressed cites "{pattern_id}", which is not a pattern id in the '
+                f"patterns_addressed cites {_quoted(pattern_id)}, which is not a pattern id in the "
                 f"analysis ({where}); known ids: {shown}."
             )
     if not required:
