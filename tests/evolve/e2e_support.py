@@ -145,6 +145,11 @@ class Run:
         return [e["outcome"] for e in self.finished(state)]
 
     @property
+    def leftovers(self) -> list[str]:
+        """mgt's temporary directories (scratch worktrees) still in the run's TMPDIR."""
+        return sorted(p.name for p in (self.dir.parent.parent / "tmp").glob("mgt-*"))
+
+    @property
     def target(self) -> Path:
         """The scratch copy of the target the run worked on (RUN/target)."""
         return self.dir / "target"
@@ -157,8 +162,10 @@ def run_evolve(work: Path, *inputs: str, options: tuple[str, ...] = (),
             "--runs-dir", str(work / "runs"), "--json", *options]
     for item in inputs:
         args += ["--input", item]
-    proc = subprocess.run(args, capture_output=True, text=True, cwd=work, env=user_env(),
-                          timeout=timeout, check=False)
+    scratch = work / "tmp"  # where mgt's worktrees go: a test can see that none is left
+    scratch.mkdir(exist_ok=True)
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=work,
+                          env=user_env(TMPDIR=str(scratch)), timeout=timeout, check=False)
     assert proc.stdout.strip(), f"no --json summary (exit {proc.returncode}): {proc.stderr}"
     summary = json.loads(proc.stdout)
     return Run(proc.returncode, summary, proc.stderr, work / "runs" / summary["run_id"])

@@ -74,6 +74,7 @@ def assert_base_untouched(run: Run) -> None:
     worktrees = git(run.target, "worktree", "list", "--porcelain")
     assert [line for line in worktrees.splitlines() if line.startswith("worktree ")] == \
         [f"worktree {run.target}"]
+    assert run.leftovers == []
 
 
 # -- 1. the full cycle ---------------------------------------------------------------------------
@@ -524,12 +525,6 @@ def test_the_offline_main_job_files_a_pr_from_a_fresh_clone(main_job: MainJob) -
     assert git(main_job.clone, "status", "--porcelain", "--untracked-files=all") == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 6: the main job ends by printing the patterns found, the change, the branch, "
-    "the PR record and the cost; `mgt exec` prints only its one-line summary (with the cost) so "
-    "far. Remove this mark when the README's first command prints them.",
-)
 def test_the_offline_main_job_prints_the_patterns_the_branch_and_the_cost(
     main_job: MainJob,
 ) -> None:
@@ -540,3 +535,7 @@ def test_the_offline_main_job_prints_the_patterns_the_branch_and_the_cost(
     assert pr["branch_name"] in main_job.output, main_job.output
     for pattern_id in pr["patterns_addressed"]:
         assert pattern_id in main_job.output, main_job.output
+    assert str(main_job.run_dir / "target/.git/mgt/prs/1.json") in main_job.output
+    if readme_exec_args(main_job.clone) == ["exec", "machines/evolve.mgt"]:
+        # No executor named: with no model configured the run replays, and says so.
+        assert "mgt: offline:" in main_job.proc.stderr
