@@ -155,11 +155,11 @@ class Run:
         return self.dir / "target"
 
 
-def run_evolve(work: Path, *inputs: str, options: tuple[str, ...] = (),
+def run_evolve(work: Path, *inputs: str, options: tuple[str, ...] = ("--executor", "claude"),
                timeout: float = 150) -> Run:
     """`python -m mgt exec machines/evolve.mgt --executor claude --json` with `--input` each."""
-    args = [sys.executable, "-m", "mgt", "exec", str(MACHINE), "--executor", "claude",
-            "--runs-dir", str(work / "runs"), "--json", *options]
+    args = [sys.executable, "-m", "mgt", "exec", str(MACHINE), "--runs-dir", str(work / "runs"),
+            "--json", *options]
     for item in inputs:
         args += ["--input", item]
     scratch = work / "tmp"  # where mgt's worktrees go: a test can see that none is left

@@ -143,6 +143,24 @@ def test_a_full_cycle_files_a_pr_for_review(claude_cli: ClaudeCLI, tmp_path: Pat
 
 
 @pytest.mark.e2e
+def test_the_readme_command_with_a_model_configured_runs_for_real(
+    claude_cli: ClaudeCLI, tmp_path: Path
+) -> None:
+    """No --executor: Claude Code is installed and has a key, so the project's offline replay
+    does not apply and the refine answer comes from the model."""
+    answer = sample()
+    answer["expected_impact"]["notes"] = "answered live, not replayed"
+    claude_cli.server.push({"structured": answer})
+    run = run_evolve(tmp_path, options=())
+    assert_filed(run)
+    assert "offline" not in run.stderr
+    assert len(claude_cli.server.message_requests) == 1
+    assert run.summary["outputs"]["refine"]["expected_impact"]["notes"] == \
+        "answered live, not replayed"
+    assert json.loads((run.dir / "run.json").read_text("utf-8"))["executor"] == "claude"
+
+
+@pytest.mark.e2e
 def test_a_users_own_repository_is_cloned_and_never_touched(
     claude_cli: ClaudeCLI, tmp_path: Path
 ) -> None:
@@ -232,7 +250,7 @@ def test_a_spent_budget_stops_the_retry_before_another_model_call(
     claude_cli: ClaudeCLI, tmp_path: Path
 ) -> None:
     claude_cli.server.push({"structured": with_core_edit()}, {"structured": sample()})
-    run = run_evolve(tmp_path, options=("--budget-usd", "0.0001"))
+    run = run_evolve(tmp_path, options=("--executor", "claude", "--budget-usd", "0.0001"))
     assert run.code == 1, run.stderr
     assert run.summary["final"] == "failed"
     assert run.outcomes("refine") == ["guardrail", "error"]
