@@ -1,7 +1,7 @@
 """machines/evolve.mgt end to end: with the real Claude Code CLI against the scripted Messages API,
 and the offline main job from a fresh clone.
 
-Every test runs `python -m mgt exec machines/evolve.mgt --executor claude` as a
+The e2e tests run `python -m mgt exec machines/evolve.mgt --executor claude` as a
 user would: the built-in analyzer reads the sample logs, the real CLI asks the
 scripted server for the refine answer (variations of the sample ProposedChanges
 in examples/responses/refine.json), the runtime's guardrails judge it in the
