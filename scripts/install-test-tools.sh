@@ -18,7 +18,8 @@ if ((${#need[@]})); then
 fi
 
 # The real Claude Code CLI for the end-to-end tests, pinned, into tests/.node (not global).
-# A failure here is loud but not fatal: the e2e tests then skip, each saying why.
+# A failure here is loud but not fatal on a developer's machine (the e2e tests then
+# skip, each saying why); in CI (CI=true) it is fatal, so no e2e test silently skips.
 CLAUDE_CODE_VERSION=2.1.332
 claude_bin=tests/.node/node_modules/.bin/claude
 if [ "$("$claude_bin" --version 2>/dev/null | cut -d' ' -f1)" != "$CLAUDE_CODE_VERSION" ]; then
@@ -36,4 +37,8 @@ if [ "$("$claude_bin" --version 2>/dev/null | cut -d' ' -f1)" != "$CLAUDE_CODE_V
     else
         echo "WARNING: npm is not installed; the Claude Code e2e tests will be skipped" >&2
     fi
+fi
+if [ "${CI:-}" = "true" ] && ! "$claude_bin" --version >/dev/null 2>&1; then
+    echo "ERROR: the Claude Code CLI is required in CI and could not be installed" >&2
+    exit 1
 fi

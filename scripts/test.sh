@@ -3,6 +3,6 @@
 # Claude Code CLI from npm) and run the whole suite. This is the README's test command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 bash scripts/install-test-tools.sh
 python3 -m pytest "$@"

@@ -69,17 +69,28 @@ def claude_version(path: Path) -> str | None:
 
 
 def require_claude() -> Path:
-    """The CLI's path; skips the test loudly when it is not installed or does not start."""
+    """The CLI's path; skips the test loudly when it is not installed or does not start.
+
+    In CI (`CI=true`) a missing CLI fails the test instead: a green CI run must
+    not hide end-to-end tests that never ran.
+    """
     path = claude_binary()
     if path is None:
-        pytest.skip(
+        _skip_or_fail(
             f"REAL CLAUDE CODE CLI NOT INSTALLED at {CLAUDE_BIN}: run "
             "scripts/install-test-tools.sh (npm install --prefix tests/.node "
             "@anthropic-ai/claude-code) to run this e2e test"
         )
+    assert path is not None
     if claude_version(path) is None:
-        pytest.skip(f"REAL CLAUDE CODE CLI AT {path} DOES NOT START (claude --version failed)")
+        _skip_or_fail(f"REAL CLAUDE CODE CLI AT {path} DOES NOT START (claude --version failed)")
     return path
+
+
+def _skip_or_fail(reason: str) -> None:
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
 
 
 def claude_env(base_url: str, home: Path) -> dict[str, str]:
