@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from typing import Any
 
 import pydot
@@ -389,3 +390,37 @@ def test_a_guard_without_its_source_text_is_written_back_from_its_nodes(
 ) -> None:
     m = machine(state("a", on("done", "ok", guard)))
     assert f"a --done [{text}]--> ok" in render_text(graph_of(m)).splitlines()
+
+
+def _chain(n: int) -> Any:
+    return machine(*(state(f"s{i}", on("done", f"s{i + 1}" if i + 1 < n else "ok"))
+                     for i in range(n)))
+
+
+def test_large_machines_get_a_cheaper_graphviz_layout() -> None:
+    large = render_dot(graph_of(_chain(40))).splitlines()
+    small = render_dot(graph_of(_chain(10))).splitlines()
+    for setting in ("nslimit=1;", "nslimit1=1;", "mclimit=0.1;", "splines=line;"):
+        assert setting in large
+        assert setting not in small
+
+
+@needs_graphviz
+def test_a_100_state_chain_is_laid_out_by_graphviz() -> None:
+    # With the default layout, every state's dashed edge to the one implicit fail
+    # final kept graphviz busy past the render timeout at this size.
+    svg = render(graph_of(_chain(100)), "svg")
+    assert isinstance(svg, bytes)
+    assert b"s99" in svg
+
+
+def test_graphviz_that_never_finishes_is_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    slow = tmp_path / "dot"
+    slow.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(30)\n")
+    slow.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr("mgt.compile.graph.DOT_TIMEOUT_SECONDS", 1)
+    with pytest.raises(MgtError, match=r"did not finish within 1 s: .* use --format text"):
+        render_image(render_dot(graph_of(EVOLVE)), "svg")
