@@ -17,7 +17,7 @@ sends an event only once its retries are spent.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
 
@@ -46,15 +46,41 @@ class GuardScope:
     output: Any = None  # the current state's output: what `output.X` reads
     state: str | None = None  # python-statemachine's state field: the current `.mgt` name
 
-    def names(self) -> dict[str, Any]:
-        """Root names of guard paths: `input`, `output`, and each state as `{output, attempts}`."""
-        roots: dict[str, Any] = {
-            name: {"output": self.outputs.get(name), "attempts": self.attempts.get(name, 0)}
-            for name in {*self.outputs, *self.attempts}
-        }
-        roots["input"] = dict(self.inputs)
-        roots["output"] = self.output
-        return roots
+    def names(self) -> Mapping[str, Any]:
+        """Root names of guard paths: `input`, `output`, and each state as `{output, attempts}`.
+
+        A view, not a copy: a guard reads two or three names, and copying every
+        finished state's output for each guard would make a long run quadratic.
+        """
+        return _GuardNames(self)
+
+
+class _GuardNames(Mapping[str, Any]):
+    __slots__ = ("_scope",)
+
+    def __init__(self, scope: GuardScope) -> None:
+        self._scope = scope
+
+    def __getitem__(self, name: str) -> Any:
+        scope = self._scope
+        if name == "input":
+            return scope.inputs
+        if name == "output":
+            return scope.output
+        if name in scope.outputs or name in scope.attempts:
+            return {"output": scope.outputs.get(name), "attempts": scope.attempts.get(name, 0)}
+        raise KeyError(name)
+
+    def _states(self) -> set[str]:
+        return {*self._scope.outputs, *self._scope.attempts} - {"input", "output"}
+
+    def __iter__(self) -> Iterator[str]:
+        yield "input"
+        yield "output"
+        yield from self._states()
+
+    def __len__(self) -> int:
+        return 2 + len(self._states())
 
 
 class MachineChart(StateMachine):

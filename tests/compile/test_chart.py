@@ -239,6 +239,10 @@ def test_the_evaluator_sees_the_scope_the_chart_was_given() -> None:
         "output": {"x": True},
         "prev": {"output": {"k": 2}, "attempts": 3},
     }
+    names = scope.names()
+    scope.outputs["later"] = {"k": 4}  # type: ignore[index]
+    assert names["later"] == {"output": {"k": 4}, "attempts": 0}  # a view, not a copy
+    assert names.get("never_ran") is None
 
 
 def test_an_evaluator_error_reaches_the_caller() -> None:
