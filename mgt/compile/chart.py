@@ -17,7 +17,7 @@ sends an event only once its retries are spent.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
 
@@ -46,22 +46,32 @@ class GuardScope:
     output: Any = None  # the current state's output: what `output.X` reads
     state: str | None = None  # python-statemachine's state field: the current `.mgt` name
 
-    def names(self) -> Mapping[str, Any]:
+    def names(self) -> MutableMapping[str, Any]:
         """Root names of guard paths: `input`, `output`, and each state as `{output, attempts}`.
 
         A view, not a copy: a guard reads two or three names, and copying every
         finished state's output for each guard would make a long run quadratic.
+        Assigning to it (say `output` while evaluating bindings) changes only the view.
         """
         return _GuardNames(self)
 
 
-class _GuardNames(Mapping[str, Any]):
-    __slots__ = ("_scope",)
+_HIDDEN = object()
+
+
+class _GuardNames(MutableMapping[str, Any]):
+    __slots__ = ("_own", "_scope")
 
     def __init__(self, scope: GuardScope) -> None:
         self._scope = scope
+        self._own: dict[str, Any] = {}  # names set or deleted on this view only
 
     def __getitem__(self, name: str) -> Any:
+        if name in self._own:
+            value = self._own[name]
+            if value is _HIDDEN:
+                raise KeyError(name)
+            return value
         scope = self._scope
         if name == "input":
             return scope.inputs
@@ -71,16 +81,24 @@ class _GuardNames(Mapping[str, Any]):
             return {"output": scope.outputs.get(name), "attempts": scope.attempts.get(name, 0)}
         raise KeyError(name)
 
-    def _states(self) -> set[str]:
-        return {*self._scope.outputs, *self._scope.attempts} - {"input", "output"}
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._own[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        self[name]  # KeyError if it is not there
+        self._own[name] = _HIDDEN
+
+    def _names(self) -> list[str]:
+        scope = self._scope
+        base = dict.fromkeys(["input", "output", *scope.outputs, *scope.attempts])
+        base.update(dict.fromkeys(self._own))
+        return [n for n in base if self._own.get(n) is not _HIDDEN]
 
     def __iter__(self) -> Iterator[str]:
-        yield "input"
-        yield "output"
-        yield from self._states()
+        return iter(self._names())
 
     def __len__(self) -> int:
-        return 2 + len(self._states())
+        return len(self._names())
 
 
 class MachineChart(StateMachine):

@@ -243,6 +243,11 @@ def test_the_evaluator_sees_the_scope_the_chart_was_given() -> None:
     scope.outputs["later"] = {"k": 4}  # type: ignore[index]
     assert names["later"] == {"output": {"k": 4}, "attempts": 0}  # a view, not a copy
     assert names.get("never_ran") is None
+    names["output"] = None  # the interpreter evaluates bindings with no current output
+    del names["prev"]
+    assert names["output"] is None and "prev" not in names and scope.output == {"x": True}
+    assert set(names) == {"input", "output", "later"} and len(names) == 3
+    assert scope.names()["prev"]["attempts"] == 3  # other views are untouched
 
 
 def test_an_evaluator_error_reaches_the_caller() -> None:
