@@ -457,7 +457,11 @@ class Interpreter:
             result = self._run_builtin(spec, ctx)
             return result, self._classify(spec, ctx, result, parse_text=False)
         if kind == "command":
-            request = self._request(spec, attempt, attempt_dir, bindings, prompt=None)
+            try:
+                env = command_env(bindings)
+            except InputProblem as err:
+                return ExecResult(), Outcome("error", error=str(err), retryable=False)
+            request = self._request(spec, attempt, attempt_dir, bindings, prompt=None, env=env)
             atomic_write_json(attempt_dir / "request.json", _request_json(request))
             result = self._executor("command").run(request)
             if spec.output_schema is not None and result.error is None and not result.timed_out:
@@ -493,6 +497,7 @@ class Interpreter:
         bindings: Mapping[str, Any],
         *,
         prompt: Prompt | None,
+        env: Mapping[str, str] | None = None,
     ) -> ExecRequest:
         model: str | None = None
         tools: tuple[str, ...] = ()
@@ -520,6 +525,7 @@ class Interpreter:
             inputs=jsonable(dict(bindings)),
             command=spec.run.command,
             builtin=spec.run.target if spec.run.kind == "builtin" else None,
+            env=dict(env or {}),
         )
 
     def _polecat(self, spec: StateSpec) -> Any:
@@ -696,6 +702,20 @@ class _StepError(Exception):
     def __init__(self, outcome: Outcome) -> None:
         super().__init__(outcome.error)
         self.outcome = outcome
+
+
+def command_env(bindings: Mapping[str, Any]) -> dict[str, str]:
+    """A command's `with` bindings as environment variables: text as is, null as empty,
+    anything else as JSON (`true`, `3`, `["a", "b"]`, a duration as its text)."""
+    env: dict[str, str] = {}
+    for key, value in jsonable(dict(bindings)).items():
+        text = "" if value is None else value if isinstance(value, str) \
+            else json.dumps(value, ensure_ascii=False)
+        if "\0" in text:
+            raise InputProblem(f"binding '{key}' contains a NUL byte, which an environment "
+                               "variable cannot hold")
+        env[key] = text
+    return env
 
 
 def _retry_left(retries: tuple[RetrySpec, ...], event: str, used: Mapping[int, int]) -> int | None:

@@ -108,6 +108,9 @@ def preview_machine(machine: Machine, inputs: Mapping[str, Any]) -> str:
         out.append(title)
         if run.kind == "command":
             out += ["", f"$ {run.command}"]
+            if bindings:
+                shown = json.dumps(jsonable(bindings), ensure_ascii=False, indent=2)
+                out += [f"with environment {shown}"]
         elif run.kind == "builtin":
             shown = json.dumps(jsonable(bindings), ensure_ascii=False, indent=2)
             out += ["", f"builtin {run.target} with {shown}"]

@@ -58,8 +58,9 @@ def builtin(name: str, *transitions: TransitionSpec, step: str = "noop",
 
 
 def command(name: str, cmd: str, *transitions: TransitionSpec, timeout: float | None = None,
-            retries: Iterable[RetrySpec] = ()) -> StateSpec:
+            retries: Iterable[RetrySpec] = (), **bindings: str) -> StateSpec:
     return StateSpec(name, RunSpec("command", command=cmd), timeout_seconds=timeout,
+                     bindings=tuple((k, parse_expr(v)) for k, v in bindings.items()),
                      retries=tuple(retries), transitions=transitions)
 
 

@@ -188,6 +188,30 @@ def test_dry_run_prints_prompts_and_commands_and_runs_nothing(work: Path) -> Non
     assert list((work / "runs").iterdir()) == []
 
 
+def test_a_commands_bindings_reach_it_as_environment_variables(work: Path) -> None:
+    machine = write(work / "env.mgt", """\
+machine env "a command reads its bindings"
+
+input who: str = "o'brien"
+input times: int = 2
+
+state greet:
+    run command "echo \\"$who x$times\\""
+    with who = input.who, times = input.times + 1
+    on done when output.stdout == "o'brien x3\\n" -> ok
+    on done -> bad
+
+final ok: succeed
+final bad: fail
+""")
+    dry = mgt("exec", machine, "--runs-dir", "runs", "--dry-run", cwd=work)
+    assert dry.returncode == 0, dry.stderr
+    assert '"who": "o\'brien"' in dry.stdout and '"times": 3' in dry.stdout
+    proc = mgt("exec", machine, "--runs-dir", "runs", "--json", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["outputs"]["greet"]["stdout"] == "o'brien x3\n"
+
+
 def test_runs_lists_newest_first_and_show_reports_a_run(work: Path) -> None:
     machine = write(work / "chain.mgt", CHAIN)
     ids = []

@@ -159,6 +159,29 @@ def test_a_command_state_outputs_exit_code_stdout_stderr(tmp_path: Path) -> None
     assert finished[1]["outcome"] == "error" and "exited with 3" in finished[1]["error"]
 
 
+def test_a_commands_bindings_are_its_environment_variables(tmp_path: Path) -> None:
+    m = machine(
+        builtin("a", on("done", "b"), step="count", n="3"),
+        command("b", 'printf "%s|%s|%s|%s" "$who" "$n" "$tags" "$since"', on("done", "ok"),
+                who='"o\'brien; rm -rf /"', n="a.output.n + 1", tags='["x", "y"]',
+                since="input.since"),
+        inputs=[InputSpec("since", "duration")],
+    )
+    from mgt.expr.durations import parse_duration
+
+    result = run(m, tmp_path, inputs={"since": parse_duration("90m")})
+    assert result.path == ["a", "b", "ok"]
+    assert result.outputs["b"]["stdout"] == 'o\'brien; rm -rf /|4|["x", "y"]|90m'
+
+
+def test_a_binding_an_environment_cannot_hold_is_an_error_outcome(tmp_path: Path) -> None:
+    m = machine(command("a", "true", on("done", "ok"), on("error", "bad"), text='"a\\0b"'))
+    result = run(m, tmp_path)
+    assert result.path == ["a", "bad"]
+    (finished,) = events(result.run_dir, "attempt_finished")
+    assert "binding 'text' contains a NUL byte" in finished["error"]
+
+
 def test_a_command_timeout_is_the_timeout_event(tmp_path: Path) -> None:
     m = machine(command("a", "sleep 30", on("timeout", "bad"), timeout=0.5))
     result = run(m, tmp_path)
