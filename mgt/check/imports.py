@@ -53,6 +53,7 @@ class _Loaded:
     items: dict[str, Any]
     sources: dict[str, str]  # name → file it came from
     problems: tuple[tuple[str, str], ...]  # (file stem, message)
+    broken_names: tuple[str, ...] = ()  # names the files that failed declare, when readable
 
 
 _cache: dict[tuple[str, str, tuple[tuple[str, int, int], ...]], _Loaded] = {}
@@ -103,6 +104,7 @@ def load_imports(machine: ast.MachineDecl, base: Path) -> tuple[Definitions, lis
         for stem, message in loaded.problems:
             defs.broken.setdefault(kind, set()).add(stem)
             diagnostics.append(Diagnostic.error(message, imp.path_span))
+        defs.broken.setdefault(kind, set()).update(loaded.broken_names)
         for name, item in loaded.items.items():
             where = loaded.sources[name]
             if (kind, name) in origins:
@@ -178,6 +180,22 @@ def _stem(path: Path) -> str:
     return name
 
 
+def _declared_name(kind: str, file: Path) -> list[str]:
+    """The `[polecat].name` or `[formula].name` of a file that failed to load, if it has one:
+    polecats and formulas are keyed by it, not by their file's name."""
+    if kind == "schemas":
+        return []
+    import tomllib
+
+    try:
+        with open(file, "rb") as fh:
+            table = tomllib.load(fh).get(kind[:-1])
+    except (OSError, ValueError, RecursionError):
+        return []
+    name = table.get("name") if isinstance(table, dict) else None
+    return [name] if isinstance(name, str) else []
+
+
 def _load_dir(kind: str, directory: Path) -> _Loaded:
     try:
         files = _files(kind, directory)
@@ -191,11 +209,13 @@ def _load_dir(kind: str, directory: Path) -> _Loaded:
     items: dict[str, Any] = {}
     sources: dict[str, str] = {}
     problems: list[tuple[str, str]] = []
+    broken_names: list[str] = []
     for file in files:
         try:
             name, item, where = loader(file)
         except MgtError as err:
             problems.append((_stem(file), err.message))
+            broken_names += _declared_name(kind, file)
             continue
         except RecursionError:
             problems.append((_stem(file), f"{file.name}: nested too deeply to load"))
@@ -210,7 +230,7 @@ def _load_dir(kind: str, directory: Path) -> _Loaded:
             continue
         items[name] = item
         sources[name] = where
-    loaded = _Loaded(items, sources, tuple(problems))
+    loaded = _Loaded(items, sources, tuple(problems), tuple(broken_names))
     _cache[key] = loaded
     return loaded
 
