@@ -55,6 +55,7 @@ from mgt.logs.events import (
     LogEvent,
     _parse_iso_fast,
     parse_event,
+    parse_event_line,
     parse_timestamp,
 )
 
@@ -201,6 +202,8 @@ class EventSource(ABC):
         self.close()
 
 
+_EVERYTHING = EventFilter()
+
 # ------------------------------------------------------------------------- files
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -256,13 +259,17 @@ class FileSource(EventSource):
 
     # -- reading
 
-    def _units(self, fh: io.BufferedReader[io.RawIOBase]) -> Iterator[tuple[Any, int]]:
-        """(line bytes or decoded array element, its size) for each unit; (None, 0) if malformed."""
+    def _is_array(self, fh: io.BufferedReader[io.RawIOBase]) -> bool:
+        """Whether the file holds a JSON array (else JSON lines); skips a BOM."""
         head = fh.peek(_CHUNK)
         if head.startswith(_BOM):
             fh.read(len(_BOM))
             head = fh.peek(_CHUNK)
-        if head.lstrip()[:1] == b"[":
+        return head.lstrip()[:1] == b"["
+
+    def _units(self, fh: io.BufferedReader[io.RawIOBase]) -> Iterator[tuple[Any, int]]:
+        """(line bytes or decoded array element, its size) for each unit; (None, 0) if malformed."""
+        if self._is_array(fh):
             yield from _ArrayReader(fh)
         else:
             yield from _lines(fh)
@@ -276,10 +283,29 @@ class FileSource(EventSource):
             cutoff = None if newest is None else newest - self.since_ns
         try:
             with self._open() as fh:
-                for unit, size in self._units(fh):
-                    event = None if unit is None else parse_event(unit, size_hint=size)
-                    if event is None:
+                if self._is_array(fh):
+                    for unit, size in _ArrayReader(fh):
+                        event = None if unit is None else parse_event(unit, size_hint=size)
+                        if event is None:
+                            self.skipped += 1
+                        elif cutoff is None or event.timestamp is None \
+                                or event.timestamp >= cutoff:
+                            yield event
+                    return
+                # JSON lines, the common case: the loop of _lines and parse_event inlined.
+                readline = fh.readline
+                while True:
+                    line = readline(MAX_LINE_BYTES + 1)
+                    if not line:
+                        break
+                    if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                        _drop_rest_of_line(fh)
                         self.skipped += 1
+                        continue
+                    event = parse_event_line(line)
+                    if event is None:
+                        if not line.isspace():  # blank lines are no event, and not malformed
+                            self.skipped += 1
                         continue
                     if cutoff is not None and event.timestamp is not None \
                             and event.timestamp < cutoff:
@@ -304,9 +330,9 @@ class FileSource(EventSource):
         return newest
 
     def _iterate(self, flt: EventFilter) -> Iterator[LogEvent]:
-        for event in self._events():
-            if flt.matches(event):
-                yield event
+        if flt == _EVERYTHING:
+            return self._events()  # no per-event filter call for the analyzer's pass
+        return (event for event in self._events() if flt.matches(event))
 
     def _latest(self, flt: EventFilter, limit: int) -> list[LogEvent]:
         # A bounded min-heap on (time, position): the newest `limit` events; events with
@@ -336,16 +362,21 @@ class _Unclosable(io.RawIOBase):
         return len(data)
 
 
+def _drop_rest_of_line(fh: io.BufferedReader[io.RawIOBase]) -> None:
+    """Read past the end of an overlong line without holding it."""
+    while True:
+        rest = fh.readline(_CHUNK)
+        if not rest or rest.endswith(b"\n"):
+            return
+
+
 def _lines(fh: io.BufferedReader[io.RawIOBase]) -> Iterator[tuple[Any, int]]:
     while True:
         line = fh.readline(MAX_LINE_BYTES + 1)
         if not line:
             return
         if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-            while True:  # drop the rest of an overlong line without holding it
-                rest = fh.readline(_CHUNK)
-                if not rest or rest.endswith(b"\n"):
-                    break
+            _drop_rest_of_line(fh)
             yield None, 0
             continue
         if line.isspace():
