@@ -148,7 +148,8 @@ class Interpreter:
         self._sleep = sleep
         self.totals = Totals()
         self.outputs: dict[str, Any] = {}
-        self.attempts: dict[str, int] = {}
+        # every state, so `STATE.attempts` is 0 (not null) before STATE runs, as checked
+        self.attempts: dict[str, int] = dict.fromkeys(machine.states, 0)
         self.path: list[str] = []
         self._taken_guard: Expr | None = None
         self._info_written = float("-inf")

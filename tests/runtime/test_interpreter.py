@@ -334,6 +334,19 @@ def test_state_attempts_count_every_visit(tmp_path: Path) -> None:
     assert [e["attempt"] for e in events(result.run_dir, "attempt_started")] == [1, 2, 3]
 
 
+def test_a_state_that_has_not_run_has_made_zero_attempts(tmp_path: Path) -> None:
+    # `mgt check` types STATE.attempts as an integer anywhere; before STATE runs it is 0, not null
+    m = machine(
+        builtin("a", on("done", "b", "b.attempts == 0 and b.output == null"), on("done", "bad"),
+                on("error", "bad")),
+        builtin("b", on("done", "ok"), on("error", "bad"), n="a.attempts + c.attempts"),
+        builtin("c", on("done", "ok")),
+    )
+    result = run(m, tmp_path)
+    assert result.path == ["a", "b", "ok"]
+    assert events(result.run_dir, "guard_failed") == []
+
+
 def _loop_machine() -> Any:
     """A state visited three times (its finished outputs bound the loop), then a retry."""
     return machine(
