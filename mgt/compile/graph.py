@@ -159,7 +159,7 @@ def graph_of(machine: Machine, taken: TakenPath | None = None) -> Graph:
         for name, spec in machine.finals.items()
         if name != IMPLICIT_FAIL
     ]
-    if needs_implicit_fail(machine):
+    if needs_implicit_fail(machine, possible_only=True):
         nodes.append(
             Node(IMPLICIT_FAIL, IMPLICIT_FAIL_MESSAGE, final=True, status="fail",
                  implicit=True, visited=IMPLICIT_FAIL in visited)
@@ -167,7 +167,7 @@ def graph_of(machine: Machine, taken: TakenPath | None = None) -> Graph:
     edges: list[Edge] = []
     loops: list[Loop] = []
     for name, spec in machine.states.items():
-        edges += _edges_of(name, routes(spec), taken)
+        edges += _edges_of(name, routes(spec, possible_only=True), taken)
         loops += [_loop_of(name, retry, retried) for retry in spec.retries]
     return Graph(
         name=machine.name,

@@ -112,11 +112,27 @@ def test_a_machine_that_handles_every_outcome_has_no_implicit_fail() -> None:
     assert IMPLICIT_FAIL not in render_dot(graph_of(m))
 
 
+def test_implicit_fail_edges_are_drawn_only_for_outcomes_the_state_can_end_with() -> None:
+    # as `mgt check` warns: a command cannot be schema_invalid without an output schema,
+    # a builtin cannot time out
+    m = machine(
+        state("cmd", on("done", "b"), on("error", "ok"), on("timeout", "ok"),
+              run=RunSpec(kind="command", command="true")),
+        state("b", on("done", "c"), on("error", "ok"), on("guardrail", "ok")),
+        state("c", on("done", "ok"), run=RunSpec(kind="command", command="true")),
+    )
+    lines = render_text(graph_of(m)).splitlines()
+    assert [line for line in lines if "fail (implicit)" in line] == [
+        "c -.timeout, error.-> fail (implicit)", "final fail (implicit): fail"]
+    handled = machine(state("b", on("done", "ok"), on("error", "ok"), on("guardrail", "ok")))
+    assert IMPLICIT_FAIL not in render_dot(graph_of(handled))
+
+
 def test_guarded_only_outcome_still_gets_an_implicit_fallback() -> None:
     m = machine(state("a", on("done", "ok", path("output.ready"), "output.ready")))
     lines = render_text(graph_of(m)).splitlines()
     assert "a --done [output.ready]--> ok" in lines
-    assert "a -.done, schema_invalid, guardrail, timeout, error.-> fail (implicit)" in lines
+    assert "a -.done, guardrail, error.-> fail (implicit)" in lines  # a builtin's outcomes
 
 
 def test_run_marks_taken_routes_and_visited_finals_with_a_star() -> None:

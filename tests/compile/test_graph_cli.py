@@ -78,7 +78,7 @@ def test_text_is_the_default(pipeline: Path) -> None:
     assert "fetch --done [output.exit_code == 0]--> check" in lines
     assert "fetch --error--> failed" in lines
     assert "fetch --done--> failed" in lines
-    assert "fetch -.schema_invalid, guardrail, timeout.-> fail (implicit)" in lines
+    assert "fetch -.timeout.-> fail (implicit)" in lines  # a command is never schema_invalid
     assert "check --done [input.strict]--> publish" in lines
     assert "check ↻ retry 2 on error (feedback)" in lines
     assert 'final published: succeed "all published"' in lines
