@@ -207,14 +207,14 @@ def find_result_object(text: str) -> dict[str, Any] | None:
     candidates: list[Any] = []
     try:
         candidates.append(json.loads(text))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to be a result
         for line in reversed(text.splitlines()):
             line = line.strip()
             if line.startswith(("{", "[")):
                 try:
                     candidates.append(json.loads(line))
                     break
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue
     for value in candidates:
         items = value if isinstance(value, list) else [value]  # --verbose prints a list
@@ -225,9 +225,15 @@ def find_result_object(text: str) -> dict[str, Any] | None:
 
 
 def _number(value: Any) -> float:
+    """A cost or token count as reported; anything else (text, negative, not finite, too big
+    for a float) counts as 0, so a bad result can neither crash a run nor refill its budget."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return 0.0
-    return float(value) if math.isfinite(value) else 0.0
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer of hundreds of digits
+        return 0.0
+    return number if math.isfinite(number) and number >= 0 else 0.0
 
 
 def _exit(code: int | None) -> str:

@@ -68,6 +68,10 @@ class ReplayExecutor:
                     raw_result_path=raw,
                     error=f"replay {path}: not JSON ({e.msg} at line {e.lineno}): {text[:200]!r}",
                 )
+            except RecursionError:
+                return ExecResult(
+                    raw_result_path=raw, error=f"replay {path}: JSON nested too deeply"
+                )
             result = ExecResult(text=json.dumps(answer), output=answer, raw_result_path=raw)
         result.details["replayed_from"] = str(path)
         return result

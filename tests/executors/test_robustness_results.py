@@ -1,0 +1,147 @@
+"""Recorded results a user (or a broken model) hands mgt: huge, negative, deeply nested numbers
+and documents, replayed through the real `python -m mgt exec`; never a traceback or a crash."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mgt.executors.claude import parse_claude_result
+
+SCHEMA = {
+    "type": "object",
+    "required": ["verdict"],
+    "properties": {"verdict": {"type": "string"}},
+}
+
+MACHINE = """\
+machine judge "one model state"
+
+import polecats from "polecats"
+import formulas from "formulas"
+import schemas from "schemas"
+
+state judge:
+    run formula judge
+    with text = "hello"
+    on done -> ok
+    on error -> failed
+    on timeout -> failed
+    on schema_invalid -> failed
+    on guardrail -> failed
+
+final ok: succeed
+final failed: fail
+"""
+
+POLECAT = """\
+[polecat]
+name = "judge"
+description = "judges"
+role = "observer"
+
+[model]
+provider = "anthropic"
+name = "claude-haiku-4-20250514"
+
+[prompt.system]
+content = "Judge the text."
+
+[output]
+format = "json"
+schema = "Verdict"
+"""
+
+FORMULA = """\
+[formula]
+name = "judge"
+description = "Judge a text"
+
+[input]
+required = ["text"]
+
+[input.text]
+type = "string"
+
+[output]
+type = "Verdict"
+
+[execution]
+polecat = "judge"
+timeout_seconds = 60
+retry_count = 0
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    for sub in ("polecats", "formulas", "schemas", "answers"):
+        (tmp_path / sub).mkdir()
+    (tmp_path / "judge.mgt").write_text(MACHINE)
+    (tmp_path / "polecats" / "judge.toml").write_text(POLECAT)
+    (tmp_path / "formulas" / "judge.formula.toml").write_text(FORMULA)
+    (tmp_path / "schemas" / "Verdict.json").write_text(json.dumps(SCHEMA))
+    return tmp_path
+
+
+def run(
+    project: Path, answer: str, *extra: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    (project / "answers" / "judge.json").write_text(answer)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mgt", "exec", "judge.mgt", "--executor", "replay:answers",
+         "--runs-dir", "runs", "--json", *extra],
+        cwd=project, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    summary = json.loads(proc.stdout) if proc.stdout.strip() else {}
+    return proc, summary
+
+
+def result(**fields: object) -> dict[str, object]:
+    return {"type": "result", "is_error": False, "result": '{"verdict": "fine"}', **fields}
+
+
+def test_a_cost_or_token_count_too_big_for_a_float_counts_as_zero(project: Path) -> None:
+    huge = "1" + "0" * 400  # a JSON integer: Python reads it exactly, float() overflows
+    answer = json.dumps(result()).replace(
+        '"is_error"', f'"total_cost_usd": {huge}, "usage": {{"input_tokens": {huge}}}, "is_error"'
+    )
+    proc, summary = run(project, answer)
+    assert proc.returncode == 0, proc.stderr
+    assert summary["cost_usd"] == 0 and summary["tokens"] == {"input": 0, "output": 0}
+
+
+def test_a_negative_cost_cannot_refill_the_budget(project: Path) -> None:
+    proc, summary = run(project, json.dumps(result(total_cost_usd=-100.0)), "--budget-usd", "0.5")
+    assert proc.returncode == 0, proc.stderr
+    assert summary["cost_usd"] == 0
+
+
+def test_negative_token_counts_count_as_zero() -> None:
+    parsed = parse_claude_result(
+        json.dumps(result(usage={"input_tokens": -5, "output_tokens": -1,
+                                 "cache_read_input_tokens": -7})),
+        exit_code=0,
+    )
+    assert (parsed.input_tokens, parsed.output_tokens) == (0, 0)
+
+
+def test_a_result_file_nested_too_deeply_is_an_error_outcome(project: Path) -> None:
+    deep = '{"type": "result", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    proc, summary = run(project, deep)
+    assert proc.returncode == 1, proc.stderr
+    assert summary["final"] == "failed"
+    show = subprocess.run(
+        [sys.executable, "-m", "mgt", "show", summary["run_id"], "--runs-dir", "runs", "--json"],
+        cwd=project, capture_output=True, text=True, timeout=60, check=False,
+    )
+    [attempt] = json.loads(show.stdout)["states"][0]["attempts"]
+    assert attempt["outcome"] == "error"
+    assert "nested too deeply" in attempt["error"]
+
