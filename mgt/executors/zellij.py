@@ -160,19 +160,32 @@ class ZellijCCExecutor:
 
 
 def _report(stdout: str) -> dict[str, Any]:
-    """zellij-cc's printed `{"exit_code", "output_file", "stderr_file"}` (its last JSON line)."""
+    """zellij-cc's printed `{"exit_code", "output_file", "stderr_file"}` (its last JSON line).
+
+    Only fields of the right type are kept (an int exit code, non-empty path strings): the
+    report is another program's output, so anything else is as if it had not been printed.
+    """
+    value: Any = None
     for line in reversed(stdout.strip().splitlines()):
         try:
             value = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(value, dict):
-            return value
-    try:
-        value = json.loads(stdout)
-    except ValueError:
+            break
+    else:
+        try:
+            value = json.loads(stdout)
+        except (ValueError, RecursionError):
+            return {}
+    if not isinstance(value, dict):
         return {}
-    return value if isinstance(value, dict) else {}
+    kinds = {"exit_code": int, "output_file": str, "stderr_file": str}
+    return {
+        key: item for key, item in value.items()
+        if key not in kinds
+        or (isinstance(item, kinds[key]) and not isinstance(item, bool) and item != "")
+    }
 
 
 def _stderr_file(report: dict[str, Any], result_file: Path) -> Path | None:

@@ -4,6 +4,7 @@ and documents, replayed through the real `python -m mgt exec`; never a traceback
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -145,3 +146,38 @@ def test_a_result_file_nested_too_deeply_is_an_error_outcome(project: Path) -> N
     assert attempt["outcome"] == "error"
     assert "nested too deeply" in attempt["error"]
 
+
+ZELLIJ_CC = """\
+#!{python}
+import json, sys
+args = sys.argv[1:]
+out = args[args.index("--output-file") + 1]
+with open(out, "w") as fh:
+    json.dump({{"type": "result", "is_error": False, "result": '{{"verdict": "fine"}}'}}, fh)
+print({report!r})
+"""
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        # a report nested too deeply to parse: as if none was printed (the result file is read)
+        "[" * 100_000 + "]" * 100_000,
+        # fields of the wrong type are ignored, not used as paths or exit codes
+        json.dumps({"exit_code": "zero", "output_file": ["a"], "stderr_file": 5}),
+    ],
+    ids=["nested-too-deeply", "wrong-types"],
+)
+def test_a_zellij_cc_that_prints_a_garbled_report(project: Path, report: str) -> None:
+    program = project / "zellij-cc"
+    program.write_text(ZELLIJ_CC.format(python=sys.executable, report=report))
+    program.chmod(0o755)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mgt", "exec", "judge.mgt", "--executor", "zellij-cc",
+         "--session", "s", "--runs-dir", "runs", "--json"],
+        cwd=project, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "MGT_ZELLIJ_CC": str(program)},
+    )
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["final"] == "ok"
