@@ -9,7 +9,9 @@ directory for defaults) so a resumed run reads the same files from anywhere.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -73,19 +75,23 @@ def coerce_input(
         if isinstance(value, float) and value.is_integer():
             return int(value)
         if text is not None and re.fullmatch(r"\s*[-+]?\d+\s*", text):
-            return int(text)
+            try:
+                return int(text)
+            except ValueError:  # more digits than Python converts (4300)
+                raise _bad(spec, value, "too many digits") from None
         raise _bad(spec, value)
     if kind == "float":
-        if isinstance(value, bool):
+        number: float | None = None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            number = _float(value)
+        elif text is not None:
+            with contextlib.suppress(ValueError):
+                number = float(text)
+        if number is None:
             raise _bad(spec, value)
-        if isinstance(value, int | float):
-            return float(value)
-        if text is not None:
-            try:
-                return float(text)
-            except ValueError:
-                pass
-        raise _bad(spec, value)
+        if not math.isfinite(number):
+            raise _bad(spec, value, "not a finite number")
+        return number
     if kind == "bool":
         if isinstance(value, bool):
             return value
@@ -96,7 +102,10 @@ def coerce_input(
         if isinstance(value, Duration):
             return value
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return Duration.of(float(value))
+            seconds = _float(value)
+            if seconds is None or not math.isfinite(seconds) or seconds < 0:
+                raise _bad(spec, value, "a number of seconds must be 0 or more")
+            return Duration.of(seconds)
         if text is not None:
             try:
                 return parse_duration(text)
@@ -106,7 +115,7 @@ def coerce_input(
     if kind == "path":
         if isinstance(value, Path):
             value = str(value)
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not value or "\0" in value:
             raise _bad(spec, value)
         path = Path(value).expanduser()
         if not path.is_absolute() and base_dir is not None:
@@ -115,9 +124,11 @@ def coerce_input(
     if kind == "json":
         if text is not None and from_text:
             try:
-                return json.loads(text)
+                return _json_loads(text)
             except ValueError as err:
                 raise _bad(spec, value, str(err)) from None
+        if not _finite(value):  # NaN/inf from a TOML file: JSON has no such numbers
+            raise _bad(spec, value, "JSON numbers are finite")
         return value
     if kind == "enum":
         if text is None or text not in spec.enum_values:
@@ -126,6 +137,40 @@ def coerce_input(
             raise UsageError(f"{bad.message}; {hint}") if hint else bad
         return text
     raise _bad(spec, value, f"unknown input type {kind!r}")
+
+
+def _float(value: int | float) -> float | None:
+    try:
+        return float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (use null or a number)")
+
+
+def _json_loads(text: str) -> Any:
+    """Strict JSON: NaN and Infinity (which Python's json accepts) are errors, and so is
+    nesting too deep to parse (a ValueError, never a RecursionError)."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _finite(value: Any) -> bool:
+    """Whether every number in a (TOML- or JSON-shaped) value is finite."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return False
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 def parse_input_args(pairs: Sequence[str]) -> dict[str, str]:
@@ -161,11 +206,15 @@ def load_inputs_file(path: Path | str) -> dict[str, Any]:
             m = _TOML_POS.search(msg)
             where = f"{file}:{m.group(1)}:{m.group(2)}" if m else str(file)
             raise UsageError(f"{where}: invalid TOML: {_TOML_POS.sub('', msg).strip()}") from None
+        except RecursionError:
+            raise UsageError(f"{file}: invalid TOML: nested too deeply") from None
     elif suffix == ".json":
         try:
-            data = json.loads(text)
+            data = _json_loads(text)
         except json.JSONDecodeError as err:
             raise UsageError(f"{file}:{err.lineno}:{err.colno}: invalid JSON: {err.msg}") from None
+        except ValueError as err:
+            raise UsageError(f"{file}: invalid JSON: {err}") from None
     else:
         raise UsageError(f"--inputs {file}: expected a .json or .toml file")
     if not isinstance(data, dict):
