@@ -19,8 +19,10 @@ bounded by those limits, whatever the number of events.
 
 `since` for a file counts back from the newest event *in the file*, not from
 now, so yesterday's export analyses the same as it did yesterday. That takes
-two passes: the first finds the newest timestamp (for ordinary lines it reads
-only a leading `"timestamp"` field), the second yields the events. stdin is
+two passes: the first finds the newest timestamp of the events the second
+will yield, exactly, while decoding almost no line (it scans blocks of lines
+for a leading canonical `"timestamp"` and parses only the line with the
+greatest one; see `_newest_in_block`), the second yields the events. stdin is
 first copied to an unnamed temporary file so it can be read twice. Events with
 no usable timestamp are never dropped by `since`. For Loki, `since` counts
 back from now.
@@ -53,10 +55,8 @@ from mgt.logs.events import (
     EVENT_TYPES,
     MAX_LINE_BYTES,
     LogEvent,
-    _parse_iso_fast,
     parse_event,
     parse_event_line,
-    parse_timestamp,
 )
 
 if TYPE_CHECKING:
@@ -209,7 +209,7 @@ _EVERYTHING = EventFilter()
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
 _CHUNK = 1 << 16
-_TS_PREFIX = re.compile(rb'\s*\{\s*"timestamp"\s*:\s*(?:"([^"\\]{1,64})"|(\d{1,20}))\s*,')
+_BLOCK = 1 << 16
 
 
 class FileSource(EventSource):
@@ -267,13 +267,6 @@ class FileSource(EventSource):
             head = fh.peek(_CHUNK)
         return head.lstrip()[:1] == b"["
 
-    def _units(self, fh: io.BufferedReader[io.RawIOBase]) -> Iterator[tuple[Any, int]]:
-        """(line bytes or decoded array element, its size) for each unit; (None, 0) if malformed."""
-        if self._is_array(fh):
-            yield from _ArrayReader(fh)
-        else:
-            yield from _lines(fh)
-
     def _events(self) -> Iterator[LogEvent]:
         """Every event of the file in file order, `since` applied; malformed units counted."""
         self.skipped = 0
@@ -317,17 +310,36 @@ class FileSource(EventSource):
             self.notes.append(f"{self.description}: stopped reading: {detail}")
 
     def newest_timestamp(self) -> int | None:
-        """The newest event timestamp in the file (a full pass; malformed units not counted)."""
+        """The newest timestamp of the events in the file (`since` aside), or None.
+
+        Exactly the largest `timestamp` of the events an unfiltered iteration
+        yields, found without decoding most lines (see `_newest_in_block`).
+        """
         newest: int | None = None
+        done = 0  # bytes (after a BOM, decompressed) of the lines accounted for
         try:
             with self._open() as fh:
-                for unit, size in self._units(fh):
-                    ts = _quick_timestamp(unit, size)
-                    if ts is not None and (newest is None or ts > newest):
-                        newest = ts
+                if self._is_array(fh):
+                    return _newest_of_units(_ArrayReader(fh))
+                for block, size in _line_blocks(fh):
+                    newest = _later(newest, _newest_in_block(block))
+                    done += size
         except (OSError, EOFError, zlib.error):
-            pass  # reported by the pass that yields events
+            # A file that breaks off (a truncated gzip): the reading pass still yields the
+            # lines before the break, and the block being read may have held some of them.
+            newest = _later(newest, self._newest_after(done))
         return newest
+
+    def _newest_after(self, offset: int) -> int | None:
+        """The newest event time of the lines after `offset` bytes, read up to an error."""
+        try:
+            with self._open() as fh:
+                self._is_array(fh)  # skips a BOM
+                while offset > 0 and (read := len(fh.read(min(offset, _BLOCK)))):
+                    offset -= read
+                return _newest_of_units(_lines(fh))
+        except (OSError, EOFError, zlib.error):
+            return None  # reported by the pass that yields events
 
     def _iterate(self, flt: EventFilter) -> Iterator[LogEvent]:
         if flt == _EVERYTHING:
@@ -371,6 +383,7 @@ def _drop_rest_of_line(fh: io.BufferedReader[io.RawIOBase]) -> None:
 
 
 def _lines(fh: io.BufferedReader[io.RawIOBase]) -> Iterator[tuple[Any, int]]:
+    """(line, its size) for each line, as the reading pass cuts them; (None, 0) if overlong."""
     while True:
         line = fh.readline(MAX_LINE_BYTES + 1)
         if not line:
@@ -483,24 +496,119 @@ class _ArrayReader:
             self.text.detach()
 
 
-def _quick_timestamp(unit: Any, size: int) -> int | None:
-    """The timestamp of a unit for the `since` pass, reading as little as possible."""
-    if unit is None:
-        return None
-    if isinstance(unit, bytes):
-        m = _TS_PREFIX.match(unit)
-        if m is not None and (b'"type"' in unit or b'"event_type"' in unit) \
-                and unit.rstrip().endswith(b"}"):
-            text = (m.group(1) if m.group(1) is not None else m.group(2)).decode("ascii", "replace")
-            ts = None
-            if len(text) >= 19 and text[4] == "-":
-                ts = _parse_iso_fast(text)
-            if ts is None:
-                ts = parse_timestamp(text)
-            if ts is not None:
-                return ts
-    event = parse_event(unit, size_hint=size)
-    return None if event is None else event.timestamp
+def _later(a: int | None, b: int | None) -> int | None:
+    return a if b is None or (a is not None and a >= b) else b
+
+
+def _newest_of_units(units: Iterable[tuple[Any, int]]) -> int | None:
+    """The newest event time of `_lines` or `_ArrayReader` units, read up to an error."""
+    newest: int | None = None
+    try:
+        for unit, size in units:
+            if unit is not None:
+                event = (parse_event_line(unit) if isinstance(unit, bytes)
+                         else parse_event(unit, size_hint=size))
+                newest = _later(newest, None if event is None else event.timestamp)
+    except (OSError, EOFError, zlib.error):
+        pass  # reported by the pass that yields events
+    return newest
+
+
+def _line_blocks(fh: io.BufferedReader[io.RawIOBase]) -> Iterator[tuple[bytes, int]]:
+    """The rest of the file as blocks of about 64 KiB of whole lines, with the bytes they cover.
+
+    Each block starts with a newline (the end of the line before it, or one
+    added) and ends with one; the file's last line, when it has no newline,
+    is a block of its own without one. A line longer than MAX_LINE_BYTES with
+    no end in sight is dropped (the reading pass skips it too), so a block
+    stays under 2.1 MiB.
+    """
+    rest = b""
+    while True:
+        data = fh.read(_BLOCK)
+        if not data:
+            if rest:
+                yield b"\n" + rest, len(rest)
+            return
+        end = data.rfind(b"\n") + 1
+        if end == 0:
+            rest += data
+            if len(rest) > MAX_LINE_BYTES + 1:
+                dropped = len(rest)
+                rest = b""
+                while (line := fh.readline(_CHUNK)) and not line.endswith(b"\n"):
+                    dropped += len(line)
+                yield b"\n", dropped + len(line)
+            continue
+        yield b"\n" + rest + data[:end], len(rest) + end
+        rest = data[end:]
+
+
+# A line that starts with a canonical UTC "timestamp" key: `\n{"timestamp": "<time>"`, where
+# <time> is YYYY-MM-DDTHH:MM:SS[.fraction] of a real calendar day (no 29-31 February, no
+# 31 April..., no leap second), then Z or ±00:00. For these, text order is time order.
+_TS_LINE = re.compile(
+    rb'\n[ \t]*\{[ \t]*"timestamp"[ \t]*:[ \t]*"('
+    rb"[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    rb"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+    rb"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
+    rb')(?:Z|[+-]00:00)"'
+)
+# \u0060-\u007f: an escape that could spell a letter of "timestamp" in a key.
+_ESCAPED_LOWER = re.compile(rb"\\u00[67][0-9a-fA-F]")
+_SMALL_BLOCK = 64  # lines: below this, a block is simply parsed line by line
+
+
+def _newest_in_block(block: bytes) -> int | None:
+    """The newest event time among a block's lines (as `_line_blocks` cuts them), or None.
+
+    Exactly `max(parse_event_line(line).timestamp)` over the lines, but the
+    lines are not decoded when each one starts with a canonical UTC
+    `"timestamp"` (`_TS_LINE`) and names no other `timestamp` key (the word
+    appears once a line, and no key can spell it with \\u escapes). Such a
+    line's event, if it is one, has exactly that time, and text order is
+    time order; so the newest is the time of the line with the greatest
+    timestamp text, provided that line is an event, which is checked by
+    parsing it. Otherwise the block is split in two, down to blocks small
+    enough to parse line by line.
+    """
+    lines = block.count(b"\n") - 1
+    if lines < _SMALL_BLOCK:
+        newest = None
+        for line in _split_lines(block[1:]):
+            if not line.isspace():
+                event = parse_event_line(line)
+                newest = _later(newest, None if event is None else event.timestamp)
+        return newest
+    times = _TS_LINE.findall(block)
+    if (len(times) == lines and block.count(b'"timestamp"') == lines
+            and (b"\\" not in block or _ESCAPED_LOWER.search(block) is None)):
+        top = _line_with_time(block, max(times))
+        event = None if top is None else parse_event_line(top)
+        if event is not None and event.timestamp is not None:
+            return event.timestamp
+    middle = block.rfind(b"\n", 0, len(block) // 2)
+    if middle <= 0:  # a first line longer than half the block
+        middle = block.find(b"\n", len(block) // 2)
+    return _later(_newest_in_block(block[: middle + 1]), _newest_in_block(block[middle:]))
+
+
+def _split_lines(data: bytes) -> list[bytes]:
+    """Lines split at \\n only, each keeping its \\n (as readline cuts them)."""
+    parts = data.split(b"\n")
+    return [part + b"\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
+def _line_with_time(block: bytes, time: bytes) -> bytes | None:
+    """The line of `block` whose leading canonical timestamp is `time` (with its newline)."""
+    at = 0
+    while (at := block.find(b'"' + time, at + 1)) >= 0:
+        start = block.rfind(b"\n", 0, at)
+        m = _TS_LINE.match(block, start)
+        if m is not None and m.start(1) == at + 1 and m.group(1) == time:
+            end = block.find(b"\n", at)
+            return block[start + 1 : end + 1 if end >= 0 else len(block)]
+    return None
 
 
 # -------------------------------------------------------------------------- Loki

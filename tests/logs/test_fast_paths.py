@@ -2,15 +2,20 @@
 
 `parse_event_line` (the file reader's per-line parse) must give exactly what
 `parse_event` gives, the canonical-timestamp shortcut exactly what the sliced
-parse gives, and a file source the events and skipped count of parsing its
-lines one by one. Lines are generated from event-like objects and then cut,
-spliced and sprinkled with bytes, so the fast paths meet every kind of line
-they must hand over.
+parse gives, a file source the events and skipped count of parsing its lines
+one by one, and the first pass of `--since` (which decodes almost no line) the
+newest time of the events the reading pass yields. Lines are generated from
+event-like objects and then cut, spliced and sprinkled with bytes, so the fast
+paths meet every kind of line they must hand over.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
+import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +28,12 @@ from mgt.logs.events import (
     MAX_TEXT,
     _parse_iso_fast,
     _parse_iso_sliced,
+    format_timestamp,
     parse_event,
     parse_event_line,
     parse_timestamp,
 )
-from mgt.logs.sources import open_source
+from mgt.logs.sources import FileSource, _newest_in_block, open_source
 
 # ------------------------------------------------------------------ timestamps
 
@@ -237,3 +243,156 @@ def test_lines_at_the_length_limit(tmp_path: Path, extra: int, kept: int) -> Non
     got = list(source.iter_events())
     assert len(got) == kept and source.skipped == 3 - kept
     assert reference_events(path.read_bytes())[1] == 3 - kept
+
+
+# ------------------------------------------------------- newest time (--since)
+
+MAR1 = 1772323200 * 10**9  # 2026-03-01T00:00:00Z
+MS = 10**6
+
+
+def iso(ns: int, fraction: int = 3) -> str:
+    """`ns` as a canonical UTC time with `fraction` digits (0: none)."""
+    text = format_timestamp(ns)  # ...SS.nnnnnnnnnZ
+    return text[:19] + ("." + text[20 : 20 + fraction] if fraction else "") + "Z"
+
+
+def ordinary(ns: int, fraction: int = 3, kind: str = "llm_call") -> bytes:
+    return json.dumps({"timestamp": iso(ns, fraction), "type": kind, "session_id": "s",
+                       "node": "n", "latency_ms": 12}).encode() + b"\n"
+
+
+def tricky(ns: int, low: int) -> list[bytes]:
+    """Lines whose real time (if any) is `ns` though their text may say `low`, or nothing."""
+    t, lo = iso(ns), iso(low)
+    return [
+        f'{{"timestamp": "{t}", "type": "error", "message": "cut'.encode(),  # not JSON
+        f'{{"timestamp": "{t}", "no_type": 1}}'.encode(),  # not an event
+        f'{{"timestamp": "{t}", "type": "error"}} trailing'.encode(),  # an event all the same
+        f'{{"timestamp": "{lo}", "event": {{"type": "error", "timestamp": "{t}"}}}}'.encode(),
+        f'{{"timestamp": "{lo}", "type": "error", "timestamp": "{t}"}}'.encode(),  # last wins
+        f'{{"timestamp": "{lo}", "type": "error", "\\u0074imestamp": "{t}"}}'.encode(),
+        f'{{"timestamp": "{t[:-1]}+00:00", "type": "error"}}'.encode(),
+        f'{{"timestamp": "{t}", "type": "error", "session_id": 5}}'.encode(),
+        f'{{"type": "error", "ts": "{t}"}}'.encode(),
+        f'{{"timestamp": {ns // MS}, "type": "error"}}'.encode(),  # epoch milliseconds
+        f'  {{ "timestamp" : "{t}", "type": "error"}}\r'.encode(),
+        f'{{"timestamp": "{t}", "type": "error", "message": "{"x" * MAX_LINE_BYTES}"}}'.encode(),
+        f'{{"timestamp": "{t[:19]}.{t[20:23]}0000001Z", "type": "error"}}'.encode(),
+        b"WARN promtail: dropped 12 lines",
+        b"   ",
+        b"",
+    ]
+
+
+# Times later than 1 March's first 200 ms whose text sorts before it: 30 and 29 February
+# 2026 are 2 and 1 March, a leap second is the next day's first second, and an offset
+# west of UTC is later than it reads; then other shapes and times out of range.
+ODD_TIMES = [
+    b'{"timestamp": "2026-02-30T12:00:00.000Z", "type": "error"}',
+    b'{"timestamp": "2026-02-29T12:00:00.000Z", "type": "error"}',
+    b'{"timestamp": "2026-02-28T23:59:60.999Z", "type": "error"}',
+    b'{"timestamp": "2026-02-28T23:00:00.000-05:00", "type": "error"}',
+    b'{"timestamp": "2026-02-28T23:59:59.999-00:30", "type": "error"}',
+    b'{"timestamp": "2026-03-01t00:00:00.999Z", "type": "error"}',
+    b'{"timestamp": "9999-12-31T23:59:59Z", "type": "error"}',
+    b'{"timestamp": "9999-12-31T23:59:59.5Z", "type": "error"}',
+    b'{"timestamp": "1969-12-31T23:59:59.999Z", "type": "error"}',
+]
+
+
+@st.composite
+def time_blocks(draw: st.DrawFn) -> list[bytes]:
+    """Many ordinary lines up to 1 March, and a few tricky or odd ones."""
+    offsets = draw(st.lists(st.integers(-86400 * 1000, 999), min_size=1, max_size=400))
+    lines = [ordinary(MAR1 + ms * MS, draw(st.sampled_from([0, 1, 3, 3, 6, 9])))
+             for ms in offsets]
+    high = MAR1 + (max(offsets) + draw(st.integers(-1, 86400 * 1000))) * MS
+    for _ in range(draw(st.integers(0, 4))):
+        extra = draw(st.sampled_from(tricky(high, MAR1 - 86400 * 10**9) + ODD_TIMES))
+        lines.insert(draw(st.integers(0, len(lines))), extra + b"\n")
+    return lines
+
+
+def newest_by_parsing(lines: list[bytes]) -> int | None:
+    times = [e.timestamp for e in map(parse_event_line, lines)
+             if e is not None and e.timestamp is not None]
+    return max(times, default=None)
+
+
+@settings(max_examples=400, deadline=None)
+@given(time_blocks())
+def test_newest_in_a_block_is_the_newest_event_time(lines: list[bytes]) -> None:
+    assert _newest_in_block(b"\n" + b"".join(lines)) == newest_by_parsing(lines)
+
+
+ONE_ODD_LINE = [*tricky(MAR1 + 10**12, MAR1), *ODD_TIMES]
+
+
+@pytest.mark.parametrize("odd", ONE_ODD_LINE)
+def test_newest_time_with_one_tricky_line(odd: bytes) -> None:
+    # 200 ordinary lines in 1 March's first 200 ms (a block the scan reads), then one
+    # line of each tricky kind, placed first, in the middle and last.
+    lines = [ordinary(MAR1 + i * MS) for i in range(200)]
+    for at in (0, 100, 200):
+        changed = [*lines[:at], odd + b"\n", *lines[at:]]
+        assert _newest_in_block(b"\n" + b"".join(changed)) == newest_by_parsing(changed)
+
+
+def write_lines(path: Path, lines: list[bytes], *, gz: bool = False, bom: bool = False) -> str:
+    data = (b"\xef\xbb\xbf" if bom else b"") + b"".join(lines)
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return str(path)
+
+
+def newest_by_reading(path: str) -> int | None:
+    times = [e.timestamp for e in open_source(path).iter_events() if e.timestamp is not None]
+    return max(times, default=None)
+
+
+@pytest.mark.parametrize(("gz", "bom"), [(False, False), (True, False), (False, True)])
+def test_newest_time_of_a_file_of_many_blocks(tmp_path: Path, gz: bool, bom: bool) -> None:
+    # ~1.5 MB: many blocks; tricky lines (the newest among them) near block edges, an
+    # overlong line, blank lines, and a last line without its newline.
+    rng = random.Random(7)
+    lines = [ordinary(MAR1 - rng.randrange(86400 * 10**9)) for _ in range(10_000)]
+    for i, extra in enumerate(ONE_ODD_LINE):
+        lines.insert(rng.randrange(len(lines)), extra + b"\n")
+        lines.insert(437 * (i + 1), extra + b"\n")
+    lines[-1] = lines[-1].rstrip(b"\n")
+    path = write_lines(tmp_path / "e.jsonl", lines, gz=gz, bom=bom)
+    newest = FileSource(path).newest_timestamp()
+    assert newest == newest_by_reading(path)
+    assert newest is not None and newest > MAR1
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.6, 0.97])
+@pytest.mark.parametrize("bom", [False, True])
+def test_newest_time_of_a_truncated_gzip(tmp_path: Path, cut: float, bom: bool) -> None:
+    # The reading pass yields what comes before the break; the first pass must see the
+    # same lines, including those of the block it was reading when the file broke off.
+    lines = [ordinary(MAR1 + i * 10**9) for i in range(20_000)]
+    data = gzip.compress((b"\xef\xbb\xbf" if bom else b"") + b"".join(lines))
+    path = tmp_path / "e.jsonl.gz"
+    path.write_bytes(data[: int(len(data) * cut)])
+    newest = FileSource(str(path)).newest_timestamp()
+    assert newest is not None and newest == newest_by_reading(str(path))
+    assert newest < MAR1 + 19_999 * 10**9
+
+
+def test_newest_time_when_no_line_ends(tmp_path: Path) -> None:
+    # One line longer than MAX_LINE_BYTES with no newline at all: no event, no time.
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(ordinary(MAR1).rstrip() * (MAX_LINE_BYTES // 80))
+    assert FileSource(str(path)).newest_timestamp() is None
+    assert newest_by_reading(str(path)) is None
+
+
+def test_newest_time_of_stdin(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "e.jsonl", [ordinary(MAR1 + i * 10**9) for i in range(3000)])
+    code = ("from mgt.logs.sources import open_source\n"
+            "print(open_source('-').newest_timestamp())\n")
+    with open(path, "rb") as stdin:
+        out = subprocess.run([sys.executable, "-c", code], stdin=stdin, capture_output=True,
+                             text=True, check=True).stdout
+    assert int(out) == MAR1 + 2999 * 10**9
