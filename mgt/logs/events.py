@@ -193,24 +193,39 @@ def _second_base(prefix: str) -> int | None:
 
 
 # The canonical shape "YYYY-MM-DDTHH:MM:SS.mmmZ" (JavaScript's toISOString, most log
-# shippers) is read with two dict lookups: the second ("YYYY-MM-DDTHH:MM:SS", cached,
-# as log times cluster) → nanoseconds since the epoch, and "mmm" → nanoseconds.
-_CANONICAL_SECOND = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
+# shippers) is read with dict lookups: the second ("YYYY-MM-DDTHH:MM:SS") → ns since the
+# epoch, cached as log times cluster (on a miss: the minute, cached too, plus ":SS"), and
+# "mmm" → ns.
+_CANONICAL_MINUTE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}")
+_MINUTE_NS: dict[str, int | None] = {}
 _SECOND_NS: dict[str, int] = {}
+_SECONDS_NS = {f":{s:02d}": s * _NS for s in range(61)}
 _MILLIS_NS = {f"{ms:03d}": ms * 1_000_000 for ms in range(1000)}
+
+
+def _minute_ns(prefix: str) -> int | None:
+    # A canonical minute "YYYY-MM-DDTHH:MM" → ns, or None when a field is out of range.
+    ns = None
+    if _CANONICAL_MINUTE.fullmatch(prefix) is not None:
+        year, month, day = int(prefix[0:4]), int(prefix[5:7]), int(prefix[8:10])
+        hour, minute = int(prefix[11:13]), int(prefix[14:16])
+        if 1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59:
+            days = _days_from_civil(year, month, day)
+            ns = (days * 86400 + hour * 3600 + minute * 60) * _NS
+    if len(_MINUTE_NS) >= 256:
+        _MINUTE_NS.clear()
+    _MINUTE_NS[prefix] = ns
+    return ns
 
 
 def _second_ns(prefix: str) -> int | None:
     # A canonical second → ns, when every time in that second is in range (else None).
-    if _CANONICAL_SECOND.fullmatch(prefix) is None:
+    key = prefix[:16]
+    minute = _MINUTE_NS[key] if key in _MINUTE_NS else _minute_ns(key)
+    second = _SECONDS_NS.get(prefix[16:])
+    if minute is None or second is None:
         return None
-    year, month, day = int(prefix[0:4]), int(prefix[5:7]), int(prefix[8:10])
-    hour, minute, second = int(prefix[11:13]), int(prefix[14:16]), int(prefix[17:19])
-    if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59
-            and second <= 60):
-        return None
-    seconds = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
-    ns = seconds * _NS
+    ns: int = minute + second
     if not 0 <= ns < 10**20 - _NS:
         return None
     if len(_SECOND_NS) >= 256:  # log times are mostly in order: a small cache hits

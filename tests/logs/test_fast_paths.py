@@ -76,6 +76,14 @@ def near_canonical(draw: st.DrawFn) -> str:
 @example("2026-01-15T23:59:60.500Z")
 @example("2026-02-31T00:00:00.000Z")
 @example("2026-01-15t10:30:59.120Z")
+@example("2026-01-15T24:00:00.000Z")
+@example("2026-01-15T23:60:00.000Z")
+@example("2026-01-15T23:59:61.000Z")
+@example("2026-01-32T00:00:00.000Z")
+@example("2026-01-00T00:00:00.000Z")
+@example("2026-13-01T00:00:00.000Z")
+@example("2026-00-01T00:00:00.000Z")
+@example("2026-1-015T00:00:00.000Z")
 @example("2026-01-15T10:30:59,120Z")
 def test_canonical_timestamp_shortcut_agrees_with_the_sliced_parse(text: str) -> None:
     assume(len(text) >= 19 and text[4] == "-")  # what callers of _parse_iso_fast check
