@@ -223,7 +223,11 @@ class Aggregates:
             node = None
         elif len(node) > MAX_KEY_CHARS:
             node = node[:MAX_KEY_CHARS]
-        model = _name(fields.get("model"))
+        model = fields.get("model")  # _name(), inlined
+        if type(model) is not str or not model:
+            model = None
+        elif len(model) > MAX_KEY_CHARS:
+            model = model[:MAX_KEY_CHARS]
         stats = self._by_node.get(node) if node is not None else None  # the common case
         if stats is None:
             stats = self._llm_stats(node, model)
@@ -274,7 +278,7 @@ class Aggregates:
                 if completion is not None:
                     stats.slow_completion_n += 1
                     stats.slow_completion_sum += completion
-                stats.slow_samples.offer(latency, seq, lambda: _sample(event))
+                stats.slow_samples.offer(latency, seq, _sample, event)
         if (
             prompt is not None
             and completion is not None
@@ -286,12 +290,20 @@ class Aggregates:
             stats.bloat_completion_sum += completion
             if prompt > stats.bloat_prompt_max:
                 stats.bloat_prompt_max = prompt
-            stats.bloat_samples.offer(prompt, seq, lambda: _sample(event))
+            stats.bloat_samples.offer(prompt, seq, _sample, event)
 
     def _transition(self, event: EventLike) -> None:
         fields = event.fields
-        to = _name(fields.get("to"))
-        source = _name(fields.get("from"))
+        to = fields.get("to")  # _name(), inlined for both: this runs for every transition
+        if type(to) is not str or not to:
+            to = None
+        elif len(to) > MAX_KEY_CHARS:
+            to = to[:MAX_KEY_CHARS]
+        source = fields.get("from")
+        if type(source) is not str or not source:
+            source = None
+        elif len(source) > MAX_KEY_CHARS:
+            source = source[:MAX_KEY_CHARS]
         if to is None or source is None:
             self.ignored += 1
         if to is not None and to in self.entered:
@@ -326,7 +338,7 @@ class Aggregates:
             pair = self.failures[(source, to)] = PairStats()
         pair.count += 1
         # The first five failures are the evidence (rank 0 for all: earliest wins).
-        pair.samples.offer(0, self.events, lambda: _sample(event))
+        pair.samples.offer(0, self.events, _sample, event)
 
     def _error(self, event: EventLike) -> None:
         message = event.fields.get("message")
@@ -353,7 +365,7 @@ class Aggregates:
                 stats.contexts[context] = stats.contexts.get(context, 0) + 1
             else:
                 stats.other_contexts += 1
-        stats.samples.offer(0, self.events, lambda: _sample(event))
+        stats.samples.offer(0, self.events, _sample, event)
 
 
 def _context_name(value: Any) -> str | None:

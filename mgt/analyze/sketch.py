@@ -53,8 +53,12 @@ class Quantiles:
                 self._exact = None
                 for v in exact:
                     self._bucket(v)
-            return
-        self._bucket(value)
+        elif value > 0:  # _bucket(value), inlined: this runs for every value past the first 256
+            index = math.ceil(math.log(value) / _LOG_GAMMA)
+            buckets = self._buckets
+            buckets[index] = buckets.get(index, 0) + 1
+        else:
+            self._zeros += 1
 
     def _bucket(self, value: float) -> None:
         if value <= 0:
@@ -89,8 +93,8 @@ class Quantiles:
 class Samples:
     """The `k` highest-ranked items of a stream (first seen wins ties), built lazily.
 
-    `offer(rank, seq, make)` calls `make()` only when the item is kept, so a
-    costly conversion (bounding a sample event) runs for few events.
+    `offer(rank, seq, make, *args)` calls `make(*args)` only when the item is
+    kept, so a costly conversion (bounding a sample event) runs for few events.
     """
 
     __slots__ = ("_heap", "k")
@@ -105,12 +109,13 @@ class Samples:
         heap = self._heap
         return len(heap) < self.k or (rank, -seq) > heap[0][:2]
 
-    def offer(self, rank: float, seq: int, make: Callable[[], Any]) -> None:
+    def offer(self, rank: float, seq: int, make: Callable[..., Any], *args: Any) -> None:
+        """Keep `make(*args)` if (rank, seq) makes the top k; `make` is not called otherwise."""
         heap = self._heap
         if len(heap) < self.k:
-            heapq.heappush(heap, (rank, -seq, make()))
+            heapq.heappush(heap, (rank, -seq, make(*args)))
         elif (rank, -seq) > heap[0][:2]:
-            heapq.heapreplace(heap, (rank, -seq, make()))
+            heapq.heapreplace(heap, (rank, -seq, make(*args)))
 
     def items(self) -> list[Any]:
         """Kept items, highest rank first, then earliest first."""
