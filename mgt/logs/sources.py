@@ -57,6 +57,7 @@ from mgt.logs.events import (
     LogEvent,
     parse_event,
     parse_event_line,
+    parse_timestamp,
 )
 
 if TYPE_CHECKING:
@@ -546,13 +547,21 @@ def _line_blocks(fh: io.BufferedReader[io.RawIOBase]) -> Iterator[tuple[bytes, i
 
 # A line that starts with a canonical UTC "timestamp" key: `\n{"timestamp": "<time>"`, where
 # <time> is YYYY-MM-DDTHH:MM:SS[.fraction] of a real calendar day (no 29-31 February, no
-# 31 April..., no leap second), then Z or ±00:00. For these, text order is time order.
-_TS_LINE = re.compile(
+# 31 April..., no leap second), then Z or ±00:00. For these, text order is time order,
+# and a time from _CANONICAL_LOW up to (not including) _CANONICAL_HIGH (10^20 ns) parses.
+_TS_CANONICAL = re.compile(
     rb'\n[ \t]*\{[ \t]*"timestamp"[ \t]*:[ \t]*"('
     rb"[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
     rb"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
     rb"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
     rb')(?:Z|[+-]00:00)"'
+)
+_CANONICAL_LOW, _CANONICAL_HIGH = b"1970-01-01T00:00:00", b"5138-11-16T09:46:40"
+# A line that starts with any "timestamp" key whose value is a string without escapes
+# (printable ASCII) or an integer.
+_TS_ANY = re.compile(
+    rb'\n[ \t]*\{[ \t]*"timestamp"[ \t]*:[ \t]*'
+    rb'(?:"([\x20\x21\x23-\x5b\x5d-\x7e]{1,64})"|([0-9]{1,20})[ \t]*[,}])'
 )
 # \u0060-\u007f: an escape that could spell a letter of "timestamp" in a key.
 _ESCAPED_LOWER = re.compile(rb"\\u00[67][0-9a-fA-F]")
@@ -563,14 +572,15 @@ def _newest_in_block(block: bytes) -> int | None:
     """The newest event time among a block's lines (as `_line_blocks` cuts them), or None.
 
     Exactly `max(parse_event_line(line).timestamp)` over the lines, but the
-    lines are not decoded when each one starts with a canonical UTC
-    `"timestamp"` (`_TS_LINE`) and names no other `timestamp` key (the word
-    appears once a line, and no key can spell it with \\u escapes). Such a
-    line's event, if it is one, has exactly that time, and text order is
-    time order; so the newest is the time of the line with the greatest
-    timestamp text, provided that line is an event, which is checked by
-    parsing it. Otherwise the block is split in two, down to blocks small
-    enough to parse line by line.
+    lines are not decoded when each one starts with a `"timestamp"` whose value
+    parses (`_TS_ANY`) and names no other `timestamp` key (the word appears
+    once a line, and no key can spell it with \\u escapes). Such a line's
+    event, if it is one, has exactly the time its leading value parses to, so
+    the newest is the greatest of those times, provided its line is an event,
+    which is checked by parsing that one line. When every time is canonical
+    UTC (`_TS_CANONICAL`), text order is time order and even the parsing of
+    times is left to the greatest. Otherwise the block is split in two, down
+    to blocks small enough to parse line by line.
     """
     lines = block.count(b"\n") - 1
     if lines < _SMALL_BLOCK:
@@ -580,17 +590,42 @@ def _newest_in_block(block: bytes) -> int | None:
                 event = parse_event_line(line)
                 newest = _later(newest, None if event is None else event.timestamp)
         return newest
-    times = _TS_LINE.findall(block)
-    if (len(times) == lines and block.count(b'"timestamp"') == lines
-            and (b"\\" not in block or _ESCAPED_LOWER.search(block) is None)):
-        top = _line_with_time(block, max(times))
-        event = None if top is None else parse_event_line(top)
-        if event is not None and event.timestamp is not None:
-            return event.timestamp
+    if block.count(b'"timestamp"') == lines and (
+        b"\\" not in block or _ESCAPED_LOWER.search(block) is None
+    ):
+        times = _TS_CANONICAL.findall(block)
+        if len(times) == lines:
+            top = max(times)
+            if min(times) >= _CANONICAL_LOW and top < _CANONICAL_HIGH:
+                top_line = _line_with_time(block, top)
+                event = None if top_line is None else parse_event_line(top_line)
+                if event is not None:
+                    return event.timestamp
+        else:
+            values = _leading_times(block, lines)
+            if values is not None:
+                newest = max(values)
+                event = parse_event_line(_split_lines(block[1:])[values.index(newest)])
+                if event is not None:
+                    return event.timestamp
     middle = block.rfind(b"\n", 0, len(block) // 2)
     if middle <= 0:  # a first line longer than half the block
         middle = block.find(b"\n", len(block) // 2)
     return _later(_newest_in_block(block[: middle + 1]), _newest_in_block(block[middle:]))
+
+
+def _leading_times(block: bytes, lines: int) -> list[int] | None:
+    """The time each line's leading `"timestamp"` parses to; None unless all lines have one."""
+    found = _TS_ANY.findall(block)
+    if len(found) != lines:
+        return None
+    values = []
+    for text, digits in found:
+        value = parse_timestamp(text.decode("ascii") if text else int(digits))
+        if value is None:
+            return None  # the event's time would come from elsewhere ("ts")
+        values.append(value)
+    return values
 
 
 def _split_lines(data: bytes) -> list[bytes]:
@@ -604,7 +639,7 @@ def _line_with_time(block: bytes, time: bytes) -> bytes | None:
     at = 0
     while (at := block.find(b'"' + time, at + 1)) >= 0:
         start = block.rfind(b"\n", 0, at)
-        m = _TS_LINE.match(block, start)
+        m = _TS_CANONICAL.match(block, start)
         if m is not None and m.start(1) == at + 1 and m.group(1) == time:
             end = block.find(b"\n", at)
             return block[start + 1 : end + 1 if end >= 0 else len(block)]
