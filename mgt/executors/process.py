@@ -25,12 +25,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from types import FrameType
+from typing import IO, Any
 
 from mgt.errors import ExecutorError
 
@@ -94,6 +96,7 @@ def run_process(
             stdin_file.seek(0)
             stdin = stdin_file
         started = time.monotonic()
+        held = stack.enter_context(_signals_held())
         try:
             proc = subprocess.Popen(
                 argv,
@@ -120,6 +123,7 @@ def run_process(
 
         timed_out = False
         try:
+            held.release()  # a Ctrl-C that came while forking acts now, with the child known
             timed_out = not _wait_exited(proc.pid, timeout)
             # The leader is exited but not reaped (or still running after the timeout):
             # its pid, and so the group id, cannot be reused while we end the group.
@@ -142,6 +146,51 @@ def run_process(
         stdout_path=stdout_path,
         stderr_path=stderr_path,
     )
+
+
+class _HeldSignals:
+    """SIGINT and SIGTERM noted instead of handled, until `release` delivers them."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+        self.saved: dict[int, Callable[[int, FrameType | None], Any] | int] = {}
+
+    def hold(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread handles signals
+        for sig in self.SIGNALS:
+            handler = signal.getsignal(sig)
+            if handler is None:  # installed from C: cannot be put back, leave it alone
+                continue
+            self.saved[sig] = handler
+            signal.signal(sig, lambda signum, frame: self.seen.append(signum))
+
+    def release(self) -> None:
+        saved, self.saved = self.saved, {}
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        seen, self.seen = self.seen, []
+        for signum in dict.fromkeys(seen):
+            signal.raise_signal(signum)  # its own handler runs now (KeyboardInterrupt, ...)
+
+
+@contextmanager
+def _signals_held() -> Iterator[_HeldSignals]:
+    """Hold Ctrl-C and SIGTERM while a child is forked.
+
+    With a `preexec_fn`, CPython runs Python at-fork hooks around the fork (logging
+    registers one); an exception a signal handler raises inside such a hook is printed
+    as "Exception ignored" and dropped, so a Ctrl-C landing there was lost and the step
+    ran on to its end. Held signals are delivered by `release` (or on leaving).
+    """
+    held = _HeldSignals()
+    held.hold()
+    try:
+        yield held
+    finally:
+        held.release()
 
 
 def _load_prctl() -> Callable[..., int] | None:

@@ -167,3 +167,36 @@ def test_the_child_dies_with_a_killed_mgt(tmp_path: Path) -> None:
     parent.kill()
     parent.wait(timeout=30)
     assert wait_gone(child), "the step outlived a killed mgt"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_child_is_forked_is_not_lost(tmp_path: Path, signum: int) -> None:
+    # CPython runs Python at-fork hooks around Popen (logging registers one); a handler's
+    # exception raised inside such a hook is printed as "Exception ignored" and dropped, so a
+    # Ctrl-C landing there was lost and the step ran to its end. This hook signals the process
+    # exactly then, every time.
+    pids = tmp_path / "pids"
+    code = (
+        "import os, signal\n"
+        "from mgt.executors.process import run_process\n"
+        "def terminated(signum, frame):\n"
+        "    raise SystemExit('terminated')\n"
+        "signal.signal(signal.SIGTERM, terminated)\n"
+        "fired = []\n"
+        "def hook():\n"
+        "    if not fired:\n"
+        f"        fired.append(1); os.kill(os.getpid(), {int(signum)})\n"
+        "os.register_at_fork(after_in_parent=hook)\n"
+        "try:\n"
+        f"    run_process(['sh', '-c', 'echo $$ > {pids}; exec sleep 5'], timeout=60, grace=1)\n"
+        "except (KeyboardInterrupt, SystemExit) as stop:\n"
+        "    print('stopped', type(stop).__name__)\n"
+        "else:\n"
+        "    print('ran to the end')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert "Exception ignored" not in proc.stderr, proc.stderr
+    assert proc.stdout.startswith("stopped"), (proc.stdout, proc.stderr)
+    if pids.exists() and pids.read_text().strip():
+        assert wait_gone(int(pids.read_text())), "the child outlived the interrupted step"
