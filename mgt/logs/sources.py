@@ -545,12 +545,13 @@ def _line_blocks(fh: io.BufferedReader[io.RawIOBase]) -> Iterator[tuple[bytes, i
         rest = data[end:]
 
 
-# A line that starts with a canonical UTC "timestamp" key: `\n{"timestamp": "<time>"`, where
+# A line that starts with a canonical UTC "timestamp" key: `\n{"timestamp": "<time>"` (no
+# space after "{": a line that is not JSON is read from its first '{"'), where
 # <time> is YYYY-MM-DDTHH:MM:SS[.fraction] of a real calendar day (no 29-31 February, no
 # 31 April..., no leap second), then Z or ±00:00. For these, text order is time order,
 # and a time from _CANONICAL_LOW up to (not including) _CANONICAL_HIGH (10^20 ns) parses.
 _TS_CANONICAL = re.compile(
-    rb'\n[ \t]*\{[ \t]*"timestamp"[ \t]*:[ \t]*"('
+    rb'\n[ \t]*\{"timestamp"[ \t]*:[ \t]*"('
     rb"[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
     rb"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
     rb"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
@@ -560,7 +561,7 @@ _CANONICAL_LOW, _CANONICAL_HIGH = b"1970-01-01T00:00:00", b"5138-11-16T09:46:40"
 # A line that starts with any "timestamp" key whose value is a string without escapes
 # (printable ASCII) or an integer.
 _TS_ANY = re.compile(
-    rb'\n[ \t]*\{[ \t]*"timestamp"[ \t]*:[ \t]*'
+    rb'\n[ \t]*\{"timestamp"[ \t]*:[ \t]*'
     rb'(?:"([\x20\x21\x23-\x5b\x5d-\x7e]{1,64})"|([0-9]{1,20})[ \t]*[,}])'
 )
 # \u0060-\u007f: an escape that could spell a letter of "timestamp" in a key.

@@ -312,6 +312,8 @@ def tricky(ns: int, low: int) -> list[bytes]:
         f'{{"timestamp": "2026-02-30T25:00:00.000Z", "type": "error", "ts": "{t}"}}'.encode(),
         f'{{"timestamp": {ns // MS}, "type": "error"}}'.encode(),  # epoch milliseconds
         f'  {{ "timestamp" : "{t}", "type": "error"}}\r'.encode(),
+        # not JSON as a whole: the first '{"' starts the object read, here the inner one
+        f'{{ "timestamp": "{lo}", "x": {{"type": "error", "ts": "{t}"}}}} x'.encode(),
         f'{{"timestamp": "{t}", "type": "error", "message": "{"x" * MAX_LINE_BYTES}"}}'.encode(),
         f'{{"timestamp": "{t[:19]}.{t[20:23]}0000001Z", "type": "error"}}'.encode(),
         f'{{"timestamp": "{t[:19]}\\u002e{t[20:]}", "type": "error"}}'.encode(),  # "."
