@@ -645,6 +645,14 @@ class Interpreter:
         last_done_attempt: dict[str, int] = {}
         for ev in events:
             kind = ev.get("type")
+            for key in ("state", "to"):
+                name = ev.get(key)
+                if isinstance(name, str) and name not in self.machine.states \
+                        and name not in self.machine.finals:
+                    raise JournalError(
+                        f"run {self.journal.run_id}: its journal names state '{name}', which "
+                        f"{self.machine.source_path} does not declare (seq {ev.get('seq')})"
+                    )
             if kind == "run_started":
                 state, entered = self.machine.start, False
             elif kind == "state_entered":

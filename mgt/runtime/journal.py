@@ -37,7 +37,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -189,13 +189,65 @@ def read_events(run_dir: Path) -> tuple[list[dict[str, Any]], int]:
             event = json.loads(line)
             if not isinstance(event, dict):
                 raise ValueError("not an object")
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
             if pos >= len(data):  # torn last line that happens to end in a newline
                 break
             raise JournalError(f"{path}:{lineno}: corrupt event line ({err})") from None
+        problem = event_problem(event)
+        if problem is not None:
+            raise JournalError(f"{path}:{lineno}: corrupt event ({problem})")
         events.append(event)
         good = pos
     return events, good
+
+
+#: The fields an event of each type must have, with what they hold; every reader of a
+#: journal (show, runs, graph --run, resume) relies on them, so a line without them is corrupt.
+_EVENT_FIELDS: dict[str, dict[str, str]] = {
+    "state_entered": {"state": "text"},
+    "attempt_started": {"state": "text", "attempt": "integer"},
+    "attempt_finished": {"state": "text", "attempt": "integer", "outcome": "text"},
+    "transition": {"from": "text", "event": "text", "to": "text"},
+    "run_finished": {"status": "text"},
+}
+#: Fields that may be missing or null, but hold this when given.
+_OPTIONAL_FIELDS: dict[str, str] = {
+    "type": "text",
+    "cost_usd": "number",
+    "tokens": "token counts",
+    "problems": "list",
+    "error": "text",
+    "feedback": "text",
+}
+_KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "text": ("a string", lambda v: isinstance(v, str)),
+    "integer": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "number": ("a number", lambda v: isinstance(v, int | float) and not isinstance(v, bool)),
+    "list": ("a list", lambda v: isinstance(v, list)),
+    "token counts": (
+        'an object of integers ({"input": N, "output": N})',
+        lambda v: isinstance(v, dict)
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in v.values()),
+    ),
+}
+
+
+def event_problem(event: Mapping[str, Any]) -> str | None:
+    """What is wrong with one journal event (a missing or mistyped field), or None."""
+    kind = event.get("type")
+    required = _EVENT_FIELDS.get(kind, {}) if isinstance(kind, str) else {}
+    what = f"{kind} event" if isinstance(kind, str) else "event"
+    for key in required:
+        if key not in event:
+            return f"{what} without '{key}'"
+    for key, holds in (*required.items(), *_OPTIONAL_FIELDS.items()):
+        value = event.get(key)
+        if value is None and key not in required:
+            continue
+        word, fits = _KINDS[holds]
+        if not fits(value):
+            return f"{what}: '{key}' should be {word}, got {json.dumps(value)[:40]}"
+    return None
 
 
 # --------------------------------------------------------------------------- reading a run
@@ -282,9 +334,40 @@ def load_run(runs_dir: Path | str, run_id: str) -> RunRecord:
     events, _ = read_events(run_dir)
     try:
         info = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         info = {}
+    # run.json is a view of the journal: what is unreadable in it is left out, not fatal
+    info = {k: v for k, v in info.items() if info_problem(k, v) is None} \
+        if isinstance(info, dict) else {}
     return _record_from_events(run_id, run_dir, info, events)
+
+
+#: What each field of run.json holds (each may also be missing or null).
+_INFO_FIELDS: dict[str, str] = {
+    "run_id": "text", "status": "text", "current_state": "text", "final": "text",
+    "message": "text", "created": "text", "updated": "text", "cwd": "text", "executor": "text",
+    "budget_usd": "number", "cost_usd": "number", "path": "list",
+    "machine": "object", "inputs": "object", "executor_options": "object", "tokens": "object",
+}
+_MACHINE_FIELDS = ("name", "path", "sha256")
+
+
+def info_problem(key: str, value: Any) -> str | None:
+    """What is wrong with one field of run.json (the wrong type), or None."""
+    if value is None or key not in _INFO_FIELDS:
+        return None
+    holds = _INFO_FIELDS[key]
+    if holds == "object":
+        if not isinstance(value, dict):
+            return f"'{key}' should be an object, got {json.dumps(value)[:40]}"
+        if key == "machine":
+            for name in _MACHINE_FIELDS:
+                item = value.get(name)
+                if item is not None and not isinstance(item, str):
+                    return f"'machine.{name}' should be a string, got {json.dumps(item)[:40]}"
+        return None
+    word, fits = _KINDS[holds]
+    return None if fits(value) else f"'{key}' should be {word}, got {json.dumps(value)[:40]}"
 
 
 def _record_from_events(
@@ -314,7 +397,7 @@ def _record_from_events(
                 att = AttemptRecord(int(ev["attempt"]))
                 rec.attempts.append(att)
             att.outcome = ev.get("outcome")
-            att.cost_usd = float(ev.get("cost_usd", 0.0))
+            att.cost_usd = float(ev.get("cost_usd") or 0.0)
             tokens = ev.get("tokens") or {}
             att.input_tokens = int(tokens.get("input", 0))
             att.output_tokens = int(tokens.get("output", 0))
@@ -451,10 +534,15 @@ class RunJournal:
         try:
             events, size = read_events(run_dir)
             info = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+            if not isinstance(info, dict):
+                raise JournalError(f"{run_id}: corrupt {RUN_FILE}: not a JSON object")
+            problem = next(filter(None, (info_problem(k, v) for k, v in info.items())), None)
+            if problem is not None:
+                raise JournalError(f"{run_id}: corrupt {RUN_FILE}: {problem}")
         except JournalError:
             _unlock(lock_fd)
             raise
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, RecursionError) as err:
             _unlock(lock_fd)
             raise JournalError(f"{run_id}: cannot read {RUN_FILE}: {err}") from err
         journal = cls(run_dir, lock_fd, events, size)
