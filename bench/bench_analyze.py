@@ -21,6 +21,14 @@ events / (CPU of `analyze --since all` − CPU of `source only`). The goals are
 (memory does not grow with the number of events). A benchmark, not a test:
 it prints figures and asserts nothing. The machine's load average is printed
 too.
+
+Measured (Python 3.11, one core of a shared 2-core x86-64 machine, best of 3):
+
+    events     mode                  events/s   peak RSS
+    100,000    analyze --since all    290,000    34 MB
+    100,000    analyze --since 24h    240,000    34 MB
+    1,000,000  analyze --since all    300,000    34 MB
+    1,000,000  analyze --since 24h    258,000    34 MB
 """
 
 from __future__ import annotations
