@@ -21,8 +21,8 @@ bounded by those limits, whatever the number of events.
 now, so yesterday's export analyses the same as it did yesterday. That takes
 two passes: the first finds the newest timestamp of the events the second
 will yield, exactly, while decoding almost no line (it scans blocks of lines
-for a leading canonical `"timestamp"` and parses only the line with the
-greatest one; see `_newest_in_block`), the second yields the events. stdin is
+for a leading `"timestamp"` and decodes only the line with the greatest one;
+see `_newest_in_block`), the second yields the events. stdin is
 first copied to an unnamed temporary file so it can be read twice. Events with
 no usable timestamp are never dropped by `since`. For Loki, `since` counts
 back from now.
