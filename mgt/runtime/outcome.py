@@ -12,7 +12,9 @@ feedback can quote all of them.
 from __future__ import annotations
 
 import json
+import math
 import re
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,13 +63,16 @@ def extract_json(text: str | None) -> tuple[Any, str | None]:
 
     The whole text if it is JSON; else the last fenced ```json block (or unlabelled
     fence) that parses; else the largest balanced `{...}` in the text that parses
-    (the last of equals), so prose around a bare object is ignored.
+    (the last of equals), so prose around a bare object is ignored. Only strict JSON
+    counts: NaN and Infinity (which Python's json module accepts) do not parse, nor
+    does nesting too deep to parse. The search is linear in the text however its braces
+    are arranged.
     """
     if text is None or not text.strip():
         return None, "the answer was empty; expected one JSON object"
     stripped = text.strip()
     try:
-        return json.loads(stripped), None
+        return _loads(stripped), None
     except ValueError:
         pass
     fenced: list[Any] = []
@@ -76,7 +81,7 @@ def extract_json(text: str | None) -> tuple[Any, str | None]:
         if lang not in {"", "json", "jsonc", "json5"}:
             continue
         try:
-            fenced.append(json.loads(match.group(2)))
+            fenced.append(_loads(match.group(2)))
         except ValueError:
             continue
     objects = [v for v in fenced if isinstance(v, dict)]
@@ -86,16 +91,19 @@ def extract_json(text: str | None) -> tuple[Any, str | None]:
         return fenced[-1], None
     best: tuple[int, Any] | None = None
     skip_until = -1
+    ends = _BraceEnds(text)
     for start in (i for i, ch in enumerate(text) if ch == "{"):
         if start < skip_until:
             continue  # inside an object that parsed: anything here is smaller
-        end = _match_brace(text, start)
+        end = ends.end(start)
         if end is None:
             continue
         try:
-            value = json.loads(text[start:end])
-        except ValueError:
+            value, stop = _DECODER.raw_decode(text, start)
+        except (ValueError, RecursionError):
             continue  # try the objects nested inside it
+        if stop != end:
+            continue
         skip_until = end
         if best is None or end - start >= best[0]:
             best = (end - start, value)
@@ -106,28 +114,79 @@ def extract_json(text: str | None) -> tuple[Any, str | None]:
     return None, "the answer contains no JSON object"
 
 
-def _match_brace(text: str, start: int) -> int | None:
-    depth = 0
-    in_string = False
-    escape = False
-    for i in range(start, len(text)):
-        ch = text[i]
-        if in_string:
-            if escape:
-                escape = False
-            elif ch == "\\":
-                escape = True
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _loads(text: str) -> Any:
+    """Strict JSON (no NaN/Infinity); nesting too deep to parse is a ValueError."""
+    try:
+        return _DECODER.decode(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _finite(value: Any) -> bool:
+    """Whether every number in a JSON-shaped value is finite."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return False
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
+
+
+class _BraceEnds:
+    """Where the balanced `{...}` starting at each `{` ends (exclusive), or None.
+
+    A scan from one `{` (taken to be outside a string) settles every `{` it passes
+    outside a string: their ends are where the scan's stack pops them. A `{` is only
+    scanned afresh when no earlier scan passed it outside a string, so a text of
+    100 000 `{` costs one scan, not 100 000.
+    """
+
+    UNKNOWN, UNMATCHED = -1, 0
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.ends = array("i", [self.UNKNOWN]) * len(text)
+
+    def end(self, start: int) -> int | None:
+        if self.ends[start] == self.UNKNOWN:
+            self._scan(start)
+        found = self.ends[start]
+        return None if found == self.UNMATCHED else found
+
+    def _scan(self, start: int) -> None:
+        text, ends = self.text, self.ends
+        stack = array("i")
+        in_string = escape = False
+        for i in range(start, len(text)):
+            ch = text[i]
+            if in_string:
+                if escape:
+                    escape = False
+                elif ch == "\\":
+                    escape = True
+                elif ch == '"':
+                    in_string = False
             elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-    return None
+                in_string = True
+            elif ch == "{":
+                stack.append(i)
+            elif ch == "}" and stack:
+                ends[stack.pop()] = i + 1
+                if not stack:
+                    return
+        for open_at in stack:
+            ends[open_at] = self.UNMATCHED
 
 
 # --------------------------------------------------------------------------- classification
@@ -183,6 +242,8 @@ def classify(
 
     if result.output is not None or not parse_text:
         output, reason = result.output, None
+        if parse_text and not _finite(output):  # structured output read leniently upstream
+            reason = "the answer contains NaN or Infinity, which are not JSON numbers"
     else:
         output, reason = extract_json(result.text)
     if reason is not None:

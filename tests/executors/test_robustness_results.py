@@ -181,3 +181,22 @@ def test_a_zellij_cc_that_prints_a_garbled_report(project: Path, report: str) ->
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["final"] == "ok"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        json.dumps(result(result='{"verdict": NaN}')),
+        json.dumps(result(result="[" * 100_000 + "]" * 100_000)),
+        json.dumps(result(result="{" * 100_000)),
+        json.dumps(result(structured_output={"verdict": "fine", "score": float("inf")})),
+    ],
+    ids=["nan", "nested-too-deeply", "100k-braces", "structured-infinity"],
+)
+def test_a_model_answer_that_is_not_json_is_schema_invalid(project: Path, answer: str) -> None:
+    proc, summary = run(project, answer)
+    assert "internal error" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1 and summary["final"] == "failed", proc.stderr
+    assert "NaN" not in proc.stdout and "Infinity" not in proc.stdout
+    events = (project / "runs" / summary["run_id"] / "events.jsonl").read_text()
+    assert '"outcome":"schema_invalid"' in events

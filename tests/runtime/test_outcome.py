@@ -217,3 +217,50 @@ def test_claude_codes_own_schema_retries_running_out_is_schema_invalid(tmp_path:
     ]
     raw.unlink()  # no raw file and no details: still schema_invalid, with a general problem
     assert _classify(result).event == "schema_invalid"
+
+
+# --------------------------------------------------------------------------- hostile answers
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"total": NaN}',
+        'The result: {"total": Infinity} as computed',
+        '```json\n{"total": -Infinity}\n```',
+    ],
+)
+def test_nan_and_infinity_are_not_json(text: str) -> None:
+    value, why = extract_json(text)
+    assert value is None and why is not None
+
+
+def test_an_answer_nested_too_deeply_is_no_json_not_a_crash() -> None:
+    value, why = extract_json("[" * 100_000 + "]" * 100_000)
+    assert value is None and why is not None
+    out = _classify(ExecResult(text="{\"a\": " + "[" * 100_000 + "]" * 100_000 + "}"))
+    assert out.event == "schema_invalid"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{" * 200_000, None),
+        ("{" * 100_000 + "}" * 100_000, {}),  # only the innermost {} parses
+        ('{"' * 100_000, None),
+        ("x {" * 100_000 + "}", {}),
+    ],
+    ids=["open-braces", "nested-empty", "open-strings", "prose-braces"],
+)
+def test_a_huge_answer_made_of_braces_is_searched_in_one_pass(text: str, expected: Any) -> None:
+    # the largest-balanced-object search used to rescan the rest of the text from every
+    # '{': 30 000 of them took half a minute per attempt, 200 000 would take hours
+    value, why = extract_json(text)
+    assert value == expected
+    assert (why is None) == (expected is not None)
+
+
+def test_structured_output_with_nan_is_schema_invalid() -> None:
+    out = _classify(ExecResult(output={"summary": {"total": float("nan")}, "patterns": []}))
+    assert out.event == "schema_invalid" and "NaN" in out.problems[0]
