@@ -50,6 +50,8 @@ def load_nodes(path: str | Path) -> list[str]:
             value = json.loads(text)
         except ValueError as err:
             raise UsageError(f"nodes file {p}: not a valid JSON array: {err}") from None
+        except RecursionError:
+            raise UsageError(f"nodes file {p}: not a valid JSON array: nested too deeply") from None
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise UsageError(f"nodes file {p}: a JSON nodes file must be an array of strings")
         names = [v.strip() for v in value]

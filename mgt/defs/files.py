@@ -88,6 +88,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise DefinitionError(
             f"{shown}:{line}:{col}: invalid TOML: {reason}", Span.point(shown, line, col)
         ) from None
+    except RecursionError:
+        raise DefinitionError(f"{shown}: invalid TOML: nested too deeply") from None
 
 
 def read_toml_table(path: Path, table: str) -> dict[str, Any] | None:

@@ -190,6 +190,17 @@ def test_bad_nodes_files(tmp_path: Path) -> None:
     assert_one_line_error(mgt("--source", str(SAMPLE), "--nodes", str(bad)), "JSON")
 
 
+def test_polecat_and_nodes_files_nested_too_deeply(tmp_path: Path) -> None:
+    deep_toml = tmp_path / "deep.toml"
+    deep_toml.write_text("[thresholds]\nx = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    assert_one_line_error(mgt("--source", str(SAMPLE), "--polecat", str(deep_toml)),
+                          "deep.toml", "nested too deeply")
+    deep_json = tmp_path / "nodes.json"
+    deep_json.write_text("[" * 100_000 + "]" * 100_000)
+    assert_one_line_error(mgt("--source", str(SAMPLE), "--nodes", str(deep_json)),
+                          "nodes.json", "nested too deeply")
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
