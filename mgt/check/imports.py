@@ -165,11 +165,15 @@ def _fingerprint(files: list[Path]) -> tuple[tuple[str, int, int], ...]:
 
 
 def _files(kind: str, directory: Path) -> list[Path]:
+    # iterdir, not glob: glob takes a directory it may not read for an empty one
+    entries = [p for p in directory.iterdir() if not p.name.startswith(".")]
     if kind == "formulas":
-        return sorted(directory.glob("*.formula.toml"))
+        return sorted(p for p in entries if p.name.endswith(".formula.toml"))
     if kind == "polecats":
-        return sorted(p for p in directory.glob("*.toml") if not p.name.endswith(".formula.toml"))
-    return sorted(directory.glob("*.json"))
+        return sorted(
+            p for p in entries if p.name.endswith(".toml") and not p.name.endswith(".formula.toml")
+        )
+    return sorted(p for p in entries if p.name.endswith(".json"))
 
 
 def _stem(path: Path) -> str:
