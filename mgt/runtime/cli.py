@@ -58,7 +58,7 @@ def exec_main(args: argparse.Namespace) -> int:
 
     requested, options = _executor_options(args)
     executor_name = _executor_name(machine, requested, options)
-    factory = _executor_factory(executor_name, options)
+    factory = _executor_factory(executor_name, options, check=_needs_model(machine))
 
     from mgt.runtime.interpreter import Interpreter
     from mgt.runtime.journal import RunJournal, new_run_id
@@ -126,7 +126,7 @@ def resume_main(args: argparse.Namespace) -> int:
         inputs = resolve_inputs(machine, stored=info.get("inputs") or {})
         requested, options = _executor_options(args, info.get("executor_options"))
         executor_name = requested or info.get("executor") or _executor_name(machine, None, options)
-        factory = _executor_factory(executor_name, options)
+        factory = _executor_factory(executor_name, options, check=_needs_model(machine))
         budget = args.budget_usd if args.budget_usd is not None else info.get("budget_usd")
         cwd = Path(info["cwd"]) if info.get("cwd") and Path(info["cwd"]).is_dir() else None
         if args.executor or options != info.get("executor_options"):
@@ -333,7 +333,7 @@ def _load_machine(path: str) -> Machine | None:
 
 
 def _check_budget(budget: float | None) -> None:
-    if budget is not None and not budget >= 0:
+    if budget is not None and not 0 <= budget < float("inf"):
         raise UsageError(f"--budget-usd: expected a non-negative amount, got {budget}")
 
 
@@ -404,11 +404,21 @@ def _executor_options(
     return name, {k: v for k, v in options.items() if k in {"session", "replay_dir"} and v}
 
 
-def _executor_factory(name: str | None, options: dict[str, Any]) -> Callable[[str], Executor]:
-    """kind ("model" | "command") → an executor; the model one is built (and checked) now."""
+def _executor_factory(
+    name: str | None, options: dict[str, Any], *, check: bool = False
+) -> Callable[[str], Executor]:
+    """kind ("model" | "command") → an executor; the model one is built (and checked) now.
+
+    With `check` (the machine has model states) the executor's program, and the zellij
+    session it needs, are looked up now: a missing one is one line and exit 2 before any
+    run exists, not an error outcome of the first model state.
+    """
     from mgt.executors import make_executor
 
     model: Executor | None = make_executor(name, **options) if name else None
+    if check and model is not None:
+        for needed in ("program", "session"):  # properties that find them or raise
+            getattr(model, needed, None)
 
     def factory(kind: str) -> Executor:
         if kind == "command":

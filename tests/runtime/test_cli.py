@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import uuid
 from pathlib import Path
 
@@ -480,6 +481,39 @@ def test_dry_run_of_a_formula_shows_the_system_prompt_and_the_prompt(work: Path)
     assert "### system prompt\n\nYou are the Log Analyzer" in out
     assert "1. Query graph transitions for failures" in out
     assert '"title":"PatternReport"' in out
+
+
+@pytest.mark.parametrize(
+    ("executor", "message"),
+    [
+        (["--executor", "claude"], "mgt: claude not found on PATH"),
+        (["--executor", "tmux"], "mgt: claude not found on PATH"),
+        (["--executor", "zellij-cc", "--session", "s"], "mgt: zellij-cc not found on PATH"),
+        (["--executor", "zellij-cc"], "mgt: zellij-cc needs a zellij session"),
+    ],
+    ids=["claude", "tmux", "zellij-cc", "zellij-cc-no-session"],
+)
+def test_a_named_executor_that_cannot_run_is_refused_before_the_run(
+    work: Path, executor: list[str], message: str
+) -> None:
+    # it used to create the run, fail its first model state and end at a fail final (exit 1)
+    # with only "failed at 'X'" to say why
+    env = {"PATH": "/usr/bin:/bin", "MGT_CLAUDE": "", "MGT_ZELLIJ_CC": ""}
+    if executor[-1] == "zellij-cc":
+        env["MGT_ZELLIJ_CC"] = sys.executable  # installed, but not in a session
+    proc = mgt("exec", _replay_machine(work), "--runs-dir", "runs", *executor, cwd=work, env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(message) and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert list((work / "runs").iterdir()) == []
+
+
+@pytest.mark.parametrize("budget", ["inf", "nan", "-1", "-inf"])
+def test_a_budget_that_is_not_a_finite_amount_is_refused(work: Path, budget: str) -> None:
+    proc = mgt("exec", write(work / "chain.mgt", CHAIN), "--runs-dir", "runs",
+               f"--budget-usd={budget}", cwd=work)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("mgt: --budget-usd: expected"), proc.stderr
+    assert list((work / "runs").iterdir()) == []
 
 
 def test_an_unknown_executor_is_one_line(work: Path) -> None:
