@@ -1,6 +1,6 @@
-"""The .mgt language as frozen dataclasses with spans; produced by `mgt.syntax`, read by `mgt.check`.
+"""The .mgt language as frozen dataclasses with spans: built by `mgt.syntax`, read by `mgt.check`.
 
-Nothing here depends on lark: `mgt.syntax` converts parse trees into these nodes and
+Nothing here depends on lark: `mgt.syntax` builds these nodes while it parses and
 no lark object leaves that package. Names keep their own span so diagnostics can
 point at exactly the word that is wrong.
 """
