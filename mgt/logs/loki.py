@@ -318,6 +318,11 @@ class LokiClient:
                     try:
                         return json.loads(response.content)
                     except (ValueError, RecursionError):
+                        if _is_html(response):  # a web UI or login page: retrying cannot help
+                            raise self._error(
+                                "answered with an HTML page, not Loki's JSON: is this a Loki URL? "
+                                f"({_body_text(response)[:80]})"
+                            ) from None
                         problem = "answered with a body that is not complete JSON"
                 elif status in _RETRY_STATUS:
                     problem = f"HTTP {status} {response.reason_phrase}".rstrip()
@@ -428,6 +433,15 @@ def _retry_after(value: str | None) -> float | None:
     if when is None:
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _is_html(response: httpx.Response) -> bool:
+    """A page for a browser: served as HTML, or markup served as anything but JSON (a body
+    labelled JSON may just be cut or garbled on the way, which a retry can fix)."""
+    kind = response.headers.get("content-type", "").lower()
+    if "html" in kind:
+        return True
+    return "json" not in kind and response.content.lstrip()[:1] == b"<"
 
 
 def _body_text(response: httpx.Response) -> str:

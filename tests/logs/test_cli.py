@@ -301,3 +301,44 @@ def test_default_loki_url_unreachable_says_how_to_choose(tmp_path: Path) -> None
     assert result.stderr.strip().splitlines() == [
         "mgt: Loki at http://localhost:3100: cannot connect (Connection refused); "
         "set GRAFANA_LOKI_URL (or .tidepool.env) or pass --source URL|FILE"]
+
+
+@pytest.fixture
+def html_server(tmp_path: Path) -> Iterator[str]:
+    """A real web server (Python's http.server) answering every Loki path with an HTML page,
+    as a Grafana UI or a login proxy does when given instead of Loki's API."""
+    site = tmp_path / "site"
+    (site / "loki" / "api" / "v1").mkdir(parents=True)
+    (site / "loki" / "api" / "v1" / "query_range").write_text(
+        "<!DOCTYPE html>\n<html><head><title>Grafana</title></head><body>Sign in</body></html>\n"
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+         "--directory", str(site)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_server_answering_html_is_not_loki(html_server: str, tmp_path: Path) -> None:
+    # an HTML page is no cut-off JSON answer: it used to be retried five times (with backoff)
+    # and reported as "a body that is not complete JSON"
+    result = run("errors", "--source", html_server, "--verbose", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[-1].startswith(f"mgt: Loki at {html_server}: answered with an HTML page"), lines
+    assert "is this a Loki URL?" in lines[-1]
+    assert sum("GET " in line for line in lines) == 1, result.stderr
