@@ -205,6 +205,9 @@ def show_main(args: argparse.Namespace) -> int:
     if record.final:
         msg = data.get("message")
         con.print(f"final    {escape(record.final)}" + (f": {escape(str(msg))}" if msg else ""))
+        cause = _failure_cause(record.events) if record.status == "failed" else None
+        if cause:
+            con.print(f"cause    {escape(cause)}")
     con.print(
         f"cost     ${record.cost_usd:.4f} · tokens {record.input_tokens:,} in / "
         f"{record.output_tokens:,} out"
@@ -464,11 +467,37 @@ def _report(result: RunResult, as_json: bool, machine: Machine | None = None) ->
         con = out_console()
         render_outputs(record, output_schemas(record, machine), con)
         render_costs(record, con)
-    print(_summary_line(result), file=sys.stderr)
+    cause = None
+    if result.status == "failed":
+        from mgt.runtime.journal import read_events
+
+        with suppress(JournalError):
+            cause = _failure_cause(read_events(result.run_dir)[0])
+    print(_summary_line(result, cause), file=sys.stderr)
     return result.exit_code
 
 
-def _summary_line(result: RunResult) -> str:
+def _failure_cause(events: list[dict[str, Any]]) -> str | None:
+    """Why a failed run took its last transition: the error of the attempt or guard that sent
+    it to the fail final (None when an output was routed there on purpose, by `on done`)."""
+    last = next((e for e in reversed(events) if e.get("type") == "transition"), None)
+    if last is None or last.get("event") == "done":
+        return None
+    state = last.get("from")
+    for event in reversed(events[: events.index(last)]):
+        if event.get("state") != state or event.get("type") not in {"attempt_finished",
+                                                                     "guard_failed"}:
+            continue
+        problems = event.get("problems") or [None]
+        detail = event.get("error") or problems[0]
+        if not detail:
+            return None
+        text = " ".join(str(detail).split())
+        return f"last error in '{state}': " + (text if len(text) <= 300 else text[:299] + "…")
+    return None
+
+
+def _summary_line(result: RunResult, cause: str | None = None) -> str:
     t = result.totals
     cost = f"${t.cost_usd:.4f}, {t.input_tokens:,} in / {t.output_tokens:,} out tokens"
     states = sum(1 for _ in result.path) - (1 if result.final else 0)
@@ -479,8 +508,9 @@ def _summary_line(result: RunResult) -> str:
             f"continue with: mgt resume {result.run_id}"
         )
     message = f": {result.message}" if result.message else ""
+    why = f"; {cause}" if cause else ""
     return (
-        f"mgt: run {result.run_id} {result.status} at '{result.final}'{message} "
+        f"mgt: run {result.run_id} {result.status} at '{result.final}'{message}{why} "
         f"({states} state(s), {cost})"
     )
 

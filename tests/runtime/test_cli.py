@@ -576,3 +576,37 @@ state wait:
     resumed = mgt("resume", run_dir.name, "--runs-dir", work / "runs", "--json", cwd=elsewhere)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["path"] == ["analyze", "wait", "ok"]
+
+
+def test_a_run_ending_at_a_fail_final_says_what_went_wrong(work: Path) -> None:
+    # 'failed at X' alone left the user to dig the cause out of events.jsonl
+    machine = write(work / "why.mgt", """\
+machine why
+
+input threshold: json = null
+
+state probe:
+    run command "true"
+    on done when input.threshold > 1 -> failed
+    on done -> ok
+    on error -> failed
+
+final ok: succeed
+final failed: fail
+""")
+    proc = mgt("exec", machine, "--runs-dir", "runs", cwd=work)
+    assert proc.returncode == 1, proc.stderr
+    line = proc.stderr.splitlines()[-1]
+    assert line.startswith("mgt: run ") and " failed at 'failed'" in line, line
+    assert "last error in 'probe'" in line and "could not be evaluated" in line, line
+    run_id = line.split()[2]
+    shown = mgt("show", run_id, "--runs-dir", "runs", cwd=work)
+    assert "last error in 'probe'" in shown.stdout, shown.stdout
+
+
+def test_an_implicit_fail_also_quotes_the_error(work: Path) -> None:
+    proc = mgt("exec", write(work / "f.mgt", FAILING), "--runs-dir", "runs", cwd=work)
+    assert proc.returncode == 1
+    line = proc.stderr.splitlines()[-1]
+    assert "state 'boom' ended with 'error' and has no transition for it" in line
+    assert "last error in 'boom': command exited with 4: broken" in line, line
