@@ -71,10 +71,11 @@ def extract_json(text: str | None) -> tuple[Any, str | None]:
     if text is None or not text.strip():
         return None, "the answer was empty; expected one JSON object"
     stripped = text.strip()
+    constant: list[str] = []  # NaN/Infinity met while parsing: the likely reason nothing parsed
     try:
         return _loads(stripped), None
-    except ValueError:
-        pass
+    except ValueError as err:
+        _note_constant(err, constant)
     fenced: list[Any] = []
     for match in _FENCE.finditer(text):
         lang = match.group(1).lower()
@@ -82,7 +83,8 @@ def extract_json(text: str | None) -> tuple[Any, str | None]:
             continue
         try:
             fenced.append(_loads(match.group(2)))
-        except ValueError:
+        except ValueError as err:
+            _note_constant(err, constant)
             continue
     objects = [v for v in fenced if isinstance(v, dict)]
     if objects:
@@ -100,8 +102,11 @@ def extract_json(text: str | None) -> tuple[Any, str | None]:
             continue
         try:
             value, stop = _DECODER.raw_decode(text, start)
-        except (ValueError, RecursionError):
+        except ValueError as err:
+            _note_constant(err, constant)
             continue  # try the objects nested inside it
+        except RecursionError:
+            continue
         if stop != end:
             continue
         skip_until = end
@@ -109,13 +114,29 @@ def extract_json(text: str | None) -> tuple[Any, str | None]:
             best = (end - start, value)
     if best is not None:
         return best[1], None
+    if constant:
+        return None, (
+            f"the answer's JSON contains {constant[0]}, which is not a JSON number "
+            "(use null or a number)"
+        )
     if "{" in text:
         return None, "the answer contains no valid JSON object (the braces found do not parse)"
     return None, "the answer contains no JSON object"
 
 
+class _NotJSONConstant(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name} is not JSON")
+        self.name = name
+
+
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    raise _NotJSONConstant(name)
+
+
+def _note_constant(err: ValueError, seen: list[str]) -> None:
+    if isinstance(err, _NotJSONConstant) and not seen:
+        seen.append(err.name)
 
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)

@@ -233,6 +233,7 @@ def test_claude_codes_own_schema_retries_running_out_is_schema_invalid(tmp_path:
 def test_nan_and_infinity_are_not_json(text: str) -> None:
     value, why = extract_json(text)
     assert value is None and why is not None
+    assert "Infinity, which is not a JSON number" in why or "NaN, which is not" in why, why
 
 
 def test_an_answer_nested_too_deeply_is_no_json_not_a_crash() -> None:
