@@ -403,7 +403,10 @@ def _executor_options(
     if getattr(args, "replay_dir", None):
         options["replay_dir"] = str(Path(args.replay_dir).resolve())
     if name and name.startswith("replay:"):
-        name, options["replay_dir"] = "replay", str(Path(name.split(":", 1)[1]).resolve())
+        directory = name.split(":", 1)[1]
+        if not directory.strip():  # Path("") would be the current directory
+            raise UsageError("--executor replay:DIR needs a directory after the colon")
+        name, options["replay_dir"] = "replay", str(Path(directory).resolve())
     return name, {k: v for k, v in options.items() if k in {"session", "replay_dir"} and v}
 
 

@@ -516,6 +516,15 @@ def test_a_budget_that_is_not_a_finite_amount_is_refused(work: Path, budget: str
     assert list((work / "runs").iterdir()) == []
 
 
+def test_replay_with_an_empty_directory_is_refused(work: Path) -> None:
+    # 'replay:' used to replay from the current directory, failing every model state
+    proc = mgt("exec", _replay_machine(work), "--runs-dir", "runs", "--executor", "replay:",
+               cwd=work)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == "mgt: --executor replay:DIR needs a directory after the colon\n"
+    assert list((work / "runs").iterdir()) == []
+
+
 def test_an_unknown_executor_is_one_line(work: Path) -> None:
     proc = mgt("exec", _replay_machine(work), "--runs-dir", "runs", "--executor", "claud",
                cwd=work)
