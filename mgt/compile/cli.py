@@ -31,7 +31,7 @@ def graph_main(args: argparse.Namespace) -> int:
     except CheckError as err:
         _print_diagnostics(err)
         return err.exit_code
-    taken = _taken_path(machine, args.runs_dir, args.run) if args.run else None
+    taken = _taken_path(machine, args.runs_dir, args.run) if args.run is not None else None
     drawing = render(graph_of(machine, taken), fmt)
     data = drawing.encode("utf-8") if isinstance(drawing, str) else drawing
     if output is not None:

@@ -280,6 +280,10 @@ def test_an_unknown_run_id_is_a_one_line_error(pipeline: Path, tmp_path: Path) -
     proc = mgt("graph", pipeline, "--run", "../x", "--runs-dir", runs)
     assert proc.returncode == 2
     assert "bad run id" in one_line_error(proc)
+    # an empty id (an unset shell variable: --run "$RUN") used to draw with nothing marked
+    proc = mgt("graph", pipeline, "--run", "", "--runs-dir", runs)
+    assert proc.returncode == 2
+    assert "bad run id ''" in one_line_error(proc)
 
 
 def test_a_run_of_another_machine_warns_and_still_draws(pipeline: Path, tmp_path: Path) -> None:
