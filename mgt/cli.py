@@ -38,10 +38,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"mgt: error: {message}\n")
 
 
+def _directory(text: str) -> str:
+    if not text.strip():  # "" would be the current directory
+        raise argparse.ArgumentTypeError("expected a directory, got an empty string")
+    return text
+
+
 def _runs_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--runs-dir",
-        default=os.environ.get("MGT_RUNS_DIR", ".mgt/runs"),
+        type=_directory,
+        default=os.environ.get("MGT_RUNS_DIR") or ".mgt/runs",  # an empty variable is unset
         help="directory holding run directories (default: .mgt/runs, or $MGT_RUNS_DIR)",
     )
 

@@ -525,6 +525,21 @@ def test_replay_with_an_empty_directory_is_refused(work: Path) -> None:
     assert list((work / "runs").iterdir()) == []
 
 
+def test_an_empty_runs_dir_is_not_the_current_directory(work: Path) -> None:
+    # --runs-dir '' or MGT_RUNS_DIR= used to put run directories straight into the cwd
+    machine = write(work / "chain.mgt", CHAIN)
+    proc = mgt("exec", machine, "--runs-dir", "", cwd=work)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == (
+        "mgt: error: argument --runs-dir: expected a directory, got an empty string"
+    )
+    proc = mgt("exec", machine, "--json", cwd=work, env={"MGT_RUNS_DIR": ""})
+    assert proc.returncode == 0, proc.stderr
+    run_id = json.loads(proc.stdout)["run_id"]
+    assert (work / ".mgt" / "runs" / run_id / "events.jsonl").is_file()
+    assert not (work / run_id).exists()
+
+
 def test_an_unknown_executor_is_one_line(work: Path) -> None:
     proc = mgt("exec", _replay_machine(work), "--runs-dir", "runs", "--executor", "claud",
                cwd=work)
