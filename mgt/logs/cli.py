@@ -62,7 +62,7 @@ def main(args: argparse.Namespace) -> int:
 
     _check(args)
     kind: str = args.kind
-    since: str = args.since or ("7d" if kind == "session" else "24h")
+    since: str = args.since if args.since is not None else ("7d" if kind == "session" else "24h")
     err = _err
     on_request = err if args.verbose else None
 

@@ -174,6 +174,7 @@ def test_log_text_cannot_drive_the_terminal(tmp_path: Path) -> None:
     (["llm-calls", "--min-latency", "-5"], "--min-latency must be 0 or more"),
     (["errors", "--limit", "0"], "--limit must be a positive number"),
     (["errors", "--since", "yesterday"], "invalid duration 'yesterday'"),
+    (["errors", "--since", ""], "invalid duration ''"),  # was taken as the default 24h
     (["errors", "--source", "missing.jsonl"], "no such event file: missing.jsonl"),
     (["errors", "--source", "ftp://x"], "no such event file: ftp://x"),
     (["errors", "--source", ""], "empty --source"),
