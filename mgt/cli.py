@@ -9,6 +9,7 @@ traceback; Ctrl-C exits 130.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -130,7 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tolerant_streams() -> None:
+    """Text no UTF-8 can hold (a lone surrogate read from a log or a model's JSON, an
+    undecodable argument) is printed as its backslash escape, never a UnicodeEncodeError;
+    inside JSON output that escape is the same JSON string."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):  # a closed or detached stream
+                reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _tolerant_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:

@@ -92,7 +92,9 @@ class ClaudeExecutor:
     def run(self, request: ExecRequest) -> ExecResult:
         attempt_dir = prepare_attempt_dir(request.attempt_dir)
         system_file = attempt_dir / SYSTEM_PROMPT_FILE
-        system_file.write_text(request.system_prompt or "", encoding="utf-8")
+        system_file.write_text(
+            request.system_prompt or "", encoding="utf-8", errors="backslashreplace"
+        )
         result_path = attempt_dir / RESULT_FILE
         proc = run_process(
             self.argv(request, system_file),

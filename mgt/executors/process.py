@@ -83,7 +83,9 @@ def run_process(
     back); otherwise temporary files are used. Raises `ExecutorError` only when
     the program cannot be started at all (not found, not executable, bad cwd).
     """
-    argv = tuple(str(a) for a in argv)
+    argv = tuple(_os_text(str(a)) for a in argv)
+    if env is not None:
+        env = {_os_text(k): _os_text(v) for k, v in env.items()}
     if not argv:
         raise ExecutorError("no command to run")
     with ExitStack() as stack:
@@ -92,7 +94,9 @@ def run_process(
         stdin: IO[bytes] | int = subprocess.DEVNULL
         if input is not None:
             stdin_file = stack.enter_context(tempfile.TemporaryFile())
-            stdin_file.write(input.encode() if isinstance(input, str) else input)
+            # a lone surrogate in a prompt cannot be UTF-8: it goes as its \\uXXXX escape
+            data = input.encode("utf-8", "backslashreplace") if isinstance(input, str) else input
+            stdin_file.write(data)
             stdin_file.seek(0)
             stdin = stdin_file
         started = time.monotonic()
@@ -146,6 +150,17 @@ def run_process(
         stdout_path=stdout_path,
         stderr_path=stderr_path,
     )
+
+
+def _os_text(text: str) -> str:
+    """`text` as the OS can take it in an argument or environment variable: undecodable
+    bytes (surrogate-escaped) stay those bytes; a lone surrogate that no encoding holds
+    (from a log or a model's JSON) is passed as its backslash escape instead of failing."""
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 class _HeldSignals:

@@ -163,9 +163,13 @@ class TmuxExecutor:
         return result
 
     def _write_script(self, request: ExecRequest, attempt_dir: Path) -> Path:
-        (attempt_dir / PROMPT_FILE).write_text(request.prompt, encoding="utf-8")
+        (attempt_dir / PROMPT_FILE).write_text(
+            request.prompt, encoding="utf-8", errors="backslashreplace"
+        )
         system_file = attempt_dir / SYSTEM_PROMPT_FILE
-        system_file.write_text(request.system_prompt or "", encoding="utf-8")
+        system_file.write_text(
+            request.system_prompt or "", encoding="utf-8", errors="backslashreplace"
+        )
         argv = [self.program, *claude_args(request, system_file, "dontAsk")]
         q = shlex.quote
         exit_file = q(str(attempt_dir / EXIT_FILE))
@@ -184,7 +188,9 @@ class TmuxExecutor:
         if self.keep_window:
             lines += ['echo "[mgt] finished (exit $status); press Enter to close"', "read -r _"]
         script = attempt_dir / SCRIPT_FILE
-        script.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        script.write_text(  # paths keep their undecodable bytes
+            "\n".join(lines) + "\n", encoding="utf-8", errors="surrogateescape"
+        )
         return script
 
     def _wait_exit_code(self, exit_path: Path, wait: float = 2.0) -> int | None:

@@ -139,7 +139,7 @@ def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with open(tmp, "w", encoding="utf-8", errors="backslashreplace") as fh:
             fh.write(text)
             fh.flush()
             if durable:
@@ -502,7 +502,11 @@ class RunJournal:
         try:
             if path.exists() and path.stat().st_size != size:
                 os.truncate(path, size)  # cut off a torn last line before appending
-            self._fh: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115
+            # a lone surrogate (valid JSON, no UTF-8) is written as its \\uXXXX escape:
+            # the same JSON string, read back exactly
+            self._fh: IO[str] = open(  # noqa: SIM115
+                path, "a", encoding="utf-8", errors="backslashreplace"
+            )
         except OSError as err:
             self._release()
             raise JournalError(f"cannot open {path}: {err.strerror or err}") from err

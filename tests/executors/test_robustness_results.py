@@ -200,3 +200,60 @@ def test_a_model_answer_that_is_not_json_is_schema_invalid(project: Path, answer
     assert "NaN" not in proc.stdout and "Infinity" not in proc.stdout
     events = (project / "runs" / summary["run_id"] / "events.jsonl").read_text()
     assert '"outcome":"schema_invalid"' in events
+
+
+NEXT = """\
+machine judge "one model state, then a command given its answer"
+
+import polecats from "polecats"
+import formulas from "formulas"
+import schemas from "schemas"
+
+input note: str = "-"
+
+state judge:
+    run formula judge
+    with text = input.note
+    on done -> echo
+    on error -> failed
+    on timeout -> failed
+    on schema_invalid -> failed
+    on guardrail -> failed
+
+state echo:
+    run formula judge
+    with text = judge.output.verdict
+    on done -> ok
+    on error -> failed
+    on timeout -> failed
+    on schema_invalid -> failed
+    on guardrail -> failed
+
+final ok: succeed
+final failed: fail
+"""
+
+
+def test_a_lone_surrogate_in_an_answer_or_input_is_kept_as_its_escape(project: Path) -> None:
+    # "\ud800" is valid JSON text but no UTF-8 can hold it: writing the journal, the next
+    # prompt and the --json summary crashed ('internal error', then the same on resume)
+    (project / "judge.mgt").write_text(NEXT)
+    answer = json.dumps(result(result='{"verdict": "fine \\ud800 done"}'))
+    (project / "answers" / "echo.json").write_text(json.dumps(result()))
+    proc, summary = run(project, answer, "--input", "note=caf\udcc3")
+    assert proc.returncode == 0, proc.stderr
+    assert summary["outputs"]["judge"] == {"verdict": "fine \ud800 done"}
+    run_dir = project / "runs" / summary["run_id"]
+    prompt = (run_dir / "states" / "echo" / "1" / "prompt.md").read_text()
+    assert "fine \\ud800 done" in prompt
+    for command in (["show", summary["run_id"]], ["show", summary["run_id"], "--json"],
+                    ["runs", "--json"]):
+        shown = subprocess.run(
+            [sys.executable, "-m", "mgt", *command, "--runs-dir", "runs"],
+            cwd=project, capture_output=True, timeout=60, check=False,
+        )
+        assert shown.returncode == 0 and b"Traceback" not in shown.stderr, shown.stderr
+    data = json.loads(subprocess.run(
+        [sys.executable, "-m", "mgt", "show", summary["run_id"], "--runs-dir", "runs", "--json"],
+        cwd=project, capture_output=True, timeout=60, check=False).stdout)
+    assert data["inputs"]["note"] == "caf\udcc3"
