@@ -140,8 +140,9 @@ def analyze_logs(ctx: StepContext) -> dict[str, Any]:
         report["summary"]["query_type"] = str(binding(ctx, "query_type"))
     try:
         ctx.attempt_dir.mkdir(parents=True, exist_ok=True)
-        (ctx.attempt_dir / REPORT_FILE).write_text(
-            json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        (ctx.attempt_dir / REPORT_FILE).write_text(  # a lone surrogate from a log: \\uXXXX
+            json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8",
+            errors="backslashreplace",
         )
     except OSError as err:
         raise StepFailure(f"analyze-logs: cannot write the report: {err.strerror or err}") from None

@@ -258,3 +258,23 @@ def test_a_truncated_gzip_is_analyzed_as_far_as_it_goes(tmp_path: Path) -> None:
     human = mgt("--source", str(cut), "--since", "all")
     assert human.returncode == 0
     assert "note: " in human.stdout and "stopped reading" in human.stdout
+
+
+def test_log_text_with_lone_surrogates_in_the_report_and_the_builtin(tmp_path: Path) -> None:
+    # "\ud800" is valid JSON in a log line but no UTF-8: `mgt analyze --json` crashed with a
+    # traceback printing it, and the analyze-logs step failed writing PatternReport.json
+    line = ('{"timestamp": "2026-01-15T00:00:0%d.000Z", "type": "error", '
+            '"message": "bad \\ud800 input", "context": "x\\udfff"}\n')
+    source = tmp_path / "events.jsonl"
+    source.write_text("".join(line % i for i in range(4)))
+    report = report_of(mgt("--source", str(source), "--json"))
+    [pattern] = report["patterns"]
+    assert pattern["sample_events"][0]["event"]["message"] == "bad \ud800 input"
+    proc = subprocess.run(
+        [sys.executable, "-m", "mgt", "exec", str(REPO / "machines" / "analyze.mgt"),
+         "--input", f"source={source}", "--input", "min_occurrences=1",
+         "--runs-dir", str(tmp_path / "runs"), "--json"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["final"] == "report"
