@@ -703,7 +703,7 @@ class Interpreter:
             return json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, RecursionError) as err:
             raise JournalError(f"cannot read {path}: {err}") from err
 
 

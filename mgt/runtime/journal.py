@@ -424,7 +424,7 @@ def _record_from_events(
     for name, rec in states.items():
         out = run_dir / "outputs" / f"{name}.json"
         if out.is_file():
-            with contextlib.suppress(OSError, ValueError):
+            with contextlib.suppress(OSError, ValueError, RecursionError):  # a view: best effort
                 rec.output = json.loads(out.read_text(encoding="utf-8"))
     return RunRecord(
         run_id=run_id,
@@ -609,7 +609,7 @@ class RunJournal:
             return json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, RecursionError) as err:
             raise JournalError(f"cannot read {path}: {err}") from err
 
     def record(self) -> RunRecord:

@@ -177,3 +177,13 @@ def test_the_untouched_copy_still_resumes(interrupted: Path, tmp_path: Path) -> 
                env={"QUICK": "1"}, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["path"] == ["first", "wait", "last", "ok"]
+
+
+def test_an_output_file_nested_too_deeply_is_left_out_of_show(interrupted: Path,
+                                                               tmp_path: Path) -> None:
+    # outputs/ is a view of the journal: an unreadable one is skipped, never a traceback
+    run_dir = copy_run(interrupted, tmp_path)
+    (run_dir / "outputs" / "first.json").write_text("[" * 100_000 + "]" * 100_000)
+    for command in (["show", run_dir.name], ["show", run_dir.name, "--json"], ["runs"]):
+        proc = mgt(*command, "--runs-dir", "runs", cwd=tmp_path)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
