@@ -255,11 +255,13 @@ def kill_group(
     if not _signal_group(pgid, signal.SIGTERM):
         return
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not _group_alive(pgid, leader):
-            break
-        time.sleep(0.02)
-    _signal_group(pgid, signal.SIGKILL)
+    try:
+        while time.monotonic() < deadline:
+            if not _group_alive(pgid, leader):
+                break
+            time.sleep(0.02)
+    finally:  # a second Ctrl-C cuts the grace short, never the SIGKILL
+        _signal_group(pgid, signal.SIGKILL)
     if leader is not None:
         _wait_exited(leader.pid, None)
 

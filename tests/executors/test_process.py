@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -200,3 +201,29 @@ def test_a_signal_while_the_child_is_forked_is_not_lost(tmp_path: Path, signum: 
     assert proc.stdout.startswith("stopped"), (proc.stdout, proc.stderr)
     if pids.exists() and pids.read_text().strip():
         assert wait_gone(int(pids.read_text())), "the child outlived the interrupted step"
+
+
+def test_a_second_ctrl_c_during_the_grace_period_still_ends_the_tree(tmp_path: Path) -> None:
+    # The first Ctrl-C sends SIGTERM and waits `grace` for the group; a second one during
+    # that wait used to abort the wait before the SIGKILL, leaving a TERM-ignoring child.
+    pids = tmp_path / "pids"
+    code = (
+        "from mgt.executors.process import run_process\n"
+        f"run_process(['sh', '-c', \"trap '' TERM; sleep 300 & echo $! > {pids}; wait\"],"
+        " timeout=300, grace=30)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (pids.exists() and pids.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pids.read_text())
+    parent.send_signal(signal.SIGINT)
+    time.sleep(0.5)  # inside the 30 s grace: the child ignores SIGTERM
+    assert alive(child)
+    parent.send_signal(signal.SIGINT)
+    try:
+        parent.communicate(timeout=20)
+        assert wait_gone(child), "a TERM-ignoring child outlived a twice-interrupted mgt"
+    finally:
+        if alive(child):
+            os.kill(child, signal.SIGKILL)
