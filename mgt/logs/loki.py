@@ -473,4 +473,7 @@ def _reason(err: httpx.HTTPError) -> str:
         cause = cause.__cause__
     text = str(cause) if cause is not None else ""
     text = re.sub(r"^\[Errno -?\d+\]\s*", "", text)
+    if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
+        # OpenSSL's words for "the other end answered in plain HTTP"
+        return "no TLS at this address: the server speaks plain HTTP, try http://"
     return _one_line(text or type(err).__name__)

@@ -343,3 +343,15 @@ def test_a_server_answering_html_is_not_loki(html_server: str, tmp_path: Path) -
     assert lines[-1].startswith(f"mgt: Loki at {html_server}: answered with an HTML page"), lines
     assert "is this a Loki URL?" in lines[-1]
     assert sum("GET " in line for line in lines) == 1, result.stderr
+
+
+def test_https_to_a_plain_http_server_says_so(html_server: str, tmp_path: Path) -> None:
+    # OpenSSL's "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)" told a user
+    # nothing about the fix
+    url = html_server.replace("http://", "https://")
+    result = run("errors", "--source", url, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"mgt: Loki at {url}: cannot connect (no TLS at this address: the server speaks plain "
+        "HTTP, try http://)\n"
+    )
