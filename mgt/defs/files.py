@@ -59,7 +59,7 @@ def read_text(path: Path) -> str:
     except OSError as e:
         raise DefinitionError(f"{shown}: cannot read: {e.strerror or e}") from None
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8").removeprefix("\ufeff")  # a BOM, as some editors save
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1

@@ -192,7 +192,7 @@ def load_inputs_file(path: Path | str) -> dict[str, Any]:
     """Read `--inputs FILE` (.json or .toml) into a mapping; malformed → `FILE:LINE:COL: ...`."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = file.read_text(encoding="utf-8").removeprefix("\ufeff")  # a BOM, as editors save
     except OSError as err:
         raise UsageError(f"--inputs {file}: {err.strerror or err}") from None
     except UnicodeDecodeError:

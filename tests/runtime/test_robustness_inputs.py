@@ -88,3 +88,13 @@ def test_good_values_still_pass(work: Path) -> None:
     proc = mgt("exec", "types.mgt", "--runs-dir", "runs", "--inputs", "good.json",
                "--input", "n=7", cwd=work)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_inputs_files_saved_with_a_byte_order_mark(work: Path) -> None:
+    # "invalid JSON: Unexpected UTF-8 BOM (decode using utf-8-sig)" / "invalid TOML: Invalid
+    # statement" for files that look right in any editor
+    (work / "in.json").write_bytes(b'\xef\xbb\xbf{"n": 2}')
+    (work / "in.toml").write_bytes(b"\xef\xbb\xbfn = 3\n")
+    for name in ("in.json", "in.toml"):
+        proc = mgt("exec", "types.mgt", "--runs-dir", "runs", "--inputs", name, cwd=work)
+        assert proc.returncode == 0, proc.stderr
