@@ -22,6 +22,7 @@ from mgt.compile.model import InputSpec, Machine
 from mgt.diagnostics import did_you_mean
 from mgt.errors import UsageError
 from mgt.expr.durations import Duration, parse_duration
+from mgt.runtime.strict_json import all_finite, loads
 
 __all__ = ["coerce_input", "load_inputs_file", "parse_input_args", "resolve_inputs"]
 
@@ -124,10 +125,10 @@ def coerce_input(
     if kind == "json":
         if text is not None and from_text:
             try:
-                return _json_loads(text)
+                return loads(text)
             except ValueError as err:
                 raise _bad(spec, value, str(err)) from None
-        if not _finite(value):  # NaN/inf from a TOML file: JSON has no such numbers
+        if not all_finite(value):  # NaN/inf from a TOML file: JSON has no such numbers
             raise _bad(spec, value, "JSON numbers are finite")
         return value
     if kind == "enum":
@@ -144,33 +145,6 @@ def _float(value: int | float) -> float | None:
         return float(value)
     except OverflowError:  # an integer of hundreds of digits
         return None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number (use null or a number)")
-
-
-def _json_loads(text: str) -> Any:
-    """Strict JSON: NaN and Infinity (which Python's json accepts) are errors, and so is
-    nesting too deep to parse (a ValueError, never a RecursionError)."""
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
-
-
-def _finite(value: Any) -> bool:
-    """Whether every number in a (TOML- or JSON-shaped) value is finite."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            return False
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return True
 
 
 def parse_input_args(pairs: Sequence[str]) -> dict[str, str]:
@@ -210,7 +184,7 @@ def load_inputs_file(path: Path | str) -> dict[str, Any]:
             raise UsageError(f"{file}: invalid TOML: nested too deeply") from None
     elif suffix == ".json":
         try:
-            data = _json_loads(text)
+            data = loads(text)
         except json.JSONDecodeError as err:
             raise UsageError(f"{file}:{err.lineno}:{err.colno}: invalid JSON: {err.msg}") from None
         except ValueError as err:

@@ -12,7 +12,6 @@ feedback can quote all of them.
 from __future__ import annotations
 
 import json
-import math
 import re
 from array import array
 from collections.abc import Callable, Sequence
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mgt.executors.base import ExecResult
+from mgt.runtime.strict_json import NotJSONConstant, all_finite, loads, raw_decode
 
 __all__ = [
     "STRUCTURED_RETRIES_EXHAUSTED",
@@ -73,7 +73,7 @@ def extract_json(text: str | None) -> tuple[Any, str | None]:
     stripped = text.strip()
     constant: list[str] = []  # NaN/Infinity met while parsing: the likely reason nothing parsed
     try:
-        return _loads(stripped), None
+        return loads(stripped), None
     except ValueError as err:
         _note_constant(err, constant)
     fenced: list[Any] = []
@@ -82,7 +82,7 @@ def extract_json(text: str | None) -> tuple[Any, str | None]:
         if lang not in {"", "json", "jsonc", "json5"}:
             continue
         try:
-            fenced.append(_loads(match.group(2)))
+            fenced.append(loads(match.group(2)))
         except ValueError as err:
             _note_constant(err, constant)
             continue
@@ -101,7 +101,7 @@ def extract_json(text: str | None) -> tuple[Any, str | None]:
         if end is None:
             continue
         try:
-            value, stop = _DECODER.raw_decode(text, start)
+            value, stop = raw_decode(text, start)
         except ValueError as err:
             _note_constant(err, constant)
             continue  # try the objects nested inside it
@@ -124,44 +124,9 @@ def extract_json(text: str | None) -> tuple[Any, str | None]:
     return None, "the answer contains no JSON object"
 
 
-class _NotJSONConstant(ValueError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"{name} is not JSON")
-        self.name = name
-
-
-def _reject_constant(name: str) -> Any:
-    raise _NotJSONConstant(name)
-
-
 def _note_constant(err: ValueError, seen: list[str]) -> None:
-    if isinstance(err, _NotJSONConstant) and not seen:
+    if isinstance(err, NotJSONConstant) and not seen:
         seen.append(err.name)
-
-
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-
-
-def _loads(text: str) -> Any:
-    """Strict JSON (no NaN/Infinity); nesting too deep to parse is a ValueError."""
-    try:
-        return _DECODER.decode(text)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
-
-
-def _finite(value: Any) -> bool:
-    """Whether every number in a JSON-shaped value is finite."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            return False
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return True
 
 
 class _BraceEnds:
@@ -263,7 +228,7 @@ def classify(
 
     if result.output is not None or not parse_text:
         output, reason = result.output, None
-        if parse_text and not _finite(output):  # structured output read leniently upstream
+        if parse_text and not all_finite(output):  # structured output read leniently upstream
             reason = "the answer contains NaN or Infinity, which are not JSON numbers"
     else:
         output, reason = extract_json(result.text)
