@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from mgt.diagnostics import Diagnostic, did_you_mean
 from mgt.errors import MgtError
 from mgt.expr.durations import parse_duration
-from mgt.expr.evaluate import FUNCTIONS
+from mgt.expr.evaluate import FUNCTIONS, type_name
 from mgt.expr.nodes import (
     Attr,
     Binary,
@@ -207,21 +207,9 @@ def _schema_kind(node: Mapping[str, Any]) -> Kind:
 
 
 def _value_kind(value: Any) -> Kind:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "object"
-    return "any"
+    """The kind of a JSON value (a schema's `enum`/`const`); "any" for anything else."""
+    name = type_name(value)
+    return cast(Kind, name) if name in get_args(Kind) else "any"
 
 
 def _from_schema(
