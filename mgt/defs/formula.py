@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mgt.defs.files import display_path, key_path, pydantic_error, read_toml, require_dir
-from mgt.defs.polecat import GitConfig, PRConfig, Section, check_section_names
+from mgt.defs.polecat import GitConfig, NamedSection, PRConfig, Section, check_section_names
 from mgt.diagnostics import did_you_mean
 from mgt.errors import DefinitionError
 from mgt.expr.durations import parse_duration
@@ -44,18 +44,9 @@ ITEM_TYPES: tuple[str, ...] = ("string", "integer", "number", "boolean", "durati
 InputType = Literal["duration", "enum", "integer", "number", "boolean", "string", "file", "array"]
 
 
-class FormulaInfo(Section):
-    name: str
+class FormulaInfo(NamedSection):
     version: str = "0.0.0"
-    description: str = ""
     category: str | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
 
 
 class FormulaInput(BaseModel):

@@ -41,10 +41,11 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
 
 
-class PolecatInfo(Section):
+class NamedSection(Section):
+    """The `[polecat]` / `[formula]` table: a definition's name, which must not be blank."""
+
     name: str
     description: str = ""
-    role: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -52,6 +53,10 @@ class PolecatInfo(Section):
         if not value.strip():
             raise ValueError("must not be empty")
         return value
+
+
+class PolecatInfo(NamedSection):
+    role: str | None = None
 
 
 class ModelConfig(Section):
