@@ -6,12 +6,15 @@ miss exists, suggest it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 from mgt import ast
 from mgt.check.context import EVENTS, Check, Context
 from mgt.diagnostics import Diagnostic, did_you_mean
 from mgt.expr import nodes as ex
+
+_Named = TypeVar("_Named", ast.Binding, ast.InputDecl)
 
 __all__ = ["CHECKS"]
 
@@ -138,29 +141,28 @@ def check_shadowed_transitions(ctx: Context) -> Iterator[Diagnostic]:
 
 def check_duplicate_bindings(ctx: Context) -> Iterator[Diagnostic]:
     for state in ctx.machine.states:
-        seen: dict[str, ast.Binding] = {}
-        for binding in state.bindings:
-            first = seen.get(binding.name.text)
-            if first is not None:
-                yield Diagnostic.error(
-                    f"'{binding.name.text}' is already bound on line {first.span.line}",
-                    binding.name.span,
-                )
-            else:
-                seen[binding.name.text] = binding
+        for binding, first in _repeats(state.bindings):
+            yield Diagnostic.error(
+                f"'{binding.name.text}' is already bound on line {first.span.line}",
+                binding.name.span,
+            )
 
 
 def check_duplicate_inputs(ctx: Context) -> Iterator[Diagnostic]:
-    seen: dict[str, ast.InputDecl] = {}
-    for decl in ctx.machine.inputs:
-        first = seen.get(decl.name.text)
-        if first is not None:
-            yield Diagnostic.error(
-                f"input '{decl.name.text}' is already declared on line {first.span.line}",
-                decl.name.span,
-            )
-        else:
-            seen[decl.name.text] = decl
+    for decl, first in _repeats(ctx.machine.inputs):
+        yield Diagnostic.error(
+            f"input '{decl.name.text}' is already declared on line {first.span.line}",
+            decl.name.span,
+        )
+
+
+def _repeats(items: Iterable[_Named]) -> Iterator[tuple[_Named, _Named]]:
+    """(item, the first item of the same name) for each item whose name came before."""
+    first: dict[str, _Named] = {}
+    for item in items:
+        earlier = first.setdefault(item.name.text, item)
+        if earlier is not item:
+            yield item, earlier
 
 
 def check_input_types(ctx: Context) -> Iterator[Diagnostic]:
