@@ -30,6 +30,8 @@ class CommandRun:
     timed_out: bool
     seconds: float
     output_tail: str  # the last lines of stdout+stderr, bounded
+    limit: str | None = None  # the sandbox limit it most likely hit, in words
+    sandbox: str | None = None  # how it was contained ("bubblewrap", "none (...)")
 
     @property
     def ok(self) -> bool:
@@ -43,6 +45,8 @@ class CommandRun:
             "seconds": round(self.seconds, 3),
             "ok": self.ok,
             "output_tail": self.output_tail,
+            "limit": self.limit,
+            "sandbox": self.sandbox,
         }
 
 

@@ -27,7 +27,7 @@ import fnmatch
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -41,6 +41,7 @@ from mgt.evolve.git import (
     rev_parse,
     scratch_worktree,
 )
+from mgt.evolve.sandbox import require_sandbox, run_sandboxed, sandbox_label, sandbox_policy
 from mgt.evolve.settings import EvolveSettings, evolve_settings, find_pattern_report, target_repo
 from mgt.runtime.context import StepContext
 
@@ -69,6 +70,7 @@ class Review:
     notes: list[str] = field(default_factory=list)
     validation: list[CommandRun] = field(default_factory=list)
     validation_skipped: str | None = None
+    sandbox: str | None = None  # how must_pass ran: "bubblewrap" or "none (opted out ...)"
 
     @property
     def ok(self) -> bool:
@@ -94,6 +96,7 @@ class Review:
                 "must_pass": list(settings.must_pass),
                 "source": settings.must_pass_source,
                 "skipped": self.validation_skipped,
+                "sandbox": self.sandbox,
                 "runs": [run.to_json() for run in self.validation],
             },
         }
@@ -226,6 +229,7 @@ def review_changes(
         else:
             git(tree, "apply", "-p1", "--whitespace=nowarn", "-",
                 input_text=render_patch(review.files))
+            review.sandbox = sandbox_label(sandbox_policy(settings.target))
             review.validation = run_must_pass(settings, tree, progress)
             problems.extend(_validation_problems(review.validation, settings))
     return review
@@ -234,11 +238,24 @@ def review_changes(
 def run_must_pass(
     settings: EvolveSettings, tree: Path, progress: Callable[[str], None]
 ) -> list[CommandRun]:
-    """The must_pass commands in order, stopping at the first failure."""
+    """The must_pass commands in order, stopping at the first failure, each in a sandbox.
+
+    The commands run code the model wrote, so they run under bubblewrap (see
+    mgt.evolve.sandbox); SandboxUnavailable when none can be made and the
+    target's mgt.toml did not opt out with `[evolve] sandbox = "none"`.
+    """
+    policy = sandbox_policy(settings.target)
+    bwrap = require_sandbox(policy) if settings.must_pass else None
     runs: list[CommandRun] = []
     for command in settings.must_pass:
-        progress(f"validating: `{command}` in a scratch worktree")
-        run = run_command(command, tree, settings.timeout_seconds)
+        if bwrap is None:
+            progress(f"validating: `{command}` in a scratch worktree, NOT sandboxed "
+                     '(mgt.toml [evolve].sandbox = "none")')
+            run = replace(run_command(command, tree, settings.timeout_seconds),
+                          sandbox=sandbox_label(policy))
+        else:
+            progress(f"validating: `{command}` in a sandboxed scratch worktree")
+            run = run_sandboxed(command, tree, settings.timeout_seconds, policy, bwrap)
         runs.append(run)
         if not run.ok:
             break
@@ -252,16 +269,17 @@ def _validation_problems(runs: Sequence[CommandRun], settings: EvolveSettings) -
             continue
         tail = f"; its output ends with:\n{run.output_tail}" if run.output_tail else \
             "; it printed nothing"
+        why = f"; {run.limit}" if run.limit else ""
         if run.timed_out:
             problems.append(
                 f"must_pass command `{run.command}` timed out after "
                 f"{settings.timeout_seconds:g}s in a scratch worktree with the diff applied "
-                f"({settings.must_pass_source}){tail}"
+                f"({settings.must_pass_source}){why}{tail}"
             )
         else:
             problems.append(
                 f"must_pass command `{run.command}` failed with exit code {run.exit_code} in a "
-                f"scratch worktree with the diff applied ({settings.must_pass_source}){tail}"
+                f"scratch worktree with the diff applied ({settings.must_pass_source}){why}{tail}"
             )
     return problems
 

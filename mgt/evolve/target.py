@@ -12,6 +12,13 @@ validate changes to it, since not every target builds with cabal:
     remote = "origin"                         # where the github forge pushes
     github_repo = "owner/name"                # for the github forge, when the remote URL
                                               # does not name it
+    sandbox = "bubblewrap"                    # how must_pass runs model-written code;
+                                              # "none" opts out (said in the review)
+    pass_env = ["PYTHONPATH"]                 # environment names passed into the sandbox
+    sandbox_read_only = ["~/.ghcup"]          # host paths shown read-only in the sandbox
+    memory_limit_mb = 4096                    # data memory per must_pass command
+    process_limit = 512                       # processes per must_pass command
+    protected_paths = ["deploy/"]             # added to the built-in protected paths
 """
 
 from __future__ import annotations
@@ -43,6 +50,12 @@ class TargetConfig:
     base_branch: str | None = None
     remote: str | None = None
     github_repo: str | None = None
+    sandbox: str = "bubblewrap"
+    pass_env: tuple[str, ...] = ()
+    sandbox_read_only: tuple[str, ...] = ()
+    memory_limit_mb: int = 4096
+    process_limit: int = 512
+    protected_paths: tuple[str, ...] = ()
 
 
 def load_target_config(repo: Path) -> TargetConfig:
@@ -58,7 +71,7 @@ def load_target_config(repo: Path) -> TargetConfig:
     except DefinitionError as e:
         raise EvolveError(str(e)) from None
     known = {"must_pass", "timeout", "forbidden_paths", "forbidden_changes", "base_branch",
-             "remote", "github_repo"}
+             "remote", "github_repo", *_SANDBOX_KEYS}
     unknown = sorted(set(table) - known)
     if unknown:
         raise EvolveError(
@@ -76,7 +89,47 @@ def load_target_config(repo: Path) -> TargetConfig:
         base_branch=_optional_string(path, "base_branch", table.get("base_branch")),
         remote=_optional_string(path, "remote", table.get("remote")),
         github_repo=_optional_string(path, "github_repo", table.get("github_repo")),
+        **_sandbox_settings(path, table),
     )
+
+
+_SANDBOX_KEYS = ("sandbox", "pass_env", "sandbox_read_only", "memory_limit_mb",
+                 "process_limit", "protected_paths")
+
+
+def _sandbox_settings(path: Path, table: dict[str, Any]) -> dict[str, Any]:
+    """The keys about containing model-written code, checked (see the module docstring)."""
+    from mgt.evolve.sandbox import DEFAULT_MEMORY_MB, DEFAULT_PROCESSES, SANDBOX_MODES
+
+    mode = table.get("sandbox", "bubblewrap")
+    if mode not in SANDBOX_MODES:
+        raise EvolveError(
+            f"{path}: [evolve].sandbox: must be one of {', '.join(map(repr, SANDBOX_MODES))}"
+        )
+    names = _strings(path, "pass_env", table.get("pass_env", []))
+    bad = [n for n in names if not n.replace("_", "a").isalnum() or n[0].isdigit()]
+    if bad:
+        raise EvolveError(f"{path}: [evolve].pass_env: {bad[0]!r} is not an environment name")
+    return {
+        "sandbox": mode,
+        "pass_env": tuple(names),
+        "sandbox_read_only": tuple(
+            _strings(path, "sandbox_read_only", table.get("sandbox_read_only", []))
+        ),
+        "memory_limit_mb": _positive(path, "memory_limit_mb",
+                                     table.get("memory_limit_mb", DEFAULT_MEMORY_MB)),
+        "process_limit": _positive(path, "process_limit",
+                                   table.get("process_limit", DEFAULT_PROCESSES)),
+        "protected_paths": tuple(
+            _strings(path, "protected_paths", table.get("protected_paths", []))
+        ),
+    }
+
+
+def _positive(path: Path, key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise EvolveError(f"{path}: [evolve].{key}: must be a whole number more than zero")
+    return value
 
 
 def _strings(path: Path, key: str, value: Any) -> list[str]:
