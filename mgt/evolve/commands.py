@@ -1,8 +1,10 @@
 """A validation command line + a directory → `CommandRun` (exit code, bounded output tail, timing).
 
-`must_pass` commands come from trusted configuration (the formula or the
-target's mgt.toml), never from logs or model output, and run through /bin/sh
-like `run command` does, with stderr merged into stdout so the tail reads in
+`must_pass` command lines come from trusted configuration (the formula or the
+target's mgt.toml), never from logs or model output, but the code they run is
+the model's; the guardrails therefore run them through `mgt.evolve.sandbox`,
+and `run_command` here only when the target opted out. Both use /bin/sh like
+`run command` does, with stderr merged into stdout so the tail reads in
 order. `run_process` gives each its own process group and reaps the whole tree
 on timeout; only the tail of the output is kept.
 """

@@ -1,4 +1,4 @@
-"""must_pass in bubblewrap: a model-written test cannot read secrets, reach the network or write out.
+"""must_pass in bubblewrap: model-written code cannot read secrets, reach the network, write out.
 
 Each test proposes a change that adds a hostile `probe.py` (the model's code)
 and makes the target's mgt.toml run it as must_pass; the probe prints every
