@@ -5,7 +5,10 @@ Schema, `check_proposed_changes` (OUTPUT_CHECKS["ProposedChanges"]) checks it
 against the repository and the rules of the polecat, the formula and the
 target's mgt.toml:
 
-- paths are relative, stay inside the repository and out of `.git/`;
+- paths are relative, stay inside the repository and out of `.git/`, hold no
+  control character, and are not protected (`mgt.evolve.protected`: CI and
+  automation config, git config, mgt's own settings, and the target's
+  `[evolve].protected_paths`), on either side of a rename;
 - each change's diff is a unified diff of exactly the file its `path` names,
   with no binary or symlink content, and `lines_added`/`lines_removed` agree;
 - files, total lines and lines per file are within the limits;
@@ -41,6 +44,7 @@ from mgt.evolve.git import (
     rev_parse,
     scratch_worktree,
 )
+from mgt.evolve.protected import control_character, protected_problem
 from mgt.evolve.sandbox import require_sandbox, run_sandboxed, sandbox_label, sandbox_policy
 from mgt.evolve.settings import EvolveSettings, evolve_settings, find_pattern_report, target_repo
 from mgt.runtime.context import StepContext
@@ -110,6 +114,9 @@ def path_problem(path: str) -> str | None:
     """Why `path` may not be changed by a diff (None when it may)."""
     if not path.strip():
         return "is empty"
+    code = control_character(path)
+    if code is not None:
+        return f"contains the control character {code}; no path may contain one"
     if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", path):
         return "is absolute; give paths relative to the repository root"
     parts = PurePosixPath(path.replace("\\", "/")).parts
@@ -181,7 +188,7 @@ def review_changes(
 
     parsed: list[tuple[int, str, list[FileDiff]]] = []  # (number, label, files) that parsed
     for number, change in enumerate(changes, start=1):
-        files = _check_change(number, change, problems)
+        files = _check_change(number, change, problems, settings.target.protected_paths)
         if files is not None:
             parsed.append((number, _label(number, change), files))
             review.files.extend(files)
@@ -298,13 +305,17 @@ def _label(number: int, change: Mapping[str, Any]) -> str:
 
 
 def _check_change(
-    number: int, change: Mapping[str, Any], problems: list[str]
+    number: int, change: Mapping[str, Any], problems: list[str], protected: Sequence[str] = ()
 ) -> list[FileDiff] | None:
     label = _label(number, change)
     path = str(change.get("path", ""))
     why = path_problem(path)
     if why:
         problems.append(f"change {number}: path {_quoted(path)} {why}.")
+        return None
+    why = protected_problem(path, protected)
+    if why:
+        problems.append(f"change {number}: {why}")
         return None
     path = _normal(path)
     try:
@@ -319,7 +330,12 @@ def _check_change(
         for p in fd.paths:
             why = path_problem(p)
             if why:
-                problems.append(f'{label}: the diff changes "{p}", which {why}.')
+                problems.append(f"{label}: the diff changes {_quoted(p)}, which {why}.")
+                ok = False
+                continue
+            why = protected_problem(p, protected)
+            if why:  # both sides of a rename: nothing moves into or out of a protected path
+                problems.append(f"{label}: {why}")
                 ok = False
         if fd.binary:
             problems.append(f"{label}: binary patches are not accepted; change text files only.")

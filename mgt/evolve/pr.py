@@ -50,6 +50,7 @@ from mgt.evolve.git import (
     scratch_worktree,
 )
 from mgt.evolve.guardrails import matches_glob, path_problem, run_must_pass, under_path
+from mgt.evolve.protected import protected_problems
 from mgt.evolve.render import SEVERITY_ORDER, fill, template_values
 from mgt.evolve.settings import bundled_path, evolve_settings, find_pattern_report, target_repo
 from mgt.evolve.target import TargetConfig, load_target_config
@@ -268,6 +269,7 @@ def safety_problems(files: Sequence[FileDiff], target: TargetConfig) -> list[str
         for line in fd.extended:
             if line.rsplit(" ", 1)[-1] not in ("100644", "100755"):
                 problems.append(f'"{fd.path}": {line} is not allowed.')
+    problems += protected_problems(files, target.protected_paths)
     return problems
 
 
