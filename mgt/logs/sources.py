@@ -29,7 +29,10 @@ back from now.
 
 Malformed lines, non-event JSON and events cut short are not fatal: each one
 adds 1 to `skipped`; a file that cannot be read further (a truncated gzip)
-stops the iteration and leaves a message in `notes`.
+stops the iteration and leaves a message in `notes`. A gzip file that expands
+to more than `GZIP_MAX_RATIO` times its size (and past `GZIP_MIN_CAP`), as a
+crafted one can, is a UsageError instead: reading stops there
+(`MGT_GZIP_MAX_BYTES` sets the cap in bytes).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any
 
 from mgt.errors import UsageError
 from mgt.logs.events import (
@@ -247,10 +250,12 @@ class FileSource(EventSource):
         return _Unclosable(self._spool)
 
     def _open(self) -> io.BufferedReader[io.RawIOBase]:
-        buffered = io.BufferedReader(self._raw(), _CHUNK)
+        raw = self._raw()
+        buffered = io.BufferedReader(raw, _CHUNK)
         if buffered.peek(2)[:2] == _GZIP_MAGIC:
             gz = gzip.GzipFile(fileobj=buffered, mode="rb")
-            return io.BufferedReader(cast(io.RawIOBase, gz), _CHUNK)
+            capped = _CappedGzip(gz, gzip_cap(_size_of(raw)), self.description)
+            return io.BufferedReader(capped, _CHUNK)
         return buffered
 
     def close(self) -> None:
@@ -358,6 +363,66 @@ class FileSource(EventSource):
             elif key[:2] > heap[0][:2]:
                 heapq.heapreplace(heap, key)
         return [item[2] for item in sorted(heap, key=lambda k: k[:2], reverse=True)]
+
+
+#: A .gz source may decompress to GZIP_MAX_RATIO times its size, never capped below
+#: GZIP_MIN_CAP bytes; the MGT_GZIP_MAX_BYTES environment variable sets the cap instead.
+GZIP_MAX_RATIO = 200
+GZIP_MIN_CAP = 64 << 20
+
+
+def gzip_cap(compressed: int | None) -> int:
+    """How many decompressed bytes a gzip file of `compressed` bytes may yield."""
+    import os
+
+    configured = os.environ.get("MGT_GZIP_MAX_BYTES", "").strip()
+    if configured:
+        try:
+            return max(int(configured), 1)
+        except ValueError:
+            raise UsageError(
+                f"MGT_GZIP_MAX_BYTES must be a number of bytes, not {configured!r}"
+            ) from None
+    return max(GZIP_MIN_CAP, (compressed or 0) * GZIP_MAX_RATIO)
+
+
+def _size_of(raw: io.RawIOBase) -> int | None:
+    """The compressed size: the file's, or the stdin spool's."""
+    import os
+
+    inner = raw._inner if isinstance(raw, _Unclosable) else raw
+    try:
+        return os.fstat(inner.fileno()).st_size
+    except (OSError, ValueError):
+        return None
+
+
+class _CappedGzip(io.RawIOBase):
+    """A gzip stream that stops with a UsageError past `cap` decompressed bytes (a bomb)."""
+
+    def __init__(self, inner: gzip.GzipFile, cap: int, description: str) -> None:
+        self._inner = inner
+        self._left = cap
+        self._cap = cap
+        self._description = description
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        size = self._inner.readinto(buffer)
+        self._left -= size
+        if self._left < 0:
+            raise UsageError(
+                f"{self._description}: decompresses to more than {self._cap:,} bytes, far more "
+                "than its size suggests (a gzip bomb?); stopped reading. Set "
+                "MGT_GZIP_MAX_BYTES to a larger number of bytes if the file is genuine"
+            )
+        return size
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
 
 
 class _Unclosable(io.RawIOBase):
