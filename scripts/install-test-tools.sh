@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# System programs and the npm-installed Claude Code CLI used by the end-to-end tests.
+# System programs (bubblewrap: the must_pass sandbox) and the npm-installed Claude Code CLI
+# used by the end-to-end tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for prog in git tmux dot; do
+for prog in git tmux dot bwrap; do
     command -v "$prog" >/dev/null 2>&1 || need+=("$prog")
 done
 if ((${#need[@]})); then
     pkgs=()
     for prog in "${need[@]}"; do
-        case "$prog" in dot) pkgs+=(graphviz) ;; *) pkgs+=("$prog") ;; esac
+        case "$prog" in dot) pkgs+=(graphviz) ;; bwrap) pkgs+=(bubblewrap) ;; *) pkgs+=("$prog") ;; esac
     done
     echo "installing ${pkgs[*]} (apt-get)" >&2
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
