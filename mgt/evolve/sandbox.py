@@ -17,11 +17,11 @@ without end. `run_sandboxed` runs each must_pass command under `bwrap` with:
 - its own pid namespace, session and death with mgt (`--unshare-pid`,
   `--new-session`, `--die-with-parent`): when the timeout kills the outer
   process, every process the command started dies with it;
-- limits: data memory (`RLIMIT_DATA`, which leaves the address-space
-  reservations of GHC and the JVM alone) and processes (`RLIMIT_NPROC`, set
-  inside the sandbox's user namespace so it counts only the sandbox's own
-  processes; root is exempt from it, so a pids cgroup is used when mgt runs as
-  root and one can be made).
+- limits, set by util-linux's `prlimit` inside the sandbox: data memory
+  (`RLIMIT_DATA`, which leaves the address-space reservations of GHC and the
+  JVM alone) and processes (`RLIMIT_NPROC`, set inside the sandbox's user
+  namespace so it counts only the sandbox's own processes; root is exempt from
+  it, so a pids cgroup is used when mgt runs as root and one can be made).
 
 When bwrap is missing or cannot make namespaces, `require_sandbox` refuses with
 a message saying how to fix it, unless the target's mgt.toml says
@@ -108,6 +108,9 @@ def probe(bwrap: str | None = None) -> str | None:
     """Why no sandbox can be made (None when `bwrap` works); one probe per program path."""
     program = bwrap if bwrap is not None else bwrap_path()
     if program is None:
+        override = os.environ.get("MGT_BWRAP")
+        if override is not None:
+            return f"MGT_BWRAP={override} is not an executable program"
         return "bubblewrap (bwrap) is not installed"
     if program in _PROBED:
         return _PROBED[program]
@@ -136,10 +139,13 @@ def require_sandbox(policy: SandboxPolicy) -> str | None:
     program = bwrap_path()
     why = probe(program)
     if why is not None or program is None:
+        fix = (
+            "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install "
+            "bubblewrap)" if program is None else "allow user namespaces for this user"
+        )
         raise SandboxUnavailable(
             f"refusing to run must_pass on model-written code without a sandbox: {why}; "
-            "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install "
-            'bubblewrap), or opt out in the target\'s mgt.toml with [evolve] sandbox = "none"'
+            f'{fix}, or opt out in the target\'s mgt.toml with [evolve] sandbox = "none"'
         )
     return program
 

@@ -284,11 +284,19 @@ def test_without_bubblewrap_must_pass_is_refused(
         check_proposed_changes(make_ctx(), proposal)
     message = str(caught.value)
     assert "refusing to run must_pass on model-written code without a sandbox" in message
-    assert "bubblewrap (bwrap) is not installed" in message
+    assert "MGT_BWRAP=/nonexistent/bwrap is not an executable program" in message
     assert "apt-get install bubblewrap" in message
     assert '[evolve] sandbox = "none"' in message
     with pytest.raises(SandboxUnavailable):
         apply_diff(make_ctx({"changes": proposal}, state="apply"))
+    # bwrap not on PATH at all
+    monkeypatch.delenv("MGT_BWRAP")
+    only_git = repo.parent / "only-git"
+    only_git.mkdir()
+    (only_git / "git").symlink_to(shutil.which("git") or "/usr/bin/git")
+    monkeypatch.setenv("PATH", str(only_git))
+    with pytest.raises(SandboxUnavailable, match=r"bubblewrap \(bwrap\) is not installed"):
+        check_proposed_changes(make_ctx(), proposal)
     assert run_git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
 
 
@@ -301,8 +309,13 @@ def test_a_bwrap_that_cannot_make_namespaces_is_refused(
     broken.chmod(0o755)
     configure(repo)
     monkeypatch.setenv("MGT_BWRAP", str(broken))
-    with pytest.raises(SandboxUnavailable, match="No permissions to creating new namespace"):
+    with pytest.raises(SandboxUnavailable) as caught:
         check_proposed_changes(make_ctx(), hostile(repo, ""))
+    message = str(caught.value)
+    assert "bwrap cannot make a sandbox here: bwrap: No permissions to creating new namespace" \
+        in message
+    assert "allow user namespaces for this user" in message
+    assert '[evolve] sandbox = "none"' in message
 
 
 def test_opting_out_runs_unsandboxed_and_says_so(
