@@ -33,8 +33,10 @@ SECRETS = {
     "GRAFANA_LOKI_TOKEN": "glc_sandboxtestsecret3",
 }
 
+# In CI bubblewrap is installed (scripts/install-test-tools.sh): there, never skip.
 pytestmark = pytest.mark.skipif(
-    probe() is not None, reason=f"bubblewrap cannot make a sandbox here: {probe()}"
+    probe() is not None and os.environ.get("CI") != "true",
+    reason=f"bubblewrap cannot make a sandbox here: {probe()}",
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -59,7 +60,8 @@ def test_malformed_keys_are_one_clear_error(repo: Path, text: str, message: str)
     assert message in str(caught.value)
 
 
-@pytest.mark.skipif(probe() is not None, reason=f"no sandbox here: {probe()}")
+@pytest.mark.skipif(probe() is not None and os.environ.get("CI") != "true",
+                    reason=f"no sandbox here: {probe()}")
 def test_read_only_paths_show_a_toolchain_under_home(
     make_ctx: MakeCtx, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
