@@ -68,6 +68,7 @@ DEFAULT_PROCESSES = 512
 #: Names always passed into the sandbox (when set); LC_* as a prefix.
 BASE_ENV = ("PATH", "LANG", "LANGUAGE", "TERM", "TZ", "SOURCE_DATE_EPOCH")
 SANDBOX_HOME = "/tmp/home"  # inside the sandbox: /tmp is a private tmpfs
+_SYSTEM_UNDER_RUN = ("/run/current-system", "/run/wrappers")
 _CGROUP_ROOTS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))
 
 
@@ -201,7 +202,9 @@ def sandbox_argv(
     tree = tree.resolve()
     argv = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
             "--unshare-all", "--die-with-parent", "--new-session"]
-    hidden = ["/tmp", "/var/tmp", "/run"]
+    hidden = ["/tmp", "/var/tmp", "/run"]  # /run holds sockets (docker, agents)
+    if not Path("/var/run").is_symlink():
+        hidden.append("/var/run")
     for home in dict.fromkeys((environ.get("HOME", ""), _account_home())):
         if home and Path(home).is_absolute() and Path(home).resolve() != Path("/") \
                 and Path(home).is_dir():
@@ -210,6 +213,8 @@ def sandbox_argv(
         if Path(path).is_dir():
             argv += ["--tmpfs", path]
     argv += ["--dir", SANDBOX_HOME]
+    for system in _SYSTEM_UNDER_RUN:  # NixOS keeps its programs there
+        argv += ["--ro-bind-try", system, system]
     for extra in policy.read_only_paths:
         shown = Path(os.path.expanduser(extra))
         if shown.is_absolute():

@@ -107,7 +107,10 @@ def test_secrets_in_the_environment_and_home_are_not_visible(
     assert record["validation"]["runs"][0]["sandbox"] == "bubblewrap"
 
 
-def test_the_network_is_unreachable(make_ctx: MakeCtx, repo: Path) -> None:
+def test_the_network_is_unreachable(make_ctx: MakeCtx, repo: Path, tmp_path: Path) -> None:
+    agent = socket.socket(socket.AF_UNIX)  # like an ssh-agent or docker socket
+    agent.bind(str(tmp_path / "agent.sock"))
+    agent.listen()
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
     accepted: list[object] = []
@@ -139,12 +142,19 @@ def test_the_network_is_unreachable(make_ctx: MakeCtx, repo: Path) -> None:
                 escapes.append("resolved a name")
             except OSError:
                 pass
+            unix = socket.socket(socket.AF_UNIX)
+            try:
+                unix.connect({str(tmp_path / "agent.sock")!r})
+                escapes.append("connected to a unix socket of the host")
+            except OSError:
+                pass
         """)
         problems, _record = review(make_ctx, proposal)
     finally:
         stop.set()
         thread.join()
         server.close()
+        agent.close()
     assert problems == []
     assert len(accepted) == 1  # only the test's own connection
 
