@@ -274,9 +274,10 @@ def _validation_problems(runs: Sequence[CommandRun], settings: EvolveSettings) -
     for run in runs:
         if run.ok:
             continue
-        tail = f"; its output ends with:\n{run.output_tail}" if run.output_tail else \
-            "; it printed nothing"
         why = f"; {run.limit}" if run.limit else ""
+        # said up front here, so not again at the end of the tail
+        output = run.output_tail.removesuffix(f"[sandbox: {run.limit}]").rstrip("\n")
+        tail = f"; its output ends with:\n{output}" if output else "; it printed nothing"
         if run.timed_out:
             problems.append(
                 f"must_pass command `{run.command}` timed out after "

@@ -241,7 +241,7 @@ def test_a_process_storm_is_stopped_by_the_process_limit(make_ctx: MakeCtx, repo
     problems, record = review(make_ctx, proposal)
     assert len(problems) == 1
     assert "failed with exit code" in problems[0]
-    assert "it hit the sandbox's process limit (24 processes)" in problems[0]
+    assert problems[0].count("it hit the sandbox's process limit (24 processes)") == 1
     assert "ESCAPED" not in problems[0]
     assert record["validation"]["runs"][0]["limit"] == (
         "it hit the sandbox's process limit (24 processes)")
