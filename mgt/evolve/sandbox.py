@@ -54,12 +54,14 @@ __all__ = [
     "SandboxUnavailable",
     "bwrap_path",
     "limit_reason",
+    "preflight_problem",
     "probe",
     "require_sandbox",
     "run_sandboxed",
     "sandbox_argv",
     "sandbox_label",
     "sandbox_policy",
+    "sandbox_refusal",
 ]
 
 SANDBOX_MODES = ("bubblewrap", "none")
@@ -133,6 +135,23 @@ def probe(bwrap: str | None = None) -> str | None:
     return why
 
 
+def sandbox_refusal(why: str | None, program: str | None) -> str:
+    """The one-line refusal: what is wrong, then how to fix it or opt out."""
+    fix = "install bubblewrap (apt-get install bubblewrap)" if program is None else \
+        "allow user namespaces"
+    return (f'no sandbox for must_pass (model-written code): {why}; {fix}, or set [evolve] '
+            'sandbox = "none" in the target\'s mgt.toml')
+
+
+def preflight_problem(target: TargetConfig) -> str | None:
+    """For a check before any model call: why must_pass would be refused (None: it would run)."""
+    if target.sandbox == "none":
+        return None
+    program = bwrap_path()
+    why = probe(program)
+    return None if why is None and program is not None else sandbox_refusal(why, program)
+
+
 def require_sandbox(policy: SandboxPolicy) -> str | None:
     """The bwrap program to use (None when the target opted out); SandboxUnavailable if none."""
     if policy.mode == "none":
@@ -140,14 +159,7 @@ def require_sandbox(policy: SandboxPolicy) -> str | None:
     program = bwrap_path()
     why = probe(program)
     if why is not None or program is None:
-        fix = (
-            "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install "
-            "bubblewrap)" if program is None else "allow user namespaces for this user"
-        )
-        raise SandboxUnavailable(
-            f"refusing to run must_pass on model-written code without a sandbox: {why}; "
-            f'{fix}, or opt out in the target\'s mgt.toml with [evolve] sandbox = "none"'
-        )
+        raise SandboxUnavailable(sandbox_refusal(why, program))
     return program
 
 

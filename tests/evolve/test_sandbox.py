@@ -23,7 +23,8 @@ import pytest
 from mgt.evolve.builtins import apply_diff
 from mgt.evolve.guardrails import check_proposed_changes
 from mgt.evolve.pr import open_pr
-from mgt.evolve.sandbox import SandboxUnavailable, probe
+from mgt.evolve.sandbox import SandboxUnavailable, preflight_problem, probe
+from mgt.evolve.target import load_target_config
 from tests.evolve.conftest import ROOT, MakeCtx, add_change, proposed, run_git
 
 CITE = "For token-bloat-dmscene: a check of the scene prompt."
@@ -295,10 +296,11 @@ def test_without_bubblewrap_must_pass_is_refused(
     with pytest.raises(SandboxUnavailable) as caught:
         check_proposed_changes(make_ctx(), proposal)
     message = str(caught.value)
-    assert "refusing to run must_pass on model-written code without a sandbox" in message
+    assert message.startswith("no sandbox for must_pass (model-written code): ")
     assert "MGT_BWRAP=/nonexistent/bwrap is not an executable program" in message
     assert "apt-get install bubblewrap" in message
-    assert '[evolve] sandbox = "none"' in message
+    assert message.endswith('or set [evolve] sandbox = "none" in the target\'s mgt.toml')
+    assert preflight_problem(load_target_config(repo)) == message
     with pytest.raises(SandboxUnavailable):
         apply_diff(make_ctx({"changes": proposal}, state="apply"))
     # bwrap not on PATH at all
@@ -326,7 +328,7 @@ def test_a_bwrap_that_cannot_make_namespaces_is_refused(
     message = str(caught.value)
     assert "bwrap cannot make a sandbox here: bwrap: No permissions to creating new namespace" \
         in message
-    assert "allow user namespaces for this user" in message
+    assert "allow user namespaces" in message
     assert '[evolve] sandbox = "none"' in message
 
 
@@ -340,6 +342,7 @@ def test_opting_out_runs_unsandboxed_and_says_so(
         if "GITHUB_TOKEN" not in os.environ:
             escapes.append("expected the caller's environment without a sandbox")
     """)
+    assert preflight_problem(load_target_config(repo)) is None
     problems, record = review(make_ctx, proposal)
     assert problems == []
     assert record["validation"]["sandbox"] == "none (opted out in mgt.toml)"
