@@ -4,8 +4,9 @@ Code a model wrote is hostile: a proposed test may print the environment, read
 credential files, reach the network, write outside its worktree or fork
 without end. `run_sandboxed` runs each must_pass command under `bwrap` with:
 
-- no network (`--unshare-net`: only a loopback of its own, nothing listening);
-- a scrubbed environment (`--clearenv`, then PATH, LANG, LC_*, TERM, TMPDIR,
+- no network (`--unshare-all` takes the network namespace too: only a loopback
+  of its own, nothing listening);
+- a scrubbed environment (`--clearenv`, then BASE_ENV, LC_*, TMPDIR,
   HOME set to a private directory, and the names the target's mgt.toml passes
   in `[evolve].pass_env`);
 - the filesystem read-only (`--ro-bind / /`) except the worktree; `/tmp`,
@@ -14,7 +15,7 @@ without end. `run_sandboxed` runs each must_pass command under `bwrap` with:
   like are not there at all; the worktree's `.git` link and the repository's
   git config (remote URLs may hold tokens) are hidden or read-only, so nothing
   in the worktree can point git at other code once the sandbox is gone;
-- its own pid namespace, session and death with mgt (`--unshare-pid`,
+- its own pid namespace, session and death with mgt (`--unshare-all`,
   `--new-session`, `--die-with-parent`): when the timeout kills the outer
   process, every process the command started dies with it;
 - limits, set by util-linux's `prlimit` inside the sandbox: data memory
