@@ -56,9 +56,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _print_result(result: CheckResult) -> None:
-    lines = source_lines(result.source)  # once per file, not once per diagnostic
+    lines = {file: source_lines(text) for file, text in result.sources().items()}  # once each
     for d in result.sorted_diagnostics():
-        print(render(d, lines if d.span is not None and d.span.file == result.path else None))
+        print(render(d, lines.get(d.span.file) if d.span is not None else None))
     errors, warnings = len(result.errors), len(result.warnings)
     warned = f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""
     if errors:

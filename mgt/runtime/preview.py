@@ -142,12 +142,20 @@ def _model_preview(
     )
     lines: list[str] = []
     if polecat is not None:
+        # The model line always names a model: as mapped, else as the polecat wrote it, with
+        # the reason the run would refuse it on a line of its own (`mgt check` reports it too).
+        problems: list[str] = []
         try:
             model = map_model(polecat.model.name)
+        except MgtError as err:
+            model = polecat.model.name
+            problems.append(f"(the run would refuse this model: {err})")
+        try:
             tools = ", ".join(map_tools(polecat.tools.available, polecat=polecat.name)) or "none"
         except MgtError as err:
-            model, tools = f"({err})", "?"
-        lines += ["", f"polecat {polecat.name} · model {model} · tools {tools}"]
+            tools = ", ".join(polecat.tools.available)
+            problems.append(f"(the run would refuse these tools: {err})")
+        lines += ["", f"polecat {polecat.name} · model {model} · tools {tools}", *problems]
     try:
         prompt = build_prompt(machine, spec, bindings, None, None, [])
     except InputProblem as err:
