@@ -23,6 +23,7 @@ from mgt.expr.nodes import (
     ListExpr,
     Literal,
     Name,
+    ObjectExpr,
     Unary,
 )
 from mgt.runtime.journal import jsonable
@@ -40,6 +41,8 @@ def expr_text(expr: Expr) -> str:
             return text
         case ListExpr(items=items):
             return "[" + ", ".join(expr_text(i) for i in items) + "]"
+        case ObjectExpr(items=members):
+            return "{" + ", ".join(f"{json.dumps(k)}: {expr_text(v)}" for k, v in members) + "}"
         case Name(id=ident):
             return ident
         case Attr(obj=obj, name=name):
@@ -88,6 +91,8 @@ def _reads_state(expr: Expr) -> bool:
             return _reads_state(left) or _reads_state(right)
         case Call(args=args) | ListExpr(items=args):
             return any(_reads_state(a) for a in args)
+        case ObjectExpr(items=members):
+            return any(_reads_state(v) for _, v in members)
     return False
 
 

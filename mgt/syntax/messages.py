@@ -25,8 +25,10 @@ __all__ = ["describe_lark_error", "unexpected_character"]
 _CLAUSES = ("RUN", "WITH", "OUTPUT", "TIMEOUT", "RETRY", "ON")
 _DECLARATIONS = ("IMPORT", "INPUT", "START", "STATE", "FINAL")
 _RUN_KINDS = ("FORMULA", "POLECAT", "COMMAND", "BUILTIN")
-_OPERAND = frozenset({"NAME", "NUMBER", "STRING", "LONG_STRING", "DURATION", "LSQB", "LPAR"})
-_OPERATORS = frozenset({"PLUS", "STAR", "SLASH", "COMPARE", "AND", "OR"})
+_OPERAND = frozenset(
+    {"NAME", "NUMBER", "STRING", "LONG_STRING", "DURATION", "LSQB", "LPAR", "LBRACE"}
+)
+_OPERATORS = frozenset({"PLUS", "STAR", "SLASH", "COMPARE", "AND", "OR", "COALESCE"})
 
 # What each terminal is, in the words of the language reference.
 _WORDS = {
