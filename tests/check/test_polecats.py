@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mgt.check import check_file
 from mgt.compile import load_machine
@@ -138,3 +140,15 @@ def test_locating_values_in_toml_text() -> None:
     assert (missing.line, missing.column) == (3, 1)  # the key, when the item is not found
     assert toml_value_span("f.toml", text, "nowhere", "name").line == 1
     assert toml_value_span("f.toml", "[a]\n[b]\nk = 1\n", "b", "x").line == 2  # the header
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet='[]"\'=#,\n \\abmodeltoolsavailname.', max_size=120), st.integers(0, 3))
+def test_locating_never_fails_on_any_text(text: str, index: int) -> None:
+    lines = text.split("\n")
+    for span in (
+        toml_value_span("f.toml", text, "model", "name"),
+        toml_value_span("f.toml", text, "tools", "available", index),
+    ):
+        assert 1 <= span.line <= len(lines)
+        assert span.column >= 1 and span.end_column > span.column
