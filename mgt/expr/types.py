@@ -436,8 +436,8 @@ class _Checker:
         )
         self.diagnostics.append(
             Diagnostic.warning(
-                f"{shown} may be missing or null{why}, and {what}: the guard fails at run "
-                "time when it is",
+                f"{shown} may be missing or null{why}, and {what}: it fails at run time "
+                "when it is",
                 expr.span,
                 hint,
             )

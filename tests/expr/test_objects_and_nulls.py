@@ -111,7 +111,7 @@ def test_comparing_an_optional_field_warns_at_the_field_naming_it() -> None:
     assert warning.severity == "warning"
     assert warning.message == (
         f"'{OPTIONAL}' may be missing or null (PatternReport.summary.events_analyzed is not "
-        "a required field), and '>' cannot compare null: the guard fails at run time when it is"
+        "a required field), and '>' cannot compare null: it fails at run time when it is"
     )
     assert warning.span is not None
     assert (warning.span.column, warning.span.end_column) == (COL, COL + len(OPTIONAL))
