@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from mgt.span import Span
 
-__all__ = ["Diagnostic", "did_you_mean", "render", "render_all", "sort_key"]
+__all__ = ["Diagnostic", "did_you_mean", "render", "render_all", "sort_key", "source_lines"]
 
 Severity = Literal["error", "warning"]
 
@@ -53,11 +53,20 @@ def sort_key(d: Diagnostic) -> tuple[str, int, int, str]:
     return (d.span.file, d.span.line, d.span.column, d.message)
 
 
-def render(d: Diagnostic, source: str | None) -> str:
-    """Render one diagnostic: headline, the source line, a caret under the span, the hint."""
+def source_lines(source: str) -> list[str]:
+    """A source split into lines the way spans count them (only \\n is a line break)."""
+    return source.split("\n")
+
+
+def render(d: Diagnostic, source: str | Sequence[str] | None) -> str:
+    """Render one diagnostic: headline, the source line, a caret under the span, the hint.
+
+    `source` is the file's text, or its `source_lines` when many diagnostics of one file
+    are rendered (splitting a large file once per diagnostic is quadratic).
+    """
     out = [d.headline()]
     if d.span is not None and source is not None:
-        lines = source.split("\n")  # the parser counts only \n as a line break
+        lines = source_lines(source) if isinstance(source, str) else source
         if 1 <= d.span.line <= len(lines):
             text = lines[d.span.line - 1].replace("\t", " ")
             gutter = f"{d.span.line:>4} | "
@@ -83,10 +92,20 @@ def render(d: Diagnostic, source: str | None) -> str:
     return "\n".join(out)
 
 
-def render_all(diagnostics: Sequence[Diagnostic], sources: dict[str, str]) -> str:
-    """Render every diagnostic (sorted by position) and a count line."""
+def render_all(diagnostics: Sequence[Diagnostic], sources: Mapping[str, str]) -> str:
+    """Render every diagnostic (sorted by position) and a count line; each file split once."""
     ordered = sorted(diagnostics, key=sort_key)
-    blocks = [render(d, sources.get(d.span.file) if d.span else None) for d in ordered]
+    split: dict[str, list[str]] = {}
+
+    def lines_of(file: str) -> list[str] | None:
+        if file not in split:
+            text = sources.get(file)
+            if text is None:
+                return None
+            split[file] = source_lines(text)
+        return split[file]
+
+    blocks = [render(d, lines_of(d.span.file) if d.span else None) for d in ordered]
     errors = sum(d.is_error for d in ordered)
     warnings = len(ordered) - errors
     if ordered:

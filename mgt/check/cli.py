@@ -13,7 +13,7 @@ from typing import Any
 
 from mgt.check.checker import check_file
 from mgt.check.result import CheckResult
-from mgt.diagnostics import Diagnostic, render
+from mgt.diagnostics import Diagnostic, render, source_lines
 from mgt.errors import UsageError
 
 __all__ = ["diagnostic_json", "main"]
@@ -56,9 +56,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _print_result(result: CheckResult) -> None:
+    lines = {file: source_lines(text) for file, text in result.sources().items()}  # once each
     for d in result.sorted_diagnostics():
-        source = result.source if d.span is not None and d.span.file == result.path else None
-        print(render(d, source))
+        print(render(d, lines.get(d.span.file) if d.span is not None else None))
     errors, warnings = len(result.errors), len(result.warnings)
     warned = f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""
     if errors:

@@ -104,7 +104,7 @@ def check_bindings(ctx: Context) -> Iterator[Diagnostic]:
         for binding in state.bindings:
             t, problems = _typed(binding.value, scope, guard=False)
             yield from problems
-            if formula is None or t is None or problems:
+            if formula is None or t is None or any(p.is_error for p in problems):
                 continue
             wanted = formula.input(binding.name.text)
             if wanted is None:
@@ -138,6 +138,9 @@ def _output_reads(expr: ex.Expr) -> Iterator[tuple[str, Span]]:
         case ex.ListExpr(items=items):
             for item in items:
                 yield from _output_reads(item)
+        case ex.ObjectExpr(items=members):
+            for _, value in members:
+                yield from _output_reads(value)
 
 
 def check_output_availability(ctx: Context) -> Iterator[Diagnostic]:

@@ -197,6 +197,8 @@ def _is_constant(expr: ex.Expr) -> bool:
         return True
     if isinstance(expr, ex.ListExpr):
         return all(_is_constant(item) for item in expr.items)
+    if isinstance(expr, ex.ObjectExpr):
+        return all(_is_constant(value) for _, value in expr.items)
     return False
 
 
@@ -211,7 +213,7 @@ def check_input_defaults(ctx: Context) -> Iterator[Diagnostic]:
         if not _is_constant(default):
             yield Diagnostic.error(
                 "an input default must be a constant (a number, string, duration, "
-                "true/false/null or a list of them)",
+                "true/false/null, or a list or object of them)",
                 default.span,
             )
             continue

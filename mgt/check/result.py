@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mgt.diagnostics import Diagnostic, render_all, sort_key
@@ -46,6 +47,20 @@ class CheckResult:
     def sorted_diagnostics(self) -> list[Diagnostic]:
         return sorted(self.diagnostics, key=sort_key)
 
+    def sources(self) -> dict[str, str]:
+        """The text of every file a diagnostic points into: the machine's, and any definition
+        file (a polecat's TOML) read from disk; a file that cannot be read is left out."""
+        found = {self.path: self.source}
+        for d in self.diagnostics:
+            if d.span is None or d.span.file in found:
+                continue
+            try:
+                text = Path(d.span.file).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            found[d.span.file] = text.removeprefix("\ufeff")
+        return found
+
     def render(self) -> str:
         """Every diagnostic as `file:line:col: severity: message`, source line, caret, hint."""
-        return render_all(self.diagnostics, {self.path: self.source})
+        return render_all(self.diagnostics, self.sources())

@@ -232,7 +232,7 @@ def _duration(seconds: float) -> str:
 
 # Loosest-binding first; a child binding looser than its parent gets parentheses.
 _PRECEDENCE = {"or": 1, "and": 2, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4, "in": 4,
-               "+": 5, "-": 5, "*": 6, "/": 6}
+               "??": 5, "+": 6, "-": 6, "*": 7, "/": 7}
 
 
 def _expr_text(expr: ex.Expr, parent: int = 0) -> str:
@@ -245,6 +245,8 @@ def _expr_text(expr: ex.Expr, parent: int = 0) -> str:
         return expr.text
     if isinstance(expr, ex.ListExpr):
         return "[" + ", ".join(_expr_text(i) for i in expr.items) + "]"
+    if isinstance(expr, ex.ObjectExpr):
+        return "{" + ", ".join(f"{json.dumps(k)}: {_expr_text(v)}" for k, v in expr.items) + "}"
     if isinstance(expr, ex.Name):
         return expr.id
     if isinstance(expr, ex.Attr):
@@ -252,7 +254,7 @@ def _expr_text(expr: ex.Expr, parent: int = 0) -> str:
     if isinstance(expr, ex.Index):
         return f"{_expr_text(expr.obj, 9)}[{_expr_text(expr.index)}]"
     if isinstance(expr, ex.Unary):
-        own = 3 if expr.op == "not" else 7
+        own = 3 if expr.op == "not" else 8
         text = f"not {_expr_text(expr.operand, own)}" if expr.op == "not" else (
             f"-{_expr_text(expr.operand, own)}")
         return f"({text})" if own < parent else text

@@ -140,7 +140,13 @@ class SchemaRegistry:
             where = self._paths.get(name, name)
             if not isinstance(schema, dict):
                 raise DefinitionError(f"{where}: a schema must be a JSON object")
-            cls = validator_for(schema, default=Draft7Validator)
+            try:
+                cls = validator_for(schema, default=Draft7Validator)
+            except ValueError as e:  # urllib on a malformed URI, e.g. "http://[json-schema.org/"
+                raise DefinitionError(
+                    f"{where}: $.$schema: not a valid URI ({_short(schema.get('$schema'))}: {e}); "
+                    f'write "http://json-schema.org/draft-07/schema#" or leave it out'
+                ) from None
             try:
                 cls.check_schema(schema)
             except SchemaError as e:
@@ -162,7 +168,10 @@ class SchemaRegistry:
                 resources.append((schema_id, resource))
         self._registry: Registry[Any] = Registry().with_resources(resources)
         for name in self._schemas:
-            self._check_refs(name)
+            try:
+                self._check_refs(name)
+            except ValueError as e:  # a malformed URI in $id or $ref, from urllib
+                raise DefinitionError(f"{self.path(name)}: a malformed URI: {e}") from None
 
     @classmethod
     def load_dir(cls, directory: str | Path) -> SchemaRegistry:
@@ -264,7 +273,7 @@ class SchemaRegistry:
                 return node, resolver
             try:
                 resolved = resolver.lookup(node["$ref"])
-            except Unresolvable as e:
+            except (Unresolvable, ValueError) as e:  # ValueError: a malformed URI
                 raise DefinitionError(f"cannot resolve $ref '{node['$ref']}': {e}") from None
             node, resolver = resolved.contents, resolved.resolver
         raise DefinitionError(f"$ref chain longer than {limit} (a cycle?)")
@@ -312,6 +321,10 @@ class SchemaRegistry:
                         resolver.lookup(ref)
                     except Unresolvable:
                         raise DefinitionError(f"{where}: cannot resolve '{ref}'") from None
+                    except ValueError as e:  # urllib on a malformed URI: "http://[x"
+                        raise DefinitionError(
+                            f"{where}: cannot resolve '{ref}': not a valid URI ({e})"
+                        ) from None
                     try:
                         self.deref(node, resolver)
                     except DefinitionError:

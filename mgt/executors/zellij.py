@@ -13,6 +13,9 @@ prompt the runtime assembles). The pane name N is `mgt-STATE-ATTEMPT`.
 Program: `MGT_ZELLIJ_CC`, else `zellij-cc` on PATH. Session: the `session`
 option, else `ZELLIJ_SESSION_NAME`. zellij-cc enforces T itself; mgt also
 stops it (and its process group) after T plus a grace period, in case it hangs.
+The grace is proportionate to T (`timeout_grace`): a quarter of T, at least 2 s
+(zellij-cc's own stop of Claude Code takes up to 2 s) and at most 30 s, so a
+`timeout 3s` state ends within about 5 s, not 33 s.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from mgt.executors.common import (
 from mgt.executors.mapping import DEFAULT_MODEL
 from mgt.executors.process import DEFAULT_GRACE_SECONDS, run_process
 
-__all__ = ["ZellijCCExecutor", "find_zellij_cc", "pane_name", "zellij_prompt"]
+__all__ = ["ZellijCCExecutor", "find_zellij_cc", "pane_name", "timeout_grace", "zellij_prompt"]
 
 INSTALL_HINT = "install the zellij-cc program"
 REPORT_FILE = "zellij-cc.json"  # what zellij-cc printed
@@ -45,6 +48,21 @@ OWN_STDERR_FILE = "zellij-cc.stderr.txt"  # zellij-cc's own stderr (not Claude C
 
 def find_zellij_cc() -> str:
     return find_program("MGT_ZELLIJ_CC", "zellij-cc", INSTALL_HINT)
+
+
+#: Bounds of the grace mgt gives zellij-cc beyond the state's timeout before stopping it.
+MIN_GRACE_SECONDS = 2.0
+MAX_GRACE_SECONDS = 30.0
+
+
+def timeout_grace(timeout_seconds: float) -> float:
+    """How long after a state's timeout mgt waits for zellij-cc to stop by itself.
+
+    zellij-cc needs a moment to end Claude Code and print its report (its own stop
+    allows 2 s); beyond that, waiting longer than a quarter of the timeout only means
+    the state's timeout is not kept.
+    """
+    return min(MAX_GRACE_SECONDS, max(MIN_GRACE_SECONDS, timeout_seconds / 4))
 
 
 def pane_name(request: ExecRequest) -> str:
@@ -68,13 +86,19 @@ class ZellijCCExecutor:
         *,
         session: str | None = None,
         program: str | None = None,
-        grace: float = 30.0,
+        grace: float | None = None,
         kill_grace: float = DEFAULT_GRACE_SECONDS,
     ) -> None:
         self._session = session
         self._program = program
-        self.grace = grace  # on top of T before mgt stops zellij-cc itself
+        self.grace = grace  # on top of T before mgt stops zellij-cc; None: timeout_grace(T)
         self.kill_grace = kill_grace
+
+    def grace_for(self, request: ExecRequest) -> float:
+        """The grace beyond the request's timeout: the `grace` option, else proportionate."""
+        if self.grace is not None:
+            return self.grace
+        return timeout_grace(request.timeout_seconds)
 
     @property
     def program(self) -> str:
@@ -111,11 +135,12 @@ class ZellijCCExecutor:
         for stale in (output_file, output_file.with_suffix(".stderr")):
             stale.unlink(missing_ok=True)
         argv = self.argv(request, output_file)
+        grace = self.grace_for(request)
         proc = run_process(
             argv,
             cwd=request.cwd,
             env=child_env(request.env),
-            timeout=request.timeout_seconds + self.grace,
+            timeout=request.timeout_seconds + grace,
             stdout_path=attempt_dir / REPORT_FILE,
             stderr_path=attempt_dir / OWN_STDERR_FILE,
             grace=self.kill_grace,
@@ -125,7 +150,7 @@ class ZellijCCExecutor:
                 raw_result_path=output_file,
                 timed_out=True,
                 error=f"zellij-cc did not return within {request.timeout_seconds:g}s "
-                f"(+{self.grace:g}s grace); it was stopped with its process group",
+                f"(+{grace:g}s grace); it was stopped with its process group",
             )
         report = _report(proc.stdout)
         result_file = Path(report["output_file"]) if report.get("output_file") else output_file

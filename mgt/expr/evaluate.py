@@ -9,8 +9,9 @@ root names to values:
     it               the current item inside count/any/all
 
 Reading a field or index that is not there gives `null` (so `exists(output.x)`
-works); using `null` where a value is needed (ordering, arithmetic, `and`) is an
-`ExprError` whose span points at the sub-expression that was null.
+works, and `output.x ?? 0` gives 0); using `null` where a value is needed
+(ordering, arithmetic, `and`) is an `ExprError` whose span points at the
+sub-expression that was null.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from mgt.expr.nodes import (
     ListExpr,
     Literal,
     Name,
+    ObjectExpr,
     Unary,
 )
 from mgt.span import Span
@@ -139,6 +141,8 @@ class _Evaluator:
                 return Duration(seconds, text)
             case ListExpr(items=items):
                 return [self.eval(item, d) for item in items]
+            case ObjectExpr(items=members):
+                return {key: self.eval(value, d) for key, value in members}
             case Name(id=name):
                 if name == "it" and self.its:
                     return self.its[-1]
@@ -162,6 +166,9 @@ class _Evaluator:
                 if self.boolean(self.eval(left, d), left, "or"):
                     return True
                 return self.boolean(self.eval(right, d), right, "or")
+            case Binary(op="??", left=left, right=right):
+                value = self.eval(left, d)  # the right side only when needed, like and/or
+                return self.eval(right, d) if value is None else value
             case Binary(op=op, left=left, right=right):
                 return self.binary(op, self.eval(left, d), self.eval(right, d), expr)
             case Call():

@@ -5,11 +5,12 @@ Guards and bindings are evaluated by `mgt.expr.evaluate`, never by Python `eval`
     Literal      42, 1.5, "text", true, false, null
     DurationLit  500ms 30s 5m 24h 7d  (value in seconds, original text kept)
     ListExpr     [a, b, c]
+    ObjectExpr   {"key": a, "other": b}
     Name         input | output | it | STATE  (the root of a path)
     Attr         obj.field
     Index        obj[expr]
     Unary        not x | -x
-    Binary       == != < <= > >= + - * / and or in
+    Binary       == != < <= > >= + - * / and or in ??   (`a ?? b`: a, or b when a is null)
     Call         len(x) exists(x) min(..) max(..) sum(x) count(xs, e) any(xs, e) all(xs, e)
 """
 
@@ -31,10 +32,13 @@ __all__ = [
     "ListExpr",
     "Literal",
     "Name",
+    "ObjectExpr",
     "Unary",
 ]
 
-BinaryOp = TypingLiteral["==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "and", "or", "in"]
+BinaryOp = TypingLiteral[
+    "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "and", "or", "in", "??"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,14 @@ class DurationLit:
 @dataclass(frozen=True, slots=True)
 class ListExpr:
     items: tuple[Expr, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectExpr:
+    """An object literal; `items` keep the written order, keys are unique."""
+
+    items: tuple[tuple[str, Expr], ...]
     span: Span
 
 
@@ -100,4 +112,4 @@ class Call:
     func_span: Span
 
 
-Expr = Literal | DurationLit | ListExpr | Name | Attr | Index | Unary | Binary | Call
+Expr = Literal | DurationLit | ListExpr | ObjectExpr | Name | Attr | Index | Unary | Binary | Call

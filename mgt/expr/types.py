@@ -31,6 +31,7 @@ from mgt.expr.nodes import (
     Index,
     ListExpr,
     Name,
+    ObjectExpr,
     Unary,
 )
 from mgt.expr.nodes import (
@@ -103,6 +104,10 @@ class ExprType:
     schema_name: str | None = None
     schema: _SchemaNode | None = field(default=None, repr=False)
     role: Literal["value", "inputs", "state"] = "value"
+    # May be null at run time although it has a kind: a schema field that is not
+    # `required` (or allows null). `why` says so in a warning's words.
+    optional: bool = False
+    why: str | None = None
 
     def describe(self) -> str:
         """`integer`, `list`, or with the origin: `object PatternReport.summary`."""
@@ -228,7 +233,12 @@ def _from_schema(
     elif "const" in node:
         values = (node["const"],)
     schema = _SchemaNode(node, resolver, registry) if kind in ("list", "object") else None
-    return ExprType(kind, label=label, values=values, schema=schema)
+    declared = node.get("type")
+    nullable = isinstance(declared, list) and "null" in declared and kind != "null"
+    return ExprType(
+        kind, label=label, values=values, schema=schema, optional=nullable,
+        why=f"{label} may be null" if nullable else None,
+    )  # fmt: skip
 
 
 def _field(t: ExprType, name: str) -> ExprType | None:
@@ -243,7 +253,11 @@ def _field(t: ExprType, name: str) -> ExprType | None:
     label = f"{t.label}.{name}" if t.label else name
     props = node.get("properties")
     if isinstance(props, dict) and name in props:
-        return _from_schema(props[name], t.schema.resolver, t.schema.registry, label)
+        found = _from_schema(props[name], t.schema.resolver, t.schema.registry, label)
+        required = node.get("required")
+        if not (isinstance(required, list) and name in required) and found.kind != "null":
+            found = replace(found, optional=True, why=f"{label} is not a required field")
+        return found
     patterns = node.get("patternProperties")
     if isinstance(patterns, dict) and patterns:
         return ExprType("any", label=label)
@@ -294,9 +308,13 @@ class Scope:
     states: Mapping[str, ExprType] = field(default_factory=dict)
     it: ExprType | None = None
     output_missing_reason: str = "'output' is only available in `on ... when` guards"
+    present: frozenset[str] = frozenset()  # paths known not to be null here (`exists(p) and`)
 
     def with_it(self, item: ExprType) -> Scope:
         return replace(self, it=item)
+
+    def knowing(self, paths: frozenset[str]) -> Scope:
+        return replace(self, present=self.present | paths) if paths else self
 
 
 def typecheck(expr: Expr, scope: Scope) -> tuple[ExprType, list[Diagnostic]]:
@@ -308,12 +326,16 @@ def typecheck(expr: Expr, scope: Scope) -> tuple[ExprType, list[Diagnostic]]:
 
 def typecheck_guard(expr: Expr, scope: Scope) -> tuple[ExprType, list[Diagnostic]]:
     """Like `typecheck`, and a result that cannot be a boolean is an error."""
-    t, diagnostics = typecheck(expr, scope)
+    checker = _Checker()
+    t = checker.check(expr, scope, 0)
+    diagnostics = checker.diagnostics
     if t.kind not in ("boolean", "any"):
         diagnostics.append(
             Diagnostic.error(f"a guard must be true or false, but this is {t.describe()}",
                              expr.span)
         )
+    else:
+        checker.may_be_null(t, expr, "a guard must be true or false")
     return t, diagnostics
 
 
@@ -325,6 +347,73 @@ def _comparable(a: ExprType, b: ExprType) -> bool:
     return a.kind == b.kind
 
 
+def _coalesce(a: ExprType, b: ExprType) -> ExprType:
+    """The type of `a ?? b`: a's kind, null only when b may be null too."""
+    if a.kind == "null":
+        return b
+    if b.kind == "null":
+        return a
+    if a.is_any or b.is_any:
+        return ANY
+    plain = replace(a, values=None, literal=False, optional=b.optional, why=b.why)
+    if a.kind == b.kind:
+        return plain
+    if a.kind in _NUMERIC and b.kind in _NUMERIC:
+        return replace(NUMBER, optional=b.optional, why=b.why)
+    return ANY
+
+
+def path_text(expr: Expr) -> str | None:
+    """`output.summary.total`, `it["x"]`: a path as written, or None for anything else."""
+    match expr:
+        case Name(id=name):
+            return name
+        case Attr(obj=obj, name=name):
+            base = path_text(obj)
+            return f"{base}.{name}" if base is not None else None
+        case Index(obj=obj, index=LiteralNode(value=key)) if isinstance(key, str | int):
+            base = path_text(obj)
+            shown = f'"{key}"' if isinstance(key, str) else str(key)
+            return f"{base}[{shown}]" if base is not None else None
+    return None
+
+
+def _paths_within(expr: Expr) -> frozenset[str]:
+    """A path and every path it goes through: `a.b.c` → {a.b.c, a.b, a}."""
+    found: set[str] = set()
+    node: Expr | None = expr
+    while isinstance(node, Attr | Index | Name):
+        text = path_text(node)
+        if text is None:
+            break
+        found.add(text)
+        node = node.obj if isinstance(node, Attr | Index) else None
+    return frozenset(found)
+
+
+def _known_present(expr: Expr, negated: bool = False) -> frozenset[str]:
+    """The paths that are not null wherever `expr` is true (or false, when `negated`).
+
+    `exists(p)`, `p != null`, their `and` (or, negated, their `or`) and `not`: what a
+    guard tests first, so `exists(output.x) and output.x > 3` is safe.
+    """
+    match expr:
+        case Call(func="exists", args=(arg,)) if not negated:
+            return _paths_within(arg)
+        case Unary(op="not", operand=operand):
+            return _known_present(operand, not negated)
+        case Binary(op="and", left=left, right=right) if not negated:
+            return _known_present(left) | _known_present(right)
+        case Binary(op="or", left=left, right=right) if negated:
+            return _known_present(left, True) | _known_present(right, True)
+        case Binary(op="!=" | "==" as op, left=left, right=right) if (op == "!=") != negated:
+            if isinstance(right, LiteralNode) and right.value is None:
+                return _paths_within(left)
+            if isinstance(left, LiteralNode) and left.value is None:
+                return _paths_within(right)
+    return frozenset()
+
+
 class _Checker:
     def __init__(self) -> None:
         self.diagnostics: list[Diagnostic] = []
@@ -332,6 +421,27 @@ class _Checker:
     def error(self, message: str, span: Span) -> ExprType:
         self.diagnostics.append(Diagnostic.error(message, span))
         return ANY
+
+    def may_be_null(self, t: ExprType, expr: Expr, what: str) -> None:
+        """Warn where a value that may be null meets something that fails on null."""
+        if not t.optional:
+            return
+        path = path_text(expr)
+        shown = f"'{path}'" if path else "this value"
+        why = f" ({t.why})" if t.why else ""
+        hint = (
+            f"test it first: 'exists({path}) and ...', or give a default: '{path} ?? DEFAULT'"
+            if path
+            else "give it a default: '(...) ?? DEFAULT'"
+        )
+        self.diagnostics.append(
+            Diagnostic.warning(
+                f"{shown} may be missing or null{why}, and {what}: it fails at run time "
+                "when it is",
+                expr.span,
+                hint,
+            )
+        )
 
     def check(self, expr: Expr, scope: Scope, depth: int) -> ExprType:
         if depth > _MAX_DEPTH:
@@ -355,6 +465,12 @@ class _Checker:
                 if kinds and kinds <= set(_NUMERIC):
                     return list_of(NUMBER)
                 return list_of(ANY)
+            case ObjectExpr(items=members):
+                fields: dict[str, ExprType] = {}
+                for key, member in members:
+                    t = self.check(member, scope, d)
+                    fields[key] = replace(t, values=None, literal=False) if t.literal else t
+                return object_of(fields)
             case Name():
                 return self.name(expr, scope)
             case Attr():
@@ -365,12 +481,15 @@ class _Checker:
                 t = self.check(operand, scope, d)
                 if t.kind not in ("boolean", "any"):
                     self.error(f"'not' needs true or false, got {t.describe()}", operand.span)
+                else:
+                    self.may_be_null(t, operand, "'not' needs true or false")
                 return BOOLEAN
             case Unary(op="-", operand=operand):
                 t = self.check(operand, scope, d)
                 if t.kind not in (*_NUMERIC, "any"):
                     return self.error(f"cannot negate {t.describe()}", operand.span)
-                return replace(t, values=None, literal=False)
+                self.may_be_null(t, operand, "'-' needs a number")
+                return replace(t, values=None, literal=False, optional=False, why=None)
             case Binary():
                 return self.binary(expr, scope, d)
             case Call():
@@ -413,6 +532,10 @@ class _Checker:
             )
         found = _field(t, expr.name)
         if found is not None:
+            if path_text(expr) in scope.present:
+                return replace(found, optional=False, why=None)
+            if t.optional and not found.optional:  # a missing parent makes a null child
+                return replace(found, optional=True, why=t.why)
             return found
         hint = did_you_mean(expr.name, _field_names(t))
         tail = f" ({hint})" if hint else ""
@@ -460,12 +583,19 @@ class _Checker:
     def binary(self, expr: Binary, scope: Scope, depth: int) -> ExprType:
         op = expr.op
         a = self.check(expr.left, scope, depth)
-        b = self.check(expr.right, scope, depth)
         if op in ("and", "or"):
+            # The right side runs only when the left is true (`and`) or false (`or`).
+            b = self.check(expr.right, scope.knowing(_known_present(expr.left, op == "or")),
+                           depth)
             for side, t in ((expr.left, a), (expr.right, b)):
                 if t.kind not in ("boolean", "any"):
                     self.error(f"'{op}' needs true or false, got {t.describe()}", side.span)
+                else:
+                    self.may_be_null(t, side, f"'{op}' needs true or false")
             return BOOLEAN
+        b = self.check(expr.right, scope, depth)
+        if op == "??":
+            return _coalesce(a, b)
         if op in ("==", "!="):
             if a.kind != "null" and b.kind != "null" and not _comparable(a, b):
                 self.error(
@@ -488,6 +618,9 @@ class _Checker:
                     f"cannot compare {a.describe()} with {b.describe()} using '{op}'",
                     expr.span,
                 )
+            else:
+                self.may_be_null(a, expr.left, f"'{op}' cannot compare null")
+                self.may_be_null(b, expr.right, f"'{op}' cannot compare null")
             return BOOLEAN
         if op == "in":
             return self.contains(expr, a, b)
@@ -512,6 +645,7 @@ class _Checker:
     def contains(self, expr: Binary, a: ExprType, b: ExprType) -> ExprType:
         if b.kind == "any":
             return BOOLEAN
+        self.may_be_null(b, expr.right, "'in' needs a list, string or object")
         if b.kind == "list":
             if isinstance(expr.right, ListExpr) and a.values and not a.literal:
                 for element in expr.right.items:  # `output.status in ["draft", "redy"]`
@@ -543,6 +677,10 @@ class _Checker:
         if "null" in (a.kind, b.kind):
             side = expr.left if a.kind == "null" else expr.right
             return self.error(f"cannot apply '{op}' to null", side.span)
+        self.may_be_null(a, expr.left, f"'{op}' cannot use null")
+        self.may_be_null(b, expr.right, f"'{op}' cannot use null")
+        a = replace(a, optional=False, why=None) if a.optional else a
+        b = replace(b, optional=False, why=None) if b.optional else b
         if a.is_any or b.is_any:
             return ANY
         if a.kind in _NUMERIC and b.kind in _NUMERIC:

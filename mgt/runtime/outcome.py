@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,12 +22,15 @@ from mgt.executors.base import ExecResult
 from mgt.runtime.strict_json import NotJSONConstant, all_finite, loads, raw_decode
 
 __all__ = [
+    "MAX_ANSWER_DEPTH",
     "STRUCTURED_RETRIES_EXHAUSTED",
     "Outcome",
     "classify",
     "extract_json",
     "feedback_text",
+    "fenced_blocks",
     "format_json_path",
+    "json_depth",
     "structured_output_problems",
 ]
 
@@ -55,7 +58,77 @@ class Outcome:
 
 # --------------------------------------------------------------------------- extraction
 
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:\n[ \t]*```|```)", re.DOTALL)
+#: Deepest nesting of arrays and objects accepted in an answer. Output schemas are a few
+#: levels deep; deeper answers are refused before anything recurses over them.
+MAX_ANSWER_DEPTH = 100
+
+#: How many characters the bare-object search may hand to the JSON decoder, as a multiple
+#: of the answer's length: objects nested in objects that fail to parse are decoded again
+#: from each `{`, and this keeps a crafted answer from making that quadratic.
+_DECODE_BUDGET = 16
+
+_JSON_LABELS = frozenset({"", "json", "jsonc", "json5"})
+_LABEL = re.compile(r"[ \t]*([A-Za-z0-9_+-]*)")
+
+
+def fenced_blocks(text: str) -> Iterator[tuple[str, str]]:
+    """Each ```` ```label ```` … ```` ``` ```` block of `text` as (label, body), in order.
+
+    A fence opens at ```` ``` ````, takes the rest of its line as the label line and
+    closes at the next ```` ``` ```` (a newline and indentation before it are not part
+    of the body). One pass with `str.find`, linear in the text whatever it holds: a
+    regex with a lazy body is quadratic on an answer of 300 KB of unclosed fences.
+    """
+    at = 0
+    while True:
+        opening = text.find("```", at)
+        if opening < 0:
+            return
+        newline = text.find("\n", opening + 3)
+        if newline < 0:
+            return  # no later fence has a body either
+        closing = text.find("```", newline + 1)
+        if closing < 0:
+            return
+        body = text[newline + 1 : closing]
+        trimmed = body.rstrip(" \t")
+        if trimmed.endswith("\n"):
+            body = trimmed[:-1]
+        label = _LABEL.match(text, opening + 3)
+        yield (label.group(1) if label else ""), body
+        at = closing + 3
+
+
+def json_depth(value: Any, limit: int = MAX_ANSWER_DEPTH) -> int:
+    """How deeply arrays and objects nest in `value` (a scalar is 0), counted up to `limit` + 1.
+
+    Iterative, so an answer nested thousands deep costs no recursion, and it stops at the
+    first branch deeper than `limit`.
+    """
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth += 1
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                return deepest
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
+def _too_deep_reason() -> str:
+    return (
+        f"the answer's JSON is nested more than {MAX_ANSWER_DEPTH} levels deep; "
+        "answer with a flatter object that matches the output schema"
+    )
 
 
 def extract_json(text: str | None) -> tuple[Any, str | None]:
@@ -65,27 +138,37 @@ def extract_json(text: str | None) -> tuple[Any, str | None]:
     fence) that parses; else the largest balanced `{...}` in the text that parses
     (the last of equals), so prose around a bare object is ignored. Only strict JSON
     counts: NaN and Infinity (which Python's json module accepts) do not parse, nor
-    does nesting too deep to parse. The search is linear in the text however its braces
-    are arranged.
+    does nesting deeper than MAX_ANSWER_DEPTH. Every step is linear in the text however
+    its fences and braces are arranged (the bare-object search has a decoding budget).
     """
     if text is None or not text.strip():
         return None, "the answer was empty; expected one JSON object"
     stripped = text.strip()
     constant: list[str] = []  # NaN/Infinity met while parsing: the likely reason nothing parsed
+    too_deep = False
     try:
-        return loads(stripped), None
+        whole = loads(stripped)
     except ValueError as err:
         _note_constant(err, constant)
+        too_deep = _is_depth_error(err)
+    else:
+        if json_depth(whole) <= MAX_ANSWER_DEPTH:
+            return whole, None
+        too_deep = True
     fenced: list[Any] = []
-    for match in _FENCE.finditer(text):
-        lang = match.group(1).lower()
-        if lang not in {"", "json", "jsonc", "json5"}:
+    for label, body in fenced_blocks(text):
+        if label.lower() not in _JSON_LABELS:
             continue
         try:
-            fenced.append(loads(match.group(2)))
+            value = loads(body)
         except ValueError as err:
             _note_constant(err, constant)
+            too_deep = too_deep or _is_depth_error(err)
             continue
+        if json_depth(value) > MAX_ANSWER_DEPTH:
+            too_deep = True
+            continue
+        fenced.append(value)
     objects = [v for v in fenced if isinstance(v, dict)]
     if objects:
         return objects[-1], None
@@ -94,19 +177,32 @@ def extract_json(text: str | None) -> tuple[Any, str | None]:
     best: tuple[int, Any] | None = None
     skip_until = -1
     ends = _BraceEnds(text)
+    budget = _DECODE_BUDGET * len(text)
     for start in (i for i, ch in enumerate(text) if ch == "{"):
         if start < skip_until:
             continue  # inside an object that parsed: anything here is smaller
         end = ends.end(start)
         if end is None:
             continue
+        if ends.depth(start) > MAX_ANSWER_DEPTH:
+            # Refused whole: an object inside it is a part of it, not a separate answer.
+            too_deep = True
+            skip_until = end
+            continue
+        if budget <= 0:
+            break
         try:
             value, stop = raw_decode(text, start)
         except ValueError as err:
+            budget -= getattr(err, "pos", end) - start
             _note_constant(err, constant)
             continue  # try the objects nested inside it
-        except RecursionError:
+        except RecursionError:  # not expected within MAX_ANSWER_DEPTH, but never a crash
+            budget -= end - start
+            too_deep = True
+            skip_until = end
             continue
+        budget -= stop - start
         if stop != end:
             continue
         skip_until = end
@@ -114,6 +210,8 @@ def extract_json(text: str | None) -> tuple[Any, str | None]:
             best = (end - start, value)
     if best is not None:
         return best[1], None
+    if too_deep:
+        return None, _too_deep_reason()
     if constant:
         return None, (
             f"the answer's JSON contains {constant[0]}, which is not a JSON number "
@@ -124,13 +222,18 @@ def extract_json(text: str | None) -> tuple[Any, str | None]:
     return None, "the answer contains no JSON object"
 
 
+def _is_depth_error(err: ValueError) -> bool:
+    return str(err) == "nested too deeply"
+
+
 def _note_constant(err: ValueError, seen: list[str]) -> None:
     if isinstance(err, NotJSONConstant) and not seen:
         seen.append(err.name)
 
 
 class _BraceEnds:
-    """Where the balanced `{...}` starting at each `{` ends (exclusive), or None.
+    """Where the balanced `{...}` starting at each `{` ends (exclusive), or None, and how
+    deeply arrays and objects nest inside it.
 
     A scan from one `{` (taken to be outside a string) settles every `{` it passes
     outside a string: their ends are where the scan's stack pops them. A `{` is only
@@ -143,6 +246,7 @@ class _BraceEnds:
     def __init__(self, text: str) -> None:
         self.text = text
         self.ends = array("i", [self.UNKNOWN]) * len(text)
+        self.depths = array("i", [0]) * len(text)
 
     def end(self, start: int) -> int | None:
         if self.ends[start] == self.UNKNOWN:
@@ -150,9 +254,16 @@ class _BraceEnds:
         found = self.ends[start]
         return None if found == self.UNMATCHED else found
 
+    def depth(self, start: int) -> int:
+        """How deeply the balanced object at `start` nests (1 for `{}`); call end() first."""
+        return self.depths[start]
+
     def _scan(self, start: int) -> None:
-        text, ends = self.text, self.ends
-        stack = array("i")
+        text, ends, depths = self.text, self.ends, self.depths
+        stack = array("i")  # where each open `{` is
+        levels = array("i")  # the nesting level of each open `{`
+        peaks = array("i")  # the deepest level reached inside each open `{`
+        level = 0
         in_string = escape = False
         for i in range(start, len(text)):
             ch = text[i]
@@ -166,11 +277,26 @@ class _BraceEnds:
             elif ch == '"':
                 in_string = True
             elif ch == "{":
+                level += 1
                 stack.append(i)
-            elif ch == "}" and stack:
-                ends[stack.pop()] = i + 1
+                levels.append(level)
+                peaks.append(level)
+            elif ch == "[":
+                level += 1
+                if level > peaks[-1]:
+                    peaks[-1] = level
+            elif ch == "]":
+                if level > levels[-1]:  # a stray `]` does not leave the open object
+                    level -= 1
+            elif ch == "}":
+                opened, at, peak = stack.pop(), levels.pop(), peaks.pop()
+                ends[opened] = i + 1
+                depths[opened] = peak - at + 1
                 if not stack:
                     return
+                level = at - 1
+                if peak > peaks[-1]:
+                    peaks[-1] = peak
         for open_at in stack:
             ends[open_at] = self.UNMATCHED
 
@@ -214,11 +340,16 @@ def classify(
     """
     # A failed step keeps what output it has (a command's exit code and streams) for guards.
     if result.timed_out:
-        return Outcome("timeout", output=result.output,
-                       error=_one_line(result.error or "the step timed out"))
+        return Outcome(
+            "timeout", output=result.output, error=_one_line(result.error or "the step timed out")
+        )
     if result.guardrail:
-        return Outcome("guardrail", output=result.output, problems=list(result.guardrail),
-                       error=result.guardrail[0])
+        return Outcome(
+            "guardrail",
+            output=result.output,
+            problems=list(result.guardrail),
+            error=result.guardrail[0],
+        )
     if result.details.get("subtype") == STRUCTURED_RETRIES_EXHAUSTED:
         # Claude Code checked --json-schema itself and gave up: a schema failure, not a crash.
         problems = structured_output_problems(result)
@@ -228,7 +359,9 @@ def classify(
 
     if result.output is not None or not parse_text:
         output, reason = result.output, None
-        if parse_text and not all_finite(output):  # structured output read leniently upstream
+        if parse_text and json_depth(output) > MAX_ANSWER_DEPTH:  # checked before recursing
+            output, reason = None, _too_deep_reason()
+        elif parse_text and not all_finite(output):  # structured output read leniently upstream
             reason = "the answer contains NaN or Infinity, which are not JSON numbers"
     else:
         output, reason = extract_json(result.text)

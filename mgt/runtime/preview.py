@@ -23,6 +23,7 @@ from mgt.expr.nodes import (
     ListExpr,
     Literal,
     Name,
+    ObjectExpr,
     Unary,
 )
 from mgt.runtime.journal import jsonable
@@ -40,6 +41,8 @@ def expr_text(expr: Expr) -> str:
             return text
         case ListExpr(items=items):
             return "[" + ", ".join(expr_text(i) for i in items) + "]"
+        case ObjectExpr(items=members):
+            return "{" + ", ".join(f"{json.dumps(k)}: {expr_text(v)}" for k, v in members) + "}"
         case Name(id=ident):
             return ident
         case Attr(obj=obj, name=name):
@@ -88,6 +91,8 @@ def _reads_state(expr: Expr) -> bool:
             return _reads_state(left) or _reads_state(right)
         case Call(args=args) | ListExpr(items=args):
             return any(_reads_state(a) for a in args)
+        case ObjectExpr(items=members):
+            return any(_reads_state(v) for _, v in members)
     return False
 
 
@@ -142,12 +147,20 @@ def _model_preview(
     )
     lines: list[str] = []
     if polecat is not None:
+        # The model line always names a model: as mapped, else as the polecat wrote it, with
+        # the reason the run would refuse it on a line of its own (`mgt check` reports it too).
+        problems: list[str] = []
         try:
             model = map_model(polecat.model.name)
+        except MgtError as err:
+            model = polecat.model.name
+            problems.append(f"(the run would refuse this model: {err})")
+        try:
             tools = ", ".join(map_tools(polecat.tools.available, polecat=polecat.name)) or "none"
         except MgtError as err:
-            model, tools = f"({err})", "?"
-        lines += ["", f"polecat {polecat.name} · model {model} · tools {tools}"]
+            tools = ", ".join(polecat.tools.available)
+            problems.append(f"(the run would refuse these tools: {err})")
+        lines += ["", f"polecat {polecat.name} · model {model} · tools {tools}", *problems]
     try:
         prompt = build_prompt(machine, spec, bindings, None, None, [])
     except InputProblem as err:

@@ -50,11 +50,13 @@ class _Prefixed:
 
 
 _COMPARISON = 4
+# `??` binds tighter than comparisons and looser than arithmetic (as in Swift and Kotlin):
+# `output.n ?? 0 > 3` is `(output.n ?? 0) > 3`, `a ?? b + 1` is `a ?? (b + 1)`.
 _PRECEDENCE = {
     "or": 1, "and": 2, "not": 3,
     "==": _COMPARISON, "!=": _COMPARISON, "<": _COMPARISON, "<=": _COMPARISON,
     ">": _COMPARISON, ">=": _COMPARISON, "in": _COMPARISON, "not in": _COMPARISON,
-    "+": 5, "-": 5, "*": 6, "/": 6, "neg": 7,
+    "??": 5, "+": 6, "-": 6, "*": 7, "/": 7, "neg": 8,
 }
 
 
@@ -449,6 +451,29 @@ class Builder(Transformer[Token, Any]):
 
     def arguments(self, children: list[Any]) -> tuple[ex.Expr, ...]:
         return tuple(children)
+
+    def object_expr(self, children: list[Any]) -> ex.Expr:
+        open_, members, close = children
+        items: tuple[tuple[Text, ex.Expr], ...] = members or ()
+        seen: dict[str, Text] = {}
+        for key, _ in items:
+            if key.value in seen:
+                first = seen[key.value]
+                raise ParseError(
+                    f'key "{key.value}" appears twice in this object '
+                    f"(first at line {first.span.line}, column {first.span.column})",
+                    key.span,
+                )
+            seen[key.value] = key
+        node = ex.ObjectExpr(tuple((k.value, v) for k, v in items), self.span(open_, close))
+        return self._expr(node, *(v for _, v in items))
+
+    def members(self, children: list[Any]) -> tuple[tuple[Text, ex.Expr], ...]:
+        return tuple(children)
+
+    def member(self, children: list[Any]) -> tuple[Text, ex.Expr]:
+        key, value = children
+        return key, value
 
     def paren(self, children: list[Any]) -> ex.Expr:
         open_, inner, close = children

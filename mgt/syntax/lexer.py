@@ -33,8 +33,8 @@ MAX_NESTING = 100
 
 # Terminals scanned by their grammar regex, in the order they are tried.
 _SCANNED = ("_NL", "LONG_STRING", "STRING", "DURATION", "NUMBER", "REF", "COMPARE")
-_OPEN = frozenset({"LPAR", "LSQB"})
-_CLOSE = frozenset({"RPAR", "RSQB"})
+_OPEN = frozenset({"LPAR", "LSQB", "LBRACE"})
+_CLOSE = frozenset({"RPAR", "RSQB", "RBRACE"})
 
 
 class MgtLexer(Lexer):

@@ -25,8 +25,10 @@ __all__ = ["describe_lark_error", "unexpected_character"]
 _CLAUSES = ("RUN", "WITH", "OUTPUT", "TIMEOUT", "RETRY", "ON")
 _DECLARATIONS = ("IMPORT", "INPUT", "START", "STATE", "FINAL")
 _RUN_KINDS = ("FORMULA", "POLECAT", "COMMAND", "BUILTIN")
-_OPERAND = frozenset({"NAME", "NUMBER", "STRING", "LONG_STRING", "DURATION", "LSQB", "LPAR"})
-_OPERATORS = frozenset({"PLUS", "STAR", "SLASH", "COMPARE", "AND", "OR"})
+_OPERAND = frozenset(
+    {"NAME", "NUMBER", "STRING", "LONG_STRING", "DURATION", "LSQB", "LPAR", "LBRACE"}
+)
+_OPERATORS = frozenset({"PLUS", "STAR", "SLASH", "COMPARE", "AND", "OR", "COALESCE"})
 
 # What each terminal is, in the words of the language reference.
 _WORDS = {
@@ -213,8 +215,22 @@ def unexpected_character(
     return ParseError(message, span)
 
 
+def _is_user_terminal(name: str, literals: Mapping[str, str]) -> bool:
+    """Whether `name` is a terminal a user can be told about.
+
+    A parse-table row lists grammar rules too (`expr`, `atom`, `__operand_star_6`: lower
+    case in lark), and lark names terminals it made itself `__ANON_n` and `__IGNORE_n`;
+    none of these mean anything to a user. An anonymous terminal with a known text stays.
+    """
+    if name == "$END":
+        return True
+    if name.startswith("__"):
+        return name.startswith("__ANON") and name in literals
+    return name.lstrip("_")[:1].isupper()
+
+
 def _expected_words(expected: set[str], literals: Mapping[str, str]) -> str:
-    expected = {t for t in expected if not t.startswith("__IGNORE")}
+    expected = {t for t in expected if _is_user_terminal(t, literals)}
     phrases: list[str] = []
     # "or the end of the block/file" is true after any complete clause or declaration,
     # and only distracts from what the user meant to write.

@@ -29,6 +29,8 @@ def render_case(stem: str) -> str:
 @pytest.mark.parametrize("stem", STEMS)
 def test_case(stem: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(CASES)
+    for policy in ("MGT_MODEL", "MGT_MODEL_MAP", "MGT_ALLOW_NON_HAIKU"):  # the default policy
+        monkeypatch.delenv(policy, raising=False)
     actual = render_case(stem)
     expected_path = CASES / f"{stem}.expected"
     if os.environ.get("MGT_UPDATE_GOLDENS"):

@@ -177,6 +177,32 @@ def test_unresolvable_ref_names_file_and_place(tmp_path: Path) -> None:
     assert str(info.value) == f"{path}: $.properties.s.$ref: cannot resolve '#/$defs/Sumary'"
 
 
+@pytest.mark.parametrize(
+    ("schema", "expected"),
+    [
+        (
+            {"$schema": "http://[json-schema.org/draft-07/schema#", "type": "object"},
+            "$.$schema: not a valid URI ('http://[json-schema.org/draft-07/schema#': "
+            'Invalid IPv6 URL); write "http://json-schema.org/draft-07/schema#" or leave it out',
+        ),
+        (
+            {"type": "object", "properties": {"s": {"$ref": "http://[x/S.json"}}},
+            "$.properties.s.$ref: cannot resolve 'http://[x/S.json': not a valid URI "
+            "(Invalid IPv6 URL)",
+        ),
+    ],
+    ids=["schema-uri", "ref-uri"],
+)
+def test_a_malformed_uri_is_a_diagnostic_for_the_schema_file(
+    tmp_path: Path, schema: dict[str, Any], expected: str
+) -> None:
+    # urllib raises ValueError("Invalid IPv6 URL") from inside jsonschema and referencing
+    path = write_json(tmp_path, "Bad.json", schema)
+    with pytest.raises(DefinitionError) as info:
+        SchemaRegistry.load_dir(tmp_path)
+    assert str(info.value) == f"{path}: {expected}"
+
+
 def test_a_schema_must_be_an_object(tmp_path: Path) -> None:
     path = write_json(tmp_path, "List.json", [1, 2])
     with pytest.raises(DefinitionError) as info:

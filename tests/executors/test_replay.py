@@ -117,3 +117,21 @@ def test_replay_needs_an_existing_directory(tmp_path: Path) -> None:
 def test_replay_colon_dir_name(replay_dir: Path, make_request: Build) -> None:
     (replay_dir / "analyze.json").write_text('{"x": 1}')
     assert make_executor(f"replay:{replay_dir}").run(make_request()).output == {"x": 1}
+
+
+def test_the_result_documented_in_executors_md_replays_as_documented(
+    tmp_path: Path, make_request: Build
+) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "executors.md").read_text()
+    section = doc.split("The fields of a result that mgt reads", 1)[1]
+    example = section.split("```json\n", 1)[1].split("```", 1)[0]
+    answers = tmp_path / "documented"
+    answers.mkdir()
+    (answers / "analyze.json").write_text(example)
+    result = make_executor("replay", dir=answers).run(make_request(state="analyze"))
+    assert result.error is None
+    assert result.output == {"summary": {"total": 3}, "patterns": []}
+    assert result.cost_usd == 0.0123
+    assert (result.input_tokens, result.output_tokens) == (1200 + 3000 + 500, 340)
+    assert result.session_id == "a1b2c3"
+    assert result.details["num_turns"] == 2

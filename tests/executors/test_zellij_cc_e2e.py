@@ -12,6 +12,7 @@ import pytest
 from mgt.errors import ExecutorError
 from mgt.executors import make_executor
 from mgt.executors.base import ExecRequest
+from mgt.executors.zellij import ZellijCCExecutor, timeout_grace
 from tests.executors.conftest import pids_with
 from tests.fakes.claude_cli import ZELLIJ_CC_STANDIN, ClaudeCLI
 
@@ -96,6 +97,36 @@ def test_our_own_timeout_stops_a_hanging_zellij_cc(make_request: Build, tmp_path
     assert result.timed_out
     assert "did not return within 0.5s (+0.5s grace)" in (result.error or "")
     assert pids_with("stuck-zellij-marker") == []
+
+
+def test_a_hanging_zellij_cc_is_stopped_after_a_grace_proportionate_to_the_timeout(
+    make_request: Build, monkeypatch: pytest.MonkeyPatch, argv_log: Path
+) -> None:
+    monkeypatch.setenv("ZELLIJ_CC_HANG", "1")  # the stand-in never reports, nor times out
+    request = make_request(timeout_seconds=1.0, prompt="hung-standin-marker-51c2")
+    executor = make_executor("zellij-cc", session="s", program=str(ZELLIJ_CC_STANDIN))
+    assert isinstance(executor, ZellijCCExecutor)
+    assert executor.grace_for(request) == 2.0  # not a fixed 30 s on top of a 1 s timeout
+    result = executor.run(request)
+    assert result.timed_out
+    assert "did not return within 1s (+2s grace)" in (result.error or "")
+    assert logged_args(argv_log)["--timeout"] == "1"
+    assert pids_with("hung-standin-marker-51c2") == []
+
+
+@pytest.mark.parametrize(
+    ("timeout", "grace"),
+    [(0.5, 2.0), (3.0, 2.0), (8.0, 2.0), (20.0, 5.0), (60.0, 15.0), (120.0, 30.0), (3600, 30.0)],
+)
+def test_timeout_grace_is_a_quarter_of_the_timeout_within_bounds(
+    timeout: float, grace: float, make_request: Build
+) -> None:
+    assert timeout_grace(timeout) == grace
+    executor = make_executor("zellij-cc", session="s")
+    fixed = make_executor("zellij-cc", session="s", grace=7.0)  # the option still wins
+    assert isinstance(executor, ZellijCCExecutor) and isinstance(fixed, ZellijCCExecutor)
+    assert executor.grace_for(make_request(timeout_seconds=timeout)) == grace
+    assert fixed.grace_for(make_request(timeout_seconds=timeout)) == 7.0
 
 
 def test_zellij_cc_printing_garbage_is_an_error(make_request: Build, tmp_path: Path) -> None:

@@ -50,12 +50,14 @@ SCOPE = Scope(
 
 
 def check(text: str, scope: Scope = SCOPE) -> tuple[ExprType, list[str]]:
+    """The type and the errors (warnings about values that may be null are tested apart)."""
     t, diagnostics = typecheck(parse_expr(text), scope)
-    return t, [d.message for d in diagnostics]
+    return t, [d.message for d in diagnostics if d.is_error]
 
 
 def only_error(text: str, scope: Scope = SCOPE) -> Diagnostic:
-    _, diagnostics = typecheck_guard(parse_expr(text), scope)
+    _, found = typecheck_guard(parse_expr(text), scope)
+    diagnostics = [d for d in found if d.is_error]
     assert len(diagnostics) == 1, [d.message for d in diagnostics]
     return diagnostics[0]
 

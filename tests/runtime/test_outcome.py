@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mgt.executors.base import ExecResult
-from mgt.runtime.outcome import Outcome, classify, extract_json, feedback_text, format_json_path
+from mgt.runtime.outcome import (
+    MAX_ANSWER_DEPTH,
+    Outcome,
+    classify,
+    extract_json,
+    feedback_text,
+    fenced_blocks,
+    format_json_path,
+    json_depth,
+)
 
 SCHEMA = {
     "type": "object",
@@ -239,7 +251,7 @@ def test_nan_and_infinity_are_not_json(text: str) -> None:
 def test_an_answer_nested_too_deeply_is_no_json_not_a_crash() -> None:
     value, why = extract_json("[" * 100_000 + "]" * 100_000)
     assert value is None and why is not None
-    out = _classify(ExecResult(text="{\"a\": " + "[" * 100_000 + "]" * 100_000 + "}"))
+    out = _classify(ExecResult(text='{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"))
     assert out.event == "schema_invalid"
 
 
@@ -248,7 +260,7 @@ def test_an_answer_nested_too_deeply_is_no_json_not_a_crash() -> None:
     ("text", "expected"),
     [
         ("{" * 200_000, None),
-        ("{" * 100_000 + "}" * 100_000, {}),  # only the innermost {} parses
+        ("{" * 100_000 + "}" * 100_000, None),  # too deep, and what is inside is part of it
         ('{"' * 100_000, None),
         ("x {" * 100_000 + "}", {}),
     ],
@@ -265,3 +277,94 @@ def test_a_huge_answer_made_of_braces_is_searched_in_one_pass(text: str, expecte
 def test_structured_output_with_nan_is_schema_invalid() -> None:
     out = _classify(ExecResult(output={"summary": {"total": float("nan")}, "patterns": []}))
     assert out.event == "schema_invalid" and "NaN" in out.problems[0]
+
+
+# --------------------------------------------------------------------------- hostile answers
+
+# The fence pattern extraction once used: right, but quadratic on unclosed fences.
+_REGEX_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:\n[ \t]*```|```)", re.DOTALL)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="`\n \tjson{}1x", max_size=60))
+def test_the_linear_fence_scan_finds_what_the_fence_regex_found(text: str) -> None:
+    expected = [(m.group(1), m.group(2)) for m in _REGEX_FENCE.finditer(text)]
+    assert list(fenced_blocks(text)) == expected
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "```json " * 40_000,  # 320 KB of fences that never open a body
+        "```json\n" * 40_000,
+        "```json\n{" * 30_000,
+        "``` " * 80_000 + "\n" + "{",
+    ],
+    ids=["unclosed-fences", "empty-fences", "fences-of-braces", "fences-then-newline"],
+)
+def test_an_answer_of_fences_is_an_ordinary_outcome(text: str) -> None:
+    out = _classify(ExecResult(text=text))
+    assert out.event == "schema_invalid"
+    assert out.problems[0].startswith("the answer contains no")
+
+
+def _nested(depth: int, leaf: str = "1") -> str:
+    return '{"a": ' * depth + leaf + "}" * depth
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        _nested(900),
+        "Here:\n```json\n" + _nested(900) + "\n```",
+        "prose " + _nested(900) + " prose",
+        '{"a": ' + "[" * 900 + "]" * 900 + "}",
+        _nested(5000),
+    ],
+    ids=["bare", "fenced", "in-prose", "arrays", "beyond-the-recursion-limit"],
+)
+def test_an_answer_nested_900_deep_is_schema_invalid_with_a_clear_reason(text: str) -> None:
+    out = _classify(ExecResult(text=text))
+    assert out.event == "schema_invalid"
+    assert out.output is None
+    assert out.problems == [
+        f"the answer's JSON is nested more than {MAX_ANSWER_DEPTH} levels deep; answer with a "
+        "flatter object that matches the output schema"
+    ]
+    feedback = feedback_text(out, 1, schema="Report")
+    assert f"nested more than {MAX_ANSWER_DEPTH} levels deep" in feedback
+
+
+def test_an_answer_as_deep_as_allowed_is_accepted() -> None:
+    value, why = extract_json(_nested(MAX_ANSWER_DEPTH - 1, "[]"))
+    assert why is None and json_depth(value) == MAX_ANSWER_DEPTH
+
+
+def test_deep_structured_output_is_schema_invalid() -> None:
+    deep: Any = {}
+    for _ in range(900):
+        deep = {"a": deep}
+    out = _classify(ExecResult(output=deep))
+    assert out.event == "schema_invalid" and "nested more than" in out.problems[0]
+    assert out.output is None
+
+
+@pytest.mark.timeout(60)
+def test_objects_nested_in_unparsable_objects_are_decoded_within_a_budget() -> None:
+    # every '{' starts an object that parses up to the last moment, then fails: each is
+    # decoded afresh (90 levels x 270 KB); the decoding budget caps that at a few passes
+    pad = "[" + "1," * 1500 + "1]"
+    text = ('{"pad": ' + pad + ', "a": ') * 90 + "oops" + "}" * 90
+    out = _classify(ExecResult(text=text))
+    assert out.event == "schema_invalid"
+    assert out.problems == [
+        "the answer contains no valid JSON object (the braces found do not parse)"
+    ]
+
+
+def test_json_depth_counts_arrays_and_objects() -> None:
+    assert json_depth(1) == 0
+    assert json_depth({}) == 1
+    assert json_depth({"a": [1, {"b": []}]}) == 4
+    assert json_depth([[[[]]]], limit=2) == 3  # stops one past the limit
