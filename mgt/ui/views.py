@@ -270,7 +270,7 @@ def _answer_file(path: Path) -> FileView | None:
             answer: str = data["result"]
             with contextlib.suppress(ValueError, RecursionError):
                 answer = _pretty(json.loads(answer))
-            return FileView("result.json (answer)", answer)
+            return FileView("result.json", answer)
     return view
 
 
@@ -691,10 +691,12 @@ def _figures(record: Mapping[str, Any]) -> dict[str, Any] | None:
     labels += [k for k in after if k not in before and _number(after[k]) is not None]
     if not labels:
         return None
+    was = [_number(before.get(k)) for k in labels]
+    now = [_number(after.get(k)) for k in labels]
     return {
-        "labels": labels,
-        "before": [_number(before.get(k)) for k in labels],
-        "after": [_number(after.get(k)) for k in labels],
+        "labels": labels, "before": was, "after": now,
+        "change": [f"{(b - a) / abs(a) * 100:+.0f}%" if a and b is not None else ""
+                   for a, b in zip(was, now, strict=True)],
     }
 
 

@@ -160,7 +160,8 @@ def test_pr_records_newest_first_with_verdict_and_figures(repo: Path) -> None:
     assert measured.verdict == "improved" and measured.state == "merged"
     assert measured.patterns == ["slow-llm-dmscene", "token-bloat-dmscene"]
     assert measured.figures == {"labels": ["p95_latency_ms", "prompt_tokens_avg"],
-                                "before": [7709.8, 6494.2], "after": [3120.0, 2210.5]}
+                                "before": [7709.8, 6494.2], "after": [3120.0, 2210.5],
+                                "change": ["-60%", "-66%"]}
     plain = prs[2]
     assert plain.verdict is None and plain.figures is None and plain.body == "## Summary\n\nplain"
 
