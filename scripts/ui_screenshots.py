@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,26 +66,36 @@ def mgt(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, check=False, timeout=300)
 
 
+#: The demo's own copy of the bundled machines and samples: its paths are what the pages show.
+DEMO = Path(tempfile.gettempdir()) / "mgt-demo"
+DEMO_PARTS = ("machines", "polecats", "formulas", "schemas", "examples", "mgt.toml")
+
+
 def build(work: Path) -> tuple[Path, Path, Path, subprocess.Popen[str]]:
+    for part in DEMO_PARTS:
+        source = ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, work / part)
+        else:
+            shutil.copy2(source, work / part)
     runs = work / "runs"
     runs.mkdir()
-    done = mgt("exec", ROOT / "machines/evolve.mgt", "--runs-dir", runs, "--executor", "replay",
-               "--replay-dir", ROOT / "examples/responses/retry", "--json", cwd=ROOT)
+    done = mgt("exec", "machines/evolve.mgt", "--runs-dir", "runs", "--executor", "replay",
+               "--replay-dir", "examples/responses/retry", "--json", cwd=work)
     if done.returncode != 0:
         raise SystemExit(f"the evolve run failed: {done.stderr}")
     evolve_id = json.loads(done.stdout)["run_id"]
-    support = ROOT / "examples/support/support.mgt"
-    mgt("exec", support, "--runs-dir", runs,
-        "--input", "ticket=Where is my order A-1001? It has been a week.", cwd=ROOT)
-    mgt("exec", support, "--runs-dir", runs, "--executor",
-        f"replay:{ROOT / 'examples/support/responses/escalate'}",
-        "--input", "ticket=My order A-1002 never arrived", cwd=ROOT)
+    support = "examples/support/support.mgt"
+    mgt("exec", support, "--runs-dir", "runs",
+        "--input", "ticket=Where is my order A-1001? It has been a week.", cwd=work)
+    mgt("exec", support, "--runs-dir", "runs", "--executor",
+        "replay:examples/support/responses/escalate",
+        "--input", "ticket=My order A-1002 never arrived", cwd=work)
     (work / "nightly-build.mgt").write_text(FAILING)
-    mgt("exec", work / "nightly-build.mgt", "--runs-dir", runs, cwd=work)
+    mgt("exec", "nightly-build.mgt", "--runs-dir", "runs", cwd=work)
     report = work / "report.json"
-    analyzed = mgt("analyze", "--source", ROOT / "examples/logs/tidepool-events.jsonl",
-                   "--since", "all", "--nodes", ROOT / "examples/logs/nodes.txt", "--json",
-                   cwd=ROOT)
+    analyzed = mgt("analyze", "--source", "examples/logs/tidepool-events.jsonl",
+                   "--since", "all", "--nodes", "examples/logs/nodes.txt", "--json", cwd=work)
     report.write_text(analyzed.stdout)
     repo = runs / evolve_id / "target"
     prs = repo / ".git" / "mgt" / "prs"
@@ -103,8 +114,8 @@ def build(work: Path) -> tuple[Path, Path, Path, subprocess.Popen[str]]:
     (prs / "2.json").write_text(json.dumps(measured, indent=2))
     (prs / "2.md").write_text(record.get("body", ""))
     (work / "ingest.mgt").write_text(LIVE)
-    live = subprocess.Popen([sys.executable, "-m", "mgt", "exec", str(work / "ingest.mgt"),
-                             "--runs-dir", str(runs)], cwd=work, text=True,
+    live = subprocess.Popen([sys.executable, "-m", "mgt", "exec", "ingest.mgt",
+                             "--runs-dir", "runs"], cwd=work, text=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while not any((p / "states" / "normalise").is_dir() for p in runs.iterdir()):
@@ -117,12 +128,14 @@ def build(work: Path) -> tuple[Path, Path, Path, subprocess.Popen[str]]:
 def shoot(out: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+    shutil.rmtree(DEMO, ignore_errors=True)
+    DEMO.mkdir()
+    try:
+        work = DEMO
         runs, report, repo, live = build(work)
         server = subprocess.Popen(
-            [sys.executable, "-m", "mgt", "ui", "--port", "0", "--runs-dir", str(runs),
-             "--report", str(report), "--repo", str(repo)],
+            [sys.executable, "-m", "mgt", "ui", "--port", "0", "--runs-dir", "runs",
+             "--report", str(report.relative_to(work)), "--repo", str(repo.relative_to(work))],
             cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             assert server.stdout is not None
@@ -146,7 +159,8 @@ def shoot(out: Path) -> None:
                 ]
                 for name, path, scroll_to in shots:
                     page.goto(url + path)
-                    page.wait_for_load_state("networkidle") if "live" not in name else None
+                    if "live" not in name:  # a live page keeps its event stream open
+                        page.wait_for_load_state("networkidle")
                     page.wait_for_timeout(600)
                     if scroll_to:
                         # the retried state, its rejected first attempt open
@@ -168,6 +182,8 @@ def shoot(out: Path) -> None:
             live.wait(timeout=60)
             server.send_signal(signal.SIGINT)
             server.communicate(timeout=30)
+    finally:
+        shutil.rmtree(DEMO, ignore_errors=True)
 
 
 def main() -> None:
