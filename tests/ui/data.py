@@ -86,6 +86,25 @@ state three:
 final ok: succeed "all three done"
 """
 
+def scan_machine() -> str:
+    """A machine whose one state's output is a PatternReport (the analyzer on the sample)."""
+    return f"""\
+machine scan "find patterns in the sample logs"
+
+import schemas from "{REPO_ROOT / 'schemas'}"
+
+input source: path = "{REPO_ROOT / 'examples/logs/tidepool-events.jsonl'}"
+
+state analyze:
+    run builtin analyze-logs
+    with source = input.source, since = "all"
+    output PatternReport
+    on done -> ok
+
+final ok: succeed
+"""
+
+
 #: The run id a hostile run directory is copied to (a directory name can hold markup).
 HOSTILE_RUN_ID = "20990101-000000-x\"><img src=x onerror=alert(9)>"
 
@@ -98,6 +117,7 @@ class Runs:
     failed: str
     hostile: str
     hostile_copy: str
+    scan: str
 
 
 def exec_run(work: Path, machine: Path, *args: str) -> str:
@@ -107,15 +127,19 @@ def exec_run(work: Path, machine: Path, *args: str) -> str:
 
 
 def make_runs(work: Path) -> Runs:
-    """A succeeded run with secret inputs, a failed one, and two hostile ones."""
+    """A succeeded run with secret inputs, a failed one, two hostile ones, and one whose
+    output is a PatternReport."""
     (work / "runs").mkdir(parents=True)
-    for name, text in {"greet.mgt": GREET, "broken.mgt": BROKEN, "hostile.mgt": HOSTILE}.items():
+    machines = {"greet.mgt": GREET, "broken.mgt": BROKEN, "hostile.mgt": HOSTILE,
+                "scan.mgt": scan_machine()}
+    for name, text in machines.items():
         (work / name).write_text(text)
     ok = exec_run(work, work / "greet.mgt", "--input", "who=Ada",
                   "--input", f"api_token={SECRET}",
                   "--input", f"endpoint=https://bot:{SECRET}@example.com/hook")
     failed = exec_run(work, work / "broken.mgt")
     hostile = exec_run(work, work / "hostile.mgt", "--input", f"note={XSS_ALL}")
+    scan = exec_run(work, work / "scan.mgt")
     runs_dir = work / "runs"
     attempt = runs_dir / hostile / "states" / "shout" / "1"
     # what a model could answer and a prompt could quote
@@ -123,7 +147,7 @@ def make_runs(work: Path) -> Runs:
     (attempt / "prompt.md").write_text(f"# Prompt\n\nSummarise: {XSS_ALL}\n")
     (attempt / "<img src=x onerror=alert(7)>.txt").write_text(XSS_ALL)
     shutil.copytree(runs_dir / hostile, runs_dir / HOSTILE_RUN_ID)
-    return Runs(work, runs_dir, ok, failed, hostile, HOSTILE_RUN_ID)
+    return Runs(work, runs_dir, ok, failed, hostile, HOSTILE_RUN_ID, scan)
 
 
 def make_report(path: Path) -> Path:

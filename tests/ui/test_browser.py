@@ -88,7 +88,7 @@ def test_the_runs_list_shows_every_run_and_filters_them(page: Any, server: Serve
                                                         runs: Runs) -> None:
     page.goto(f"{server.url}/runs")
     rows = page.locator("#runs tbody tr")
-    expect(rows).to_have_count(4)
+    expect(rows).to_have_count(5)
     ok_row = page.locator(f'#runs tr[data-run="{runs.ok}"]')
     expect(ok_row).to_contain_text("succeeded")
     expect(ok_row).to_contain_text("greet")
@@ -194,6 +194,16 @@ def test_the_patterns_page_draws_its_charts_and_table(page: Any, server: Server,
     assert drawn[0][:2] == ["dmScene", "dmAftermath"]
     assert any("repeated-error-xss" in label for label in drawn[1])
     assert "slow_llm" in drawn[2]
+
+
+def test_a_runs_pattern_report_is_linked_from_its_state(page: Any, server: Server,
+                                                        runs: Runs) -> None:
+    page.goto(f"{server.url}/runs/{runs.scan}")
+    page.click("text=PatternReport →")
+    expect(page.locator("h1")).to_contain_text(f"{runs.scan} · analyze")
+    expect(page.locator('tr[data-pattern="slow-llm-dmscene"]')).to_be_visible()
+    assert page.evaluate("!!window.Chart.getChart('chart-latency')")
+    assert page.goto(f"{server.url}/runs/{runs.ok}/patterns/hello").status == 404
 
 
 def test_a_pull_request_with_a_verdict_shows_its_before_and_after(page: Any,

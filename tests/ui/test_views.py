@@ -16,13 +16,13 @@ from tests.ui.data import SECRET, XSS_ALL, Runs
 def test_rows_list_every_run_newest_first_with_status_machine_cost_and_final(runs: Runs) -> None:
     rows, statuses, machines = views.run_rows(runs.runs_dir)
     by_id = {r.run_id: r for r in rows}
-    assert set(by_id) == {runs.ok, runs.failed, runs.hostile, runs.hostile_copy}
+    assert set(by_id) == {runs.ok, runs.failed, runs.hostile, runs.hostile_copy, runs.scan}
     ok = by_id[runs.ok]
     assert (ok.status, ok.machine, ok.final, ok.cost) == ("succeeded", "greet", "ok", "$0.0000")
     assert ok.tokens == "0 in / 0 out" and ok.duration and ok.created
     assert by_id[runs.failed].status == "failed"
     assert statuses == ["failed", "succeeded"]
-    assert machines == ["broken", "greet", "hostile"]
+    assert machines == ["broken", "greet", "hostile", "scan"]
 
 
 def test_rows_are_filtered_by_status_and_machine(runs: Runs) -> None:
@@ -88,6 +88,15 @@ def test_hostile_attempt_files_are_read_as_text(runs: Runs) -> None:
     assert attempt.prompt is not None and XSS_ALL in attempt.prompt.text
     assert [f.name for f in attempt.other_files] == ["<img src=x onerror=alert(7)>.txt",
                                                      "request.json"]
+
+
+def test_a_state_whose_output_is_a_pattern_report_is_found(runs: Runs) -> None:
+    reports = views.pattern_reports_of(runs.runs_dir, runs.scan)
+    assert list(reports) == ["analyze"]
+    assert reports["analyze"]["summary"]["total_patterns"] > 0
+    view = views.run_view(runs.runs_dir, runs.scan)
+    assert [s.has_report for s in view.states] == [True]
+    assert views.pattern_reports_of(runs.runs_dir, runs.ok) == {}
 
 
 def test_an_unknown_run_is_a_journal_error(runs: Runs) -> None:
