@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -149,7 +150,10 @@ def _environment() -> Environment:
     return env
 
 
-def create_app(config: UIConfig) -> Guard:
+def create_app(config: UIConfig, stopping: threading.Event | None = None) -> Guard:
+    """The app; `stopping` set (on Ctrl-C) ends the live streams, so the server can stop."""
+    stopping = stopping or threading.Event()
+
     templates = Jinja2Templates(env=_environment())
 
     def page(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
@@ -206,7 +210,7 @@ def create_app(config: UIConfig) -> Guard:
         if not await run_in_threadpool(views.known_run, config.runs_dir, run_id):
             return PlainTextResponse(f"no run {run_id!r}", status_code=404)
         return StreamingResponse(
-            _live(request, config, run_id), media_type="text/event-stream",
+            _live(request, config, run_id, stopping), media_type="text/event-stream",
             headers={"x-accel-buffering": "no"},
         )
 
@@ -275,13 +279,16 @@ def create_app(config: UIConfig) -> Guard:
     return Guard(Starlette(routes=routes), config.token)
 
 
-async def _live(request: Request, config: UIConfig, run_id: str) -> AsyncIterator[str]:
+async def _live(
+    request: Request, config: UIConfig, run_id: str, stopping: threading.Event
+) -> AsyncIterator[str]:
     """Server-sent events: `update` with a run snapshot whenever its events.jsonl grows,
-    then `end` once the run is no longer running."""
+    then `end` once the run is no longer running. A stopping server just closes the
+    stream (the browser would reconnect to a restarted one)."""
     last_size = -2
     last_read = 0.0
     last_sent = time.monotonic()
-    while not await request.is_disconnected():
+    while not stopping.is_set() and not await request.is_disconnected():
         size = views.events_size(config.runs_dir, run_id)
         now = time.monotonic()
         if size != last_size or now - last_read >= config.refresh_seconds:

@@ -8,7 +8,9 @@ import ipaddress
 import os
 import socket
 import sys
+import threading
 from pathlib import Path
+from types import FrameType
 
 from mgt.errors import MgtError, UsageError
 
@@ -80,9 +82,16 @@ def ui_main(args: argparse.Namespace) -> int:
     else:
         print(f"mgt ui: serving {runs_dir} at {url}", flush=True)
     print("mgt ui: press Ctrl-C to stop", file=sys.stderr, flush=True)
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(config), log_level="warning", lifespan="off",
-        timeout_graceful_shutdown=1, access_log=False,
+    stopping = threading.Event()
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            stopping.set()  # live streams end, so open pages do not hold the shutdown up
+            super().handle_exit(sig, frame)
+
+    server = Server(uvicorn.Config(
+        create_app(config, stopping), log_level="warning", lifespan="off",
+        timeout_graceful_shutdown=5, access_log=False,
     ))
     try:
         server.run(sockets=[sock])

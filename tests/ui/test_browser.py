@@ -340,12 +340,31 @@ def test_on_loopback_a_foreign_host_name_and_writes_are_refused(server: Server,
     assert _status(f"{server.url}/runs/{q('../etc')}") == 404
 
 
-def test_ctrl_c_stops_the_server_cleanly(runs: Runs) -> None:
-    ui = Server("--runs-dir", runs.runs_dir, cwd=runs.root)
-    assert _status(f"{ui.url}/runs") == 200
-    code, err = ui.stop()
-    assert code in (0, 130), err
-    assert "Traceback" not in err
+def test_ctrl_c_stops_the_server_cleanly_even_with_a_live_page_open(tmp_path: Path) -> None:
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "slow.mgt").write_text(SLOW)
+    run = spawn("exec", tmp_path / "slow.mgt", "--runs-dir", "runs", cwd=tmp_path)
+    try:
+        runs_dir = tmp_path / "runs"
+        wait_for("the run to start", lambda: any(runs_dir.iterdir()), run)
+        run_id = next(p.name for p in runs_dir.iterdir())
+        ui = Server("--runs-dir", runs_dir, cwd=tmp_path)
+        assert _status(f"{ui.url}/runs") == 200
+        with urllib.request.urlopen(f"{ui.url}/runs/{run_id}/live", timeout=30) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            assert stream.readline() == b"event: update\n"
+            code, err = ui.stop()
+            rest = stream.read()  # the server closed the stream: read to its end
+        assert code in (0, 130), err
+        assert "Traceback" not in err and "ERROR" not in err, err
+        assert b"event: end" not in rest  # the run did not end: the server did
+        (tmp_path / "go1").touch()
+        (tmp_path / "go2").touch()
+        assert run.wait(timeout=60) == 0
+    finally:
+        if run.poll() is None:
+            run.kill()
+        run.communicate()
 
 
 class _Keep(urllib.request.HTTPRedirectHandler):
