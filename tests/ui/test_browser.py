@@ -202,7 +202,7 @@ def test_a_runs_pattern_report_is_linked_from_its_state(page: Any, server: Serve
     page.click("text=PatternReport →")
     expect(page.locator("h1")).to_contain_text(f"{runs.scan} · analyze")
     expect(page.locator('tr[data-pattern="slow-llm-dmscene"]')).to_be_visible()
-    assert page.evaluate("!!window.Chart.getChart('chart-latency')")
+    page.wait_for_function("!!(window.Chart && window.Chart.getChart('chart-latency'))")
     assert page.goto(f"{server.url}/runs/{runs.ok}/patterns/hello").status == 404
 
 
@@ -216,6 +216,7 @@ def test_a_pull_request_with_a_verdict_shows_its_before_and_after(page: Any,
     row.locator("a").nth(1).click()
     expect(page.locator("#pr-verdict")).to_have_text("improved")
     expect(page.locator("#impact")).to_contain_text("7709.8")
+    page.wait_for_function("!!(window.Chart && window.Chart.getChart('chart-impact'))")
     chart = page.evaluate(
         "(() => { const c = window.Chart.getChart('chart-impact');"
         " return c && c.data.datasets.map(d => [d.label, d.data]); })()"
