@@ -24,8 +24,10 @@ TIMEOUT_MS = 30_000
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     need_chromium()
+    from playwright.sync_api import expect as pw_expect
     from playwright.sync_api import sync_playwright
 
+    pw_expect.set_options(timeout=TIMEOUT_MS)  # a loaded CI machine is slow, not wrong
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
