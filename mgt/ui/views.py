@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mgt.errors import JournalError, MgtError
-from mgt.runtime.journal import RunRecord, StateRecord, list_runs, load_run
+from mgt.runtime.journal import RunRecord, StateRecord, load_run
 
 __all__ = [
     "MASK",
@@ -127,6 +127,7 @@ class RunRow:
     tokens: str
     final: str
     current: str
+    sort_key: tuple[str, str] = ("", "")  # (run.json's created, run id), as list_runs sorts
 
 
 def _machine_name(record: RunRecord) -> str:
@@ -163,14 +164,56 @@ def _row(record: RunRecord) -> RunRow:
         tokens=f"{record.input_tokens:,} in / {record.output_tokens:,} out",
         final=record.final or "",
         current=_current_state(record),
+        sort_key=(str(record.info.get("created", "")), record.run_id),
     )
+
+
+#: Rows of finished runs, by run directory, with the (events size, events mtime, run.json
+#: mtime) they were read at: a finished run does not change, so a list of a thousand runs
+#: reads only the new and the running ones again (list_runs would read them all).
+_ROWS: dict[Path, tuple[tuple[int, int, int], RunRow]] = {}
+
+
+def _file_key(run_dir: Path) -> tuple[int, int, int] | None:
+    try:
+        events = (run_dir / "events.jsonl").stat()
+    except OSError:
+        return None
+    try:
+        info = (run_dir / "run.json").stat().st_mtime_ns
+    except OSError:
+        info = 0
+    return events.st_size, events.st_mtime_ns, info
+
+
+def _all_rows(runs_dir: Path) -> list[RunRow]:
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return []
+    rows: list[RunRow] = []
+    for child in root.iterdir():
+        key = _file_key(child)
+        if key is None:
+            continue
+        cached = _ROWS.get(child)
+        if cached is not None and cached[0] == key and cached[1].status != "running":
+            rows.append(cached[1])
+            continue
+        try:
+            row = _row(load_run(root, child.name))
+        except JournalError:  # unreadable: skipped, as list_runs skips it
+            continue
+        _ROWS[child] = (key, row)
+        rows.append(row)
+    rows.sort(key=lambda r: r.sort_key, reverse=True)
+    return rows
 
 
 def run_rows(
     runs_dir: Path, *, status: str | None = None, machine: str | None = None
 ) -> tuple[list[RunRow], list[str], list[str]]:
     """Rows of the runs list (newest first) matching the filters, and every status and machine."""
-    rows = [_row(r) for r in list_runs(runs_dir)]
+    rows = _all_rows(runs_dir)
     statuses = sorted({r.status for r in rows})
     machines = sorted({r.machine for r in rows})
     chosen = [

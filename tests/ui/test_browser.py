@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from mgt.ui import views
 from tests.runtime.procs import spawn, wait_for
 from tests.ui.data import SECRET, SLOW, XSS_SCRIPT, Runs
 from tests.ui.server import CHROMIUM, CHROMIUM_ARGS, Server, need_chromium, serving
@@ -154,6 +155,7 @@ def test_a_running_run_advances_on_the_page_without_a_reload(page: Any, browser:
             expect(page.locator("#run-status")).to_have_text("running")
             expect(page.locator("#live-note")).to_be_visible()
             expect(page.locator("#run-current")).to_have_text("one")
+            assert [r.status for r in views.run_rows(runs_dir)[0]] == ["running"]
             page.evaluate("window.__notReloaded = true")
             first_graph = page.get_attribute("#run-graph", "src")
 
@@ -171,6 +173,9 @@ def test_a_running_run_advances_on_the_page_without_a_reload(page: Any, browser:
             expect(page.locator("#live-note")).to_have_text("run ended")
             assert page.evaluate("window.__notReloaded") is True
             page.wait_for_function("document.getElementById('run-graph').naturalWidth > 0")
+            page.goto(f"{ui.url}/runs")
+            expect(page.locator(f'#runs tr[data-run="{run_id}"] .status')).to_have_text(
+                "succeeded")  # a running run's row is read again, not kept
         assert run.wait(timeout=60) == 0
     finally:
         if run.poll() is None:

@@ -34,6 +34,20 @@ def test_rows_are_filtered_by_status_and_machine(runs: Runs) -> None:
     assert rows == []
 
 
+def test_the_list_sees_new_runs_and_changed_ones(runs: Runs, tmp_path: Path) -> None:
+    copy = tmp_path / "runs"
+    shutil.copytree(runs.runs_dir / runs.ok, copy / runs.ok)
+    assert [r.status for r in views.run_rows(copy)[0]] == ["succeeded"]
+    shutil.copytree(runs.runs_dir / runs.failed, copy / runs.failed)
+    assert {r.run_id for r in views.run_rows(copy)[0]} == {runs.ok, runs.failed}
+    events = copy / runs.ok / "events.jsonl"
+    lines = events.read_text().splitlines(keepends=True)
+    events.write_text("".join(line for line in lines if '"run_finished"' not in line))
+    (copy / runs.ok / "lock").unlink(missing_ok=True)
+    row = next(r for r in views.run_rows(copy)[0] if r.run_id == runs.ok)
+    assert row.status == "interrupted"  # no run_finished and nobody holds it: read again
+
+
 def test_a_missing_runs_directory_is_an_empty_list(tmp_path: Path) -> None:
     assert views.run_rows(tmp_path / "nowhere") == ([], [], [])
 
