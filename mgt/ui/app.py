@@ -108,7 +108,9 @@ class Guard:
         given = request.query_params.get("token")
         if given is not None and _same(given, self.token):
             rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-            target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
+            # one leading slash: `//host/...` would send the browser to another site
+            path = "/" + request.url.path.lstrip("/")
+            target = path + (f"?{urlencode(rest)}" if rest else "")
             response = RedirectResponse(target, status_code=303)
             response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict", path="/")
             return response

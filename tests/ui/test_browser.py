@@ -324,6 +324,8 @@ def test_the_token_may_come_from_the_environment(runs: Runs) -> None:
         status, headers = _no_redirect(f"{url}/runs?token=from-env")
         assert status == 303 and headers["location"] == "/runs"
         assert headers["set-cookie"].startswith("mgt_ui_token=from-env;")
+        status, headers = _no_redirect(f"{url}//evil.example/x?token=from-env")
+        assert status == 303 and headers["location"] == "/evil.example/x"  # stays here
         assert _status(f"{url}/runs", headers={"Cookie": "mgt_ui_token=from-env"}) == 200
 
 
