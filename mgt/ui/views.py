@@ -13,6 +13,7 @@ sees them: input values whose key names a credential, and the userinfo of URLs.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import re
@@ -280,6 +281,7 @@ class RunView:
     states: list[StateView]
     seq: int = 0
     executor: str = ""
+    machine_note: str = ""  # why the drawing may not be of the machine this run ran
 
 
 #: Attempt files shown in their own place; every other file is listed after them.
@@ -400,6 +402,7 @@ def run_view(runs_dir: Path, run_id: str) -> RunView:
               for k, v in masked.items()]
     machine = record.info.get("machine")
     machine_path = machine.get("path") if isinstance(machine, dict) else None
+    ran_hash = machine.get("sha256") if isinstance(machine, dict) else None
     row = _row(record)
     return RunView(
         run_id=record.run_id,
@@ -418,7 +421,27 @@ def run_view(runs_dir: Path, run_id: str) -> RunView:
         states=states,
         seq=len(record.events),
         executor=str(record.info.get("executor") or ""),
+        machine_note=_machine_note(machine_path, ran_hash),
     )
+
+
+def _machine_note(path: Any, ran_hash: Any) -> str:
+    """Whether the machine file is still the one the run ran (as `mgt graph --run` warns)."""
+    if not isinstance(path, str) or not Path(path).is_file():
+        return "The machine file of this run is not on this computer."
+    if not isinstance(ran_hash, str):
+        return ""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 16), b""):
+                digest.update(chunk)
+    except OSError:
+        return "The machine file of this run cannot be read."
+    if digest.hexdigest() != ran_hash:
+        return ("The machine file has changed since this run: "
+                "its path is drawn on the current version.")
+    return ""
 
 
 def events_size(runs_dir: Path, run_id: str) -> int:

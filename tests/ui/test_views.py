@@ -148,6 +148,20 @@ def test_a_run_whose_machine_file_is_gone_says_so(runs: Runs, tmp_path: Path) ->
     (copy / runs.ok / "run.json").write_text(json.dumps(info))
     graph = views.run_graph(copy, runs.ok)
     assert graph.svg is None and graph.problem and "not on this computer" in graph.problem
+    assert "not on this computer" in views.run_view(copy, runs.ok).machine_note
+
+
+def test_a_run_whose_machine_file_changed_says_so(runs: Runs, tmp_path: Path) -> None:
+    assert views.run_view(runs.runs_dir, runs.ok).machine_note == ""
+    copy = tmp_path / "runs"
+    shutil.copytree(runs.runs_dir / runs.ok, copy / runs.ok)
+    changed = tmp_path / "greet.mgt"
+    changed.write_text((runs.root / "greet.mgt").read_text() + "\n# edited\n")
+    info = json.loads((copy / runs.ok / "run.json").read_text())
+    info["machine"]["path"] = str(changed)
+    (copy / runs.ok / "run.json").write_text(json.dumps(info))
+    assert "has changed since this run" in views.run_view(copy, runs.ok).machine_note
+    assert views.run_graph(copy, runs.ok).svg is not None  # drawn all the same
 
 
 def test_report_view_sorts_by_severity_and_prepares_the_charts(report_file: Path) -> None:
