@@ -292,11 +292,19 @@ _SKIPPED_FILES = {"output.json", "feedback.md", "system-prompt.md"}
 
 
 def _read_file(path: Path) -> FileView | None:
+    """An attempt file as text; a link is not followed (an agent with tools could point
+    one at any file of the machine) and a binary file is described, not shown."""
+    if path.is_symlink():
+        return FileView(path.name, "(a symbolic link: not followed)")
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            text = fh.read(MAX_FILE_CHARS + 1)
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_CHARS * 4 + 1)
     except OSError:
         return None
+    if b"\0" in data[:8192]:
+        size = path.stat().st_size
+        return FileView(path.name, f"(a binary file of {size:,} bytes: not shown)")
+    text = data.decode("utf-8", errors="replace")
     truncated = len(text) > MAX_FILE_CHARS
     if path.name == "request.json":  # bindings may carry credentials
         with contextlib.suppress(ValueError, RecursionError):
@@ -330,7 +338,8 @@ def _attempt_view(record: RunRecord, state: StateRecord, number: int) -> Attempt
     att = next(a for a in state.attempts if a.attempt == number)
     event = _attempt_events(record, state.name).get(number, {})
     directory = record.run_dir / "states" / state.name / str(number)
-    files = sorted(p for p in directory.iterdir() if p.is_file()) if directory.is_dir() else []
+    files = sorted(p for p in directory.iterdir() if p.is_file() or p.is_symlink()) \
+        if directory.is_dir() else []
     by_name = {p.name: p for p in files}
     prompt = next((_read_file(by_name[n]) for n in _PROMPT_FILES if n in by_name), None)
     answer = next((_answer_file(by_name[n]) for n in _ANSWER_FILES if n in by_name), None)

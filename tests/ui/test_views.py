@@ -113,6 +113,23 @@ def test_a_state_whose_output_is_a_pattern_report_is_found(runs: Runs) -> None:
     assert views.pattern_reports_of(runs.runs_dir, runs.ok) == {}
 
 
+def test_links_are_not_followed_and_binary_files_not_shown(runs: Runs, tmp_path: Path) -> None:
+    secret = tmp_path / "id_rsa"
+    secret.write_text(SECRET)
+    copy = tmp_path / "runs"
+    shutil.copytree(runs.runs_dir / runs.ok, copy / runs.ok)
+    attempt = copy / runs.ok / "states" / "hello" / "1"
+    (attempt / "key.txt").symlink_to(secret)
+    (attempt / "stderr.txt").unlink()
+    (attempt / "stderr.txt").symlink_to(secret)
+    (attempt / "shot.png").write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + bytes(100))
+    view = views.run_view(copy, runs.ok)
+    assert SECRET not in repr(view)
+    files = {f.name: f.text for f in view.states[0].attempts[0].other_files}
+    assert files["key.txt"] == "(a symbolic link: not followed)"
+    assert files["shot.png"] == "(a binary file of 116 bytes: not shown)"
+
+
 def test_an_unknown_run_is_a_journal_error(runs: Runs) -> None:
     with pytest.raises(JournalError):
         views.run_view(runs.runs_dir, "nope")
