@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import urllib.error
@@ -177,6 +178,30 @@ def test_a_running_run_advances_on_the_page_without_a_reload(page: Any, browser:
             expect(page.locator(f'#runs tr[data-run="{run_id}"] .status')).to_have_text(
                 "succeeded")  # a running run's row is read again, not kept
         assert run.wait(timeout=60) == 0
+    finally:
+        if run.poll() is None:
+            run.kill()
+        run.communicate()
+
+
+def test_a_run_whose_process_dies_turns_interrupted_on_the_page(page: Any,
+                                                                tmp_path: Path) -> None:
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "slow.mgt").write_text(SLOW)
+    run = spawn("exec", tmp_path / "slow.mgt", "--runs-dir", "runs", cwd=tmp_path)
+    try:
+        runs_dir = tmp_path / "runs"
+        wait_for("the run to enter state one",
+                 lambda: any((p / "states" / "one").is_dir() for p in runs_dir.iterdir()), run)
+        run_id = next(p.name for p in runs_dir.iterdir())
+        with serving("--runs-dir", runs_dir, cwd=tmp_path) as ui:
+            page.goto(f"{ui.url}/runs/{run_id}")
+            expect(page.locator("#run-status")).to_have_text("running")
+            run.send_signal(signal.SIGKILL)  # no run_finished, no run_interrupted: just gone
+            run.wait(timeout=60)
+            # the events file does not grow; the stream reads the run again on its own
+            expect(page.locator("#run-status")).to_have_text("interrupted")
+            expect(page.locator("#live-note")).to_have_text("run ended")
     finally:
         if run.poll() is None:
             run.kill()
