@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import json
 import threading
 import time
@@ -39,7 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mgt.errors import JournalError, MgtError
 from mgt.ui import views
 
-__all__ = ["COOKIE", "CSP", "UIConfig", "create_app"]
+__all__ = ["COOKIE", "CSP", "UIConfig", "create_app", "is_loopback"]
 
 HERE = Path(__file__).parent
 COOKIE = "mgt_ui_token"
@@ -50,7 +51,6 @@ CSP = (
 )
 #: graphviz SVG, shown through <img>: no script could run there, and none may run here either.
 SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'"
-LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ class Guard:
 
     def _refusal(self, request: Request) -> Response | None:
         if self.token is None:
-            if _host_name(request.headers.get("host", "")) not in LOOPBACK_NAMES:
+            if not is_loopback(_host_name(request.headers.get("host", ""))):
                 return PlainTextResponse("mgt ui: unknown Host\n", status_code=403)
             return None
         given = request.query_params.get("token")
@@ -121,6 +121,16 @@ class Guard:
             "mgt ui: an access token is needed: open the address `mgt ui` printed\n",
             status_code=401,
         )
+
+
+def is_loopback(host: str) -> bool:
+    """`localhost`, or an IPv4/IPv6 loopback address (`127.0.0.1`, `127.0.0.2`, `[::1]`)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _host_name(header: str) -> str:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import socket
 import sys
@@ -14,18 +13,9 @@ from types import FrameType
 
 from mgt.errors import MgtError, UsageError
 
-__all__ = ["is_loopback", "ui_main"]
+__all__ = ["ui_main"]
 
 TOKEN_ENV = "MGT_UI_TOKEN"
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -50,7 +40,7 @@ def _listen(host: str, port: int) -> socket.socket:
 def ui_main(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from mgt.ui.app import UIConfig, create_app
+    from mgt.ui.app import UIConfig, create_app, is_loopback
     from mgt.ui.views import load_report, pr_records
 
     host: str = args.host

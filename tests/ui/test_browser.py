@@ -375,6 +375,12 @@ def test_on_loopback_a_foreign_host_name_and_writes_are_refused(server: Server,
     assert _status(f"{server.url}/runs/{q('../etc')}") == 404
 
 
+def test_another_loopback_address_needs_no_token(runs: Runs) -> None:
+    with serving("--runs-dir", runs.runs_dir, "--host", "127.0.0.2", cwd=runs.root) as ui:
+        assert ui.url.startswith("http://127.0.0.2:")
+        assert _status(f"{ui.url}/runs") == 200
+
+
 def test_ctrl_c_stops_the_server_cleanly_even_with_a_live_page_open(tmp_path: Path) -> None:
     (tmp_path / "runs").mkdir()
     (tmp_path / "slow.mgt").write_text(SLOW)
