@@ -88,7 +88,7 @@ def main() -> None:
 
     import warnings
 
-    warnings.simplefilter("ignore", DeprecationWarning)  # starlette's note on httpx
+    warnings.filterwarnings("ignore", message="Using `httpx` with")  # starlette's note
     from starlette.testclient import TestClient
 
     from mgt.ui import views
