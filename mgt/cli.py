@@ -28,6 +28,7 @@ HANDLERS: dict[str, str] = {
     "resume": "mgt.runtime.cli:resume_main",
     "logs": "mgt.logs.cli:main",
     "analyze": "mgt.analyze.cli:main",
+    "ui": "mgt.ui.cli:ui_main",
 }
 
 
@@ -128,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--polecat", metavar="TOML", help="thresholds from this polecat file")
     p.add_argument("--nodes", metavar="FILE", help="known graph nodes, for dead paths")
     p.add_argument("--json", action="store_true", help="print the PatternReport JSON")
+
+    p = sub.add_parser("ui", help="browse runs, patterns and PRs in a web browser (read-only)")
+    _runs_dir(p)
+    p.add_argument("--repo", metavar="PATH", help="repository whose local PR records to show")
+    p.add_argument("--report", metavar="FILE", help="a PatternReport from `mgt analyze --json`")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port (8765; 0 picks a free one)")
+    p.add_argument("--token", metavar="T", help="access token, required off loopback "
+                   "(or $MGT_UI_TOKEN)")
     return parser
 
 

@@ -43,3 +43,16 @@ if [ "${CI:-}" = "true" ] && ! "$claude_bin" --version >/dev/null 2>&1; then
     echo "ERROR: the Claude Code CLI is required in CI and could not be installed" >&2
     exit 1
 fi
+
+# Debian's Chromium for the web view's browser tests (tests/ui), driven by the Python
+# playwright package through executable_path (never `playwright install`).
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "installing chromium (apt-get)" >&2
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null; } \
+        || echo "WARNING: apt-get could not install chromium; the browser tests will be skipped" >&2
+fi
+if [ "${CI:-}" = "true" ] && ! command -v chromium >/dev/null 2>&1; then
+    echo "ERROR: chromium is required in CI (the web view's browser tests) and could not be installed" >&2
+    exit 1
+fi
