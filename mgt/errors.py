@@ -7,6 +7,9 @@
      │    └── CheckError          one or more static-check diagnostics (holds them all)
      ├── DefinitionError          a polecat, formula or schema file is invalid (file + key)
      └── RunError                 something failed while running
+          ├── Interrupted         SIGINT/SIGTERM stopped a run; journaled, resumable (exit 130)
+          ├── StepFailure         a built-in step failed (→ its state's `error` outcome)
+          │    └── GuardrailFailure   a step or output check rejected its input (→ `guardrail`)
           ├── ExprError(span)     a guard or binding could not be evaluated (null compared, ...)
           ├── ExecutorError       an executor could not run or returned garbage
           ├── JournalError        a run directory is missing, corrupt or locked
@@ -31,12 +34,15 @@ __all__ = [
     "EvolveError",
     "ExecutorError",
     "ExprError",
+    "GuardrailFailure",
+    "Interrupted",
     "JournalError",
     "LokiError",
     "MgtError",
     "ParseError",
     "RunError",
     "SourceError",
+    "StepFailure",
     "UsageError",
 ]
 
@@ -100,6 +106,30 @@ class DefinitionError(MgtError):
 
 class RunError(MgtError):
     """A failure while running a machine or talking to an outside system."""
+
+
+class Interrupted(RunError):
+    """The run was stopped by SIGINT/SIGTERM; it is journaled as interrupted and resumable."""
+
+    exit_code = 130
+
+
+class StepFailure(RunError):
+    """A built-in step failed (→ the `error` event); the message is shown and journaled."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+
+
+class GuardrailFailure(StepFailure):
+    """A built-in step or output check rejected its input (→ the `guardrail` event).
+
+    `problems` are the exact reasons, each a sentence; they become retry feedback.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
 class ExprError(RunError):
