@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
     "IMPLICIT_FAIL_MESSAGE",
+    "definition_hashes",
     "input_value",
     "lower",
     "lower_checked",
@@ -98,6 +99,27 @@ def lower(
     """The `Machine` for a checked declaration with every default filled in."""
     lowering = _Lowering(decl, source, polecats, formulas, schemas)
     return lowering.machine()
+
+
+def definition_hashes(
+    polecats: Mapping[str, Polecat], formulas: Mapping[str, Formula],
+    schemas: SchemaRegistry | None,
+) -> dict[str, str]:
+    """Absolute path → sha256 of every definition file a machine loaded (a run pins them)."""
+    files = {p.path for p in polecats.values() if p.path}
+    files |= {f.path for f in formulas.values() if f.path}
+    if schemas is not None:
+        files |= {schemas.path(name) for name in schemas.names()}
+    hashes: dict[str, str] = {}
+    for name in sorted(files):
+        path = Path(name)
+        if not path.is_file():  # a schema given in memory has its name for a path
+            continue
+        try:
+            hashes[str(path.resolve())] = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            continue
+    return hashes
 
 
 def _read_source(path: str) -> str:
@@ -181,6 +203,7 @@ class _Lowering:
             polecats=dict(self.polecats),
             formulas=dict(self.formulas),
             schemas=self.schemas,
+            definitions=definition_hashes(self.polecats, self.formulas, self.schemas),
         )
 
     # --- inputs ------------------------------------------------------------

@@ -115,6 +115,8 @@ class Machine:
     polecats: Mapping[str, Polecat] = field(default_factory=dict)
     formulas: Mapping[str, Formula] = field(default_factory=dict)
     schemas: SchemaRegistry | None = None
+    #: absolute path → sha256 of each definition file loaded (polecat, formula, schema)
+    definitions: Mapping[str, str] = field(default_factory=dict)
 
     def input(self, name: str) -> InputSpec | None:
         return next((i for i in self.inputs if i.name == name), None)
