@@ -16,7 +16,7 @@ itself fails, the run goes to the implicit fail final.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from mgt.compile.model import IMPLICIT_FAIL, RetrySpec, StateSpec
@@ -90,7 +90,8 @@ def decide(
     """What follows `outcome`, the result of attempt number `attempt` of state `spec`.
 
     `retried` are the outcome events of this visit's earlier attempts that were
-    retried; `scope` is what guards read (its `output` is set to the outcome's here).
+    retried; `scope` is what guards read (left as given: guards see the outcome's
+    output through a copy).
     """
     if outcome.event != "done" and outcome.retryable:
         index = _clause_for(spec.retries, outcome.event, retries_used(spec, retried))
@@ -106,7 +107,7 @@ def _route(chart: type[MachineChart], spec: StateSpec, event: str, output: objec
            scope: GuardScope, error: str | None) -> Route:
     from mgt.expr.evaluate import evaluate_guard
 
-    scope.output = output
+    scope = replace(scope, output=output, state=None)
     try:
         target = chart.starting_at(spec.name, scope).route(event)
     except ExprError as err:
