@@ -82,14 +82,22 @@ class ParseError(SourceError):
 
 
 class CheckError(SourceError):
-    """Static checks failed; carries every diagnostic, not just the first."""
+    """Static checks failed; carries every diagnostic (warnings too), not just the first.
+
+    `path` is the checked file and `sources` its text (by file name), so the CLI can
+    render them the way `mgt check` does.
+    """
 
     exit_code = 1
 
-    def __init__(self, diagnostics: list[Diagnostic]) -> None:
-        first = diagnostics[0] if diagnostics else None
+    def __init__(self, diagnostics: list[Diagnostic], *, path: str | None = None,
+                 sources: dict[str, str] | None = None) -> None:
+        first = next((d for d in diagnostics if d.is_error), diagnostics[0] if diagnostics
+                     else None)
         super().__init__(first.message if first else "check failed", first.span if first else None)
         self.diagnostics = diagnostics
+        self.path = path
+        self.sources = dict(sources or {})
 
 
 class DefinitionError(MgtError):

@@ -74,9 +74,14 @@ def lower_checked(result: Any) -> Machine:
     diagnostics: list[Diagnostic] = list(getattr(result, "diagnostics", ()) or ())
     errors = [d for d in diagnostics if d.is_error]
     decl: ast.MachineDecl | None = getattr(result, "machine", None)
-    if errors or decl is None:
-        raise CheckError(errors or [Diagnostic.error("the machine could not be checked", None)])
     source = getattr(result, "source", None)
+    if errors or decl is None:
+        path = getattr(result, "path", None)
+        raise CheckError(  # the warnings too: the CLI shows what `mgt check` shows
+            diagnostics if errors else [Diagnostic.error("the machine could not be checked",
+                                                         None)],
+            path=path, sources={path: source} if path and source is not None else None,
+        )
     if source is None:
         source = _read_source(decl.source_path)
     return lower(

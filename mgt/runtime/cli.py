@@ -17,7 +17,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,8 +47,6 @@ def exec_main(args: argparse.Namespace) -> int:
         file_values = load_inputs_file(args.inputs)
         file_dir = Path(args.inputs).resolve().parent
     machine = _load_machine(args.file)
-    if machine is None:
-        return 1
     inputs = resolve_inputs(machine, cli=cli_values, file_values=file_values, file_dir=file_dir)
 
     if args.dry_run:
@@ -136,8 +134,6 @@ def resume_main(args: argparse.Namespace) -> int:
                 "restore it to resume"
             )
         machine = _load_machine(path)
-        if machine is None:
-            return 1
         if machine_info.get("sha256") and machine.source_hash != machine_info["sha256"]:
             raise JournalError(
                 f"run {journal.run_id}: {path} changed since the run started "
@@ -359,24 +355,11 @@ def _show_data(record: RunRecord) -> dict[str, Any]:
 # --------------------------------------------------------------------------- shared plumbing
 
 
-def _load_machine(path: str) -> Machine | None:
-    """Check and compile a machine; on check errors print them all (as `mgt check`) → None."""
+def _load_machine(path: str) -> Machine:
+    """Check and compile a machine; a CheckError goes up to `mgt.cli`, which renders it."""
     from mgt.compile import load_machine
-    from mgt.errors import CheckError
 
-    try:
-        return load_machine(path)
-    except CheckError as err:
-        from mgt.diagnostics import render_all
-
-        sources: dict[str, str] = {}
-        for d in err.diagnostics:
-            if d.span is not None and d.span.file not in sources:
-                with suppress(OSError, UnicodeDecodeError):
-                    sources[d.span.file] = Path(d.span.file).read_text("utf-8")
-        print(render_all(err.diagnostics, sources) if err.diagnostics else f"mgt: {err}",
-              file=sys.stderr)
-        return None
+    return load_machine(path)
 
 
 def _check_budget(budget: float | None) -> None:

@@ -235,3 +235,40 @@ def test_an_answer_nested_900_deep_is_an_ordinary_schema_invalid(tmp_path: Path)
     with RunJournal.create(tmp_path, "s") as j:
         ok = Interpreter(m, j, {}, executors=lambda k: Answers(_deep(50)), cwd=tmp_path).start()
     assert ok.status == "succeeded" and ok.outputs["ask"] == _deep(50)
+
+
+# --------------------------------------------------------------------------- one CLI edge
+
+BROKEN = """\
+machine m
+
+state a:
+    run command "true"
+    on done -> ok
+    on done -> ok
+
+final ok: succeed
+final unused: fail
+"""
+
+
+def test_a_machine_that_does_not_check_reads_the_same_from_every_command(
+        tmp_path: Path) -> None:
+    (tmp_path / "m.mgt").write_text(BROKEN)
+    checked = mgt("check", "m.mgt", cwd=tmp_path)
+    assert checked.returncode == 1
+    assert checked.stdout.splitlines()[-1] == "m.mgt: 1 error, 2 warnings"
+    for command in (["exec", "m.mgt", "--runs-dir", "runs"], ["graph", "m.mgt"]):
+        proc = mgt(*command, cwd=tmp_path)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr == checked.stdout, command
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("command", ["exec", "resume", "runs", "show", "graph", "check"])
+def test_a_bad_flag_prints_the_usage_of_its_subcommand(tmp_path: Path, command: str) -> None:
+    proc = mgt(command, "x", "--no-such-flag", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"usage: mgt {command} "), proc.stderr
+    last = proc.stderr.splitlines()[-1]
+    assert last.startswith("mgt: error: unrecognized arguments: ") and "--no-such-flag" in last
