@@ -69,11 +69,9 @@ def _taken_path(machine: Machine, runs_dir: str, run_id: str) -> TakenPath:
             file=sys.stderr,
         )
     guards: dict[tuple[str, str, str], set[str | None]] = {}
-    for event in record.events:
-        if event.get("type") == "transition" and "guard" in event:
-            step = (str(event["from"]), str(event["event"]), str(event["to"]))
-            guard = event["guard"]
-            guards.setdefault(step, set()).add(guard if isinstance(guard, str) else None)
+    for took in record.run.transitions:  # the fold's typed transitions
+        if took.guard_given:
+            guards.setdefault((took.source, took.event, took.target), set()).add(took.guard)
     return TakenPath(
         run_id=run_id,
         steps=tuple(record.transitions),
