@@ -4,6 +4,8 @@ Lowering decides every default so the runtime has none left to decide:
 
     output schema   `output X`, else the formula's [output].type, else the polecat's
                     [output].schema; commands and builtins have none unless declared
+    step            what the state runs, looked up: the formula and its polecat, the
+                    polecat and its prompt, the command, the builtin's name
     timeout         `timeout D`, else the formula's [execution].timeout_seconds, else 300 s
     retries         the `retry` clauses; a formula state without any retries
                     [execution].retry_count times on schema_invalid, with feedback
@@ -26,12 +28,17 @@ from mgt import ast
 from mgt.compile.model import (
     EVENTS,
     IMPLICIT_FAIL,
+    BuiltinStep,
+    CommandStep,
     FinalSpec,
+    FormulaStep,
     InputSpec,
     Machine,
+    PolecatStep,
     RetrySpec,
     RunSpec,
     StateSpec,
+    Step,
     TransitionSpec,
 )
 from mgt.diagnostics import Diagnostic
@@ -269,7 +276,18 @@ class _Lowering:
             timeout_seconds=self.timeout(decl, formula),
             retries=self.retries(decl, formula),
             transitions=self.transitions(decl),
+            step=self.step(run_spec, formula, polecat),
         )
+
+    def step(self, run: RunSpec, formula: Formula | None, polecat: Polecat | None) -> Step:
+        """What the state runs, looked up once here so the runtime looks nothing up."""
+        if run.kind == "formula" and formula is not None:
+            return FormulaStep(formula, polecat)
+        if run.kind == "polecat":
+            return PolecatStep(run.target or "", polecat, run.prompt or "")
+        if run.kind == "command":
+            return CommandStep(run.command or "")
+        return BuiltinStep(run.target or "")
 
     def formula_of(self, decl: ast.State) -> Formula | None:
         run = decl.run

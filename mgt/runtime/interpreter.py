@@ -26,7 +26,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mgt.compile.model import IMPLICIT_FAIL, Machine, StateSpec
+from mgt.compile.model import (
+    IMPLICIT_FAIL,
+    BuiltinStep,
+    CommandStep,
+    FormulaStep,
+    Machine,
+    PolecatStep,
+    StateSpec,
+    Step,
+    step_of,
+)
 from mgt.errors import ExecutorError, Interrupted, JournalError, MgtError, RunError, UsageError
 from mgt.executors.base import ExecRequest, ExecResult, Executor
 from mgt.runtime.context import GuardrailFailure, StepContext, StepFailure
@@ -185,6 +195,7 @@ class Interpreter:
         self.extensions = extensions or Extensions.defaults()
         self._executors = executors
         self._executor_cache: dict[str, Executor] = {}
+        self._steps: dict[str, Step] = {}
         self._on_event = on_event
         self._sleep = sleep
         self._info_written = float("-inf")
@@ -358,6 +369,8 @@ class Interpreter:
             return spec.timeout_seconds
         formula = self.machine.formulas.get(spec.run.target or "") if spec.run.kind == "formula" \
             else None
+        if isinstance(spec.step, FormulaStep):
+            formula = spec.step.formula
         if formula is not None and formula.execution.timeout_seconds:
             return float(formula.execution.timeout_seconds)
         return DEFAULT_TIMEOUT_SECONDS
@@ -419,16 +432,22 @@ class Interpreter:
                 raise _StepError(Outcome("error", error=f"binding '{key}': {err}")) from None
         return values
 
-    # ------------------------------------------------------------------ dispatch by run kind
+    # ------------------------------------------------------------------ one runner per step kind
 
-    def _context(
-        self, spec: StateSpec, attempt: int, attempt_dir: Path, bindings: Mapping[str, Any]
-    ) -> StepContext:
-        formula = self.machine.formulas.get(spec.run.target or "") \
-            if spec.run.kind == "formula" else None
-        polecat_name = formula.polecat if formula is not None else (
-            spec.run.target if spec.run.kind == "polecat" else None
-        )
+    def _step(self, spec: StateSpec) -> Step:
+        step = self._steps.get(spec.name)
+        if step is None:
+            try:
+                step = step_of(spec, self.machine.polecats, self.machine.formulas)
+            except ValueError as err:
+                raise _StepError(Outcome("error", error=str(err), retryable=False)) from None
+            self._steps[spec.name] = step
+        return step
+
+    def _context(self, spec: StateSpec, step: Step, attempt: int, attempt_dir: Path,
+                 bindings: Mapping[str, Any]) -> StepContext:
+        formula = step.formula if isinstance(step, FormulaStep) else None
+        polecat = step.polecat if isinstance(step, FormulaStep | PolecatStep) else None
         return StepContext(
             run_id=self.journal.run_id,
             run_dir=self.journal.run_dir,
@@ -441,7 +460,7 @@ class Interpreter:
             cwd=self.cwd,
             timeout_seconds=self._timeout(spec),
             formula=formula,
-            polecat=self.machine.polecats.get(polecat_name or ""),
+            polecat=polecat,
             schemas=self.machine.schemas,
             progress=lambda msg: self._emit_progress(spec.name, msg),
         )
@@ -454,88 +473,90 @@ class Interpreter:
         bindings: dict[str, Any],
         feedback: str | None,
     ) -> tuple[ExecResult, Outcome]:
-        ctx = self._context(spec, attempt, attempt_dir, bindings)
-        kind = spec.run.kind
-        if kind == "builtin":
-            result = self._run_builtin(spec, ctx)
-            return result, self._classify(spec, ctx, result, parse_text=False)
-        if kind == "command":
-            try:
-                env = command_env(bindings)
-            except InputProblem as err:
-                return ExecResult(), Outcome("error", error=str(err), retryable=False)
-            request = self._request(spec, attempt, attempt_dir, bindings, prompt=None, env=env)
-            atomic_write_json(attempt_dir / "request.json", _request_json(request))
-            result = self._executor("command").run(request)
-            if spec.output_schema is not None and result.error is None and not result.timed_out:
-                stdout = (result.output or {}).get("stdout") if isinstance(result.output, dict) \
-                    else result.text
-                result.output, result.text = None, stdout
-                return result, self._classify(spec, ctx, result, parse_text=True)
-            return result, self._classify(spec, ctx, result, parse_text=False)
-        # formula / polecat: a model call
-        if self.budget_usd is not None and self.totals.cost_usd >= self.budget_usd:
-            message = (f"budget exhausted: spent ${self.totals.cost_usd:.4f} "
+        step = self._step(spec)
+        ctx = self._context(spec, step, attempt, attempt_dir, bindings)
+        job = _Job(spec, step, attempt, attempt_dir, bindings, feedback, ctx)
+        if isinstance(step, BuiltinStep):
+            return self._run_builtin_step(job, step)
+        if isinstance(step, CommandStep):
+            return self._run_command_step(job, step)
+        return self._run_model_step(job, step)
+
+    def _run_builtin_step(self, job: _Job, step: BuiltinStep) -> tuple[ExecResult, Outcome]:
+        result = self._run_builtin(step.name, job.ctx)
+        return result, self._classify(job.spec, job.ctx, result, parse_text=False)
+
+    def _run_command_step(self, job: _Job, step: CommandStep) -> tuple[ExecResult, Outcome]:
+        try:
+            env = command_env(job.bindings)
+        except InputProblem as err:
+            return ExecResult(), Outcome("error", error=str(err), retryable=False)
+        request = self._request(job, command=step.command, env=env)
+        atomic_write_json(job.attempt_dir / "request.json", _request_json(request))
+        result = self._executor("command").run(request)
+        spec = job.spec
+        if spec.output_schema is not None and result.error is None and not result.timed_out:
+            stdout = (result.output or {}).get("stdout") if isinstance(result.output, dict) \
+                else result.text
+            result.output, result.text = None, stdout
+            return result, self._classify(spec, job.ctx, result, parse_text=True)
+        return result, self._classify(spec, job.ctx, result, parse_text=False)
+
+    def _run_model_step(self, job: _Job, step: FormulaStep | PolecatStep
+                        ) -> tuple[ExecResult, Outcome]:
+        if self.budget_usd is not None and self.run.cost_usd >= self.budget_usd:
+            message = (f"budget exhausted: spent ${self.run.cost_usd:.4f} "
                        f"of ${self.budget_usd:.4f}")
             return ExecResult(), Outcome("error", error=message, retryable=False)
         try:
-            if spec.run.kind == "formula":
-                formula = self.machine.formulas[spec.run.target or ""]
-                check_inputs(formula, bindings, self.machine.schemas)  # before any context work
-            sections = _prompt_context(spec, self.extensions.prompt_context, ctx)
-            prompt = build_prompt(self.machine, spec, bindings, attempt_dir, feedback, sections)
+            sections: list[str] = []
+            if isinstance(step, FormulaStep):  # inputs checked before any context work
+                check_inputs(step.formula, job.bindings, self.machine.schemas)
+                sections = _prompt_context(step.formula.name, self.extensions.prompt_context,
+                                           job.ctx)
+            prompt = _prompt_of(step, job.spec, self.machine, job.bindings, job.attempt_dir,
+                                job.feedback, sections)
         except InputProblem as err:
             return ExecResult(), Outcome("error", error=str(err), retryable=False)
-        request = self._request(spec, attempt, attempt_dir, bindings, prompt=prompt)
-        atomic_write_text(attempt_dir / "prompt.md", _prompt_file(prompt))
-        atomic_write_json(attempt_dir / "request.json", _request_json(request))
+        from mgt.executors.mapping import map_model, map_tools
+
+        polecat = step.polecat
+        model = map_model(polecat.model.name if polecat is not None else None)
+        tools = map_tools(polecat.tools.available, polecat=polecat.name) \
+            if polecat is not None else ()
+        request = self._request(job, prompt=prompt, model=model, tools=tools)
+        atomic_write_text(job.attempt_dir / "prompt.md", _prompt_file(prompt))
+        atomic_write_json(job.attempt_dir / "request.json", _request_json(request))
         result = self._executor("model").run(request)
-        return result, self._classify(spec, ctx, result, parse_text=True)
+        return result, self._classify(job.spec, job.ctx, result, parse_text=True)
 
     def _request(
         self,
-        spec: StateSpec,
-        attempt: int,
-        attempt_dir: Path,
-        bindings: Mapping[str, Any],
+        job: _Job,
         *,
-        prompt: Prompt | None,
+        prompt: Prompt | None = None,
+        model: str | None = None,
+        tools: tuple[str, ...] = (),
+        command: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> ExecRequest:
-        model: str | None = None
-        tools: tuple[str, ...] = ()
-        if prompt is not None:
-            from mgt.executors.mapping import map_model, map_tools
-
-            polecat = self._polecat(spec)
-            if polecat is not None:
-                model = map_model(polecat.model.name)
-                tools = map_tools(polecat.tools.available, polecat=polecat.name)
-            else:
-                model = map_model(None)
         return ExecRequest(
             run_id=self.journal.run_id,
-            state=spec.name,
-            attempt=attempt,
+            state=job.spec.name,
+            attempt=job.attempt,
             prompt=prompt.text if prompt is not None else "",
             system_prompt=prompt.system_prompt if prompt is not None else None,
             model=model,
             tools=tools,
             output_schema=prompt.output_schema if prompt is not None else None,
             cwd=self.cwd,
-            timeout_seconds=self._timeout(spec),
-            attempt_dir=attempt_dir,
-            inputs=jsonable(dict(bindings)),
-            command=spec.run.command,
-            builtin=spec.run.target if spec.run.kind == "builtin" else None,
+            timeout_seconds=self._timeout(job.spec),
+            attempt_dir=job.attempt_dir,
+            inputs=jsonable(dict(job.bindings)),
+            command=command,
+            builtin=None,
             env=dict(env or {}),
         )
-
-    def _polecat(self, spec: StateSpec) -> Any:
-        if spec.run.kind == "formula":
-            formula = self.machine.formulas.get(spec.run.target or "")
-            return self.machine.polecats.get(formula.polecat) if formula is not None else None
-        return self.machine.polecats.get(spec.run.target or "")
 
     def _executor(self, kind: str) -> Executor:
         if kind not in self._executor_cache:
@@ -544,10 +565,9 @@ class Interpreter:
             self._executor_cache[kind] = self._executors(kind)
         return self._executor_cache[kind]
 
-    def _run_builtin(self, spec: StateSpec, ctx: StepContext) -> ExecResult:
+    def _run_builtin(self, name: str, ctx: StepContext) -> ExecResult:
         from mgt.extensions import resolve
 
-        name = spec.run.target or ""
         ref = self.extensions.builtins.get(name)
         if ref is None:
             return ExecResult(error=f"unknown builtin '{name}'")
@@ -665,6 +685,19 @@ class Interpreter:
             self.journal.write_output(name, output)
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One attempt as its runner sees it."""
+
+    spec: StateSpec
+    step: Step
+    attempt: int
+    attempt_dir: Path
+    bindings: dict[str, Any]
+    feedback: str | None
+    ctx: StepContext
+
+
 class _StepError(Exception):
     def __init__(self, outcome: Outcome) -> None:
         super().__init__(outcome.error)
@@ -697,15 +730,14 @@ def _keepable(outcome: Outcome) -> Outcome:
     return outcome
 
 
-def _prompt_context(spec: StateSpec, table: Mapping[str, list[str]], ctx: StepContext
+def _prompt_context(formula: str, table: Mapping[str, list[str]], ctx: StepContext
                     ) -> list[str]:
-    """PROMPT_CONTEXT sections for a formula state (extensions compute them from the context)."""
-    if spec.run.kind != "formula":
-        return []
+    """PROMPT_CONTEXT sections for a formula's prompt (extensions compute them from the
+    context)."""
     from mgt.extensions import resolve
 
     sections: list[str] = []
-    for ref in table.get(spec.run.target or "", []):
+    for ref in table.get(formula, []):
         try:
             section = resolve(ref)(ctx)
         except (KeyboardInterrupt, Interrupted):
@@ -728,12 +760,26 @@ def build_prompt(
     sections: list[str],
 ) -> Prompt:
     """The prompt of a formula/polecat state (`file_dir` None: a preview, no file written)."""
-    if spec.run.kind == "formula":
-        formula = machine.formulas[spec.run.target or ""]
-        polecat = machine.polecats.get(formula.polecat)
+    step = step_of(spec, machine.polecats, machine.formulas)
+    if not isinstance(step, FormulaStep | PolecatStep):
+        raise ValueError(f"state '{spec.name}' runs no model")
+    return _prompt_of(step, spec, machine, bindings, file_dir, feedback, sections)
+
+
+def _prompt_of(
+    step: FormulaStep | PolecatStep,
+    spec: StateSpec,
+    machine: Machine,
+    bindings: Mapping[str, Any],
+    file_dir: Path | None,
+    feedback: str | None,
+    sections: list[str],
+) -> Prompt:
+    system = step.polecat.system_prompt if step.polecat is not None else None
+    if isinstance(step, FormulaStep):
         return formula_prompt(
-            formula,
-            polecat.system_prompt if polecat is not None else None,
+            step.formula,
+            system,
             bindings,
             schema_name=spec.output_schema,
             schemas=machine.schemas,
@@ -741,10 +787,9 @@ def build_prompt(
             context_sections=sections,
             feedback=feedback,
         )
-    polecat = machine.polecats.get(spec.run.target or "")
     return polecat_prompt(
-        spec.run.prompt or "",
-        polecat.system_prompt if polecat is not None else None,
+        step.prompt,
+        system,
         bindings,
         schema_name=spec.output_schema,
         schemas=machine.schemas,

@@ -97,6 +97,11 @@ def test_a_journaled_group_that_is_not_the_runs_is_left_alone(tmp_path: Path) ->
         env={**os.environ, RUN_ID_VAR: "run-x", ATTEMPT_VAR: "nap/1"},
     )
     try:
+        for child in (stranger, marked):  # until each is `sleep`, its environment is ours
+            deadline = time.monotonic() + 30
+            while b"sleep" not in Path(f"/proc/{child.pid}/cmdline").read_bytes():
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
         ended = end_leftovers("run-x", [stranger.pid, marked.pid], grace=2)
         assert ended == [marked.pid]
         assert marked.wait(timeout=10) == -signal.SIGTERM
