@@ -8,6 +8,7 @@ folding the whole journal must give what the live run knew.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -118,3 +119,30 @@ def test_the_fold_of_a_finished_journal_is_what_the_run_knew(tmp_path: Path) -> 
     assert again.failure_cause() is not None and "change 1 cites" in again.failure_cause()
     # every event reads back as the very event that was written
     assert [parse_event(e.to_json()) for e in events] == events
+
+
+def test_a_journal_of_an_older_version_still_shows_and_resumes(tmp_path: Path) -> None:
+    """Older journals kept an accepted output only in states/STATE/N/output.json and wrote
+    no process_started events; such a run still reads and resumes."""
+    m = MACHINES["chain"]
+    full = _full_run("chain", tmp_path / "full")
+    root = tmp_path / "old"
+    shutil.copytree(full, root / "r")
+    lines = (root / "r" / "events.jsonl").read_text().splitlines()
+    old = []
+    for line in lines:
+        event = json.loads(line)
+        event.pop("output", None)  # as written before outputs were journaled
+        old.append(event)
+        if event["type"] == "transition" and event["from"] == "b":
+            break  # killed on its way to c
+    (root / "r" / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in old))
+    shutil.rmtree(root / "r" / "outputs")
+    (root / "r" / "outputs").mkdir()
+    record = load_run(root, "r")
+    assert (record.status, record.path) == ("interrupted", ["a", "b"])
+    with RunJournal.open(root, "r") as journal:
+        result = _interpreter(m, journal, {}).resume()
+    assert (result.status, result.path) == ("succeeded", ["a", "b", "c", "ok"])
+    assert result.outputs["b"]["x"] == 2  # read back from b's output.json
+    assert json.loads((root / "r" / "outputs" / "a.json").read_text())["calls"] == 1
