@@ -60,6 +60,7 @@ from mgt.runtime.events import (
 from mgt.runtime.journal import (
     MAX_DEPTH,
     RunJournal,
+    TooDeep,
     atomic_write_json,
     atomic_write_text,
     jsonable,
@@ -395,6 +396,9 @@ class Interpreter:
                 result, outcome = self._dispatch(spec, number, attempt_dir, bindings, feedback)
         except _StepError as err:
             outcome = err.outcome
+        except TooDeep as err:  # a binding or a builtin's output the journal cannot keep
+            outcome = Outcome("error", error=f"a value of state '{name}' (a binding or its "
+                              f"output) is {err}", retryable=False)
         except (JournalError, Interrupted):
             raise
         except MgtError as err:  # an executor that cannot run, a model the policy refuses...

@@ -63,6 +63,7 @@ __all__ = [
     "RunJournal",
     "RunRecord",
     "StateRecord",
+    "TooDeep",
     "atomic_write_json",
     "atomic_write_text",
     "jsonable",
@@ -106,14 +107,19 @@ def new_run_id(machine_name: str) -> str:
     return f"{stamp}-{slug}-{secrets.token_hex(4)}"  # 32 bits: ids of one second do not meet
 
 
-#: How deep a value may nest to be journaled; deeper is refused, never a RecursionError.
-MAX_DEPTH = 200
+#: How deep a value may nest to be journaled; deeper is refused, never a RecursionError
+#: (json's encoder recurses once a level, within Python's limit of 1000 frames).
+MAX_DEPTH = 400
+
+
+class TooDeep(ValueError):
+    """A value nested deeper than MAX_DEPTH levels (the journal cannot keep it)."""
 
 
 def jsonable(value: Any, *, max_depth: int = MAX_DEPTH) -> Any:
     """Make a runtime value JSON-serialisable: paths as strings, durations as their text.
 
-    Raises `ValueError` for a value nested deeper than `max_depth` (a hostile model
+    Raises `TooDeep` (a ValueError) for a value nested deeper than `max_depth` (a hostile model
     answer can be): the caller decides what that means, no stack overflows here.
     """
     return _jsonable(value, max_depth)
@@ -123,7 +129,7 @@ def _jsonable(value: Any, depth: int) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if depth <= 0 and isinstance(value, Mapping | list | tuple | set | frozenset):
-        raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
+        raise TooDeep(f"nested more than {MAX_DEPTH} levels deep")
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v, depth - 1) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

@@ -272,3 +272,31 @@ def test_a_bad_flag_prints_the_usage_of_its_subcommand(tmp_path: Path, command: 
     assert proc.stderr.startswith(f"usage: mgt {command} "), proc.stderr
     last = proc.stderr.splitlines()[-1]
     assert last.startswith("mgt: error: unrecognized arguments: ") and "--no-such-flag" in last
+
+
+def test_an_input_too_deep_to_journal_is_refused_before_the_run(tmp_path: Path) -> None:
+    (tmp_path / "m.mgt").write_text(
+        'machine m\n\ninput data: json\n\nstate a:\n    run command "true"\n'
+        "    on done -> ok\n\nfinal ok: succeed\n"
+    )
+    deep: Any = 1
+    for _ in range(MAX_DEPTH + 50):
+        deep = [deep]
+    (tmp_path / "in.json").write_text(json.dumps({"data": deep}))
+    line = one_line(mgt("exec", "m.mgt", "--inputs", "in.json", "--runs-dir", "runs",
+                        cwd=tmp_path))
+    assert f"input 'data': nested more than {MAX_DEPTH} levels deep" in line
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+def test_a_builtin_output_too_deep_to_journal_is_an_error_outcome(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(BUILTINS, "deep", "tests.runtime.test_holes:deep_output")
+    result = run(machine(builtin("a", on("done", "ok"), on("error", "bad"), step="deep")),
+                 tmp_path)
+    assert result.final == "bad"
+    assert "levels deep" in (result.run.failure_cause() or "")
+
+
+def deep_output(ctx: Any) -> Any:
+    return _deep(MAX_DEPTH + 10)
