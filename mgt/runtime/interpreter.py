@@ -239,6 +239,8 @@ class Interpreter:
 
     def resume(self) -> RunResult:
         """Continue the run from its journal (the caller has checked it is unfinished)."""
+        if not self.run.events:  # killed between creating the run and its first event
+            return self.start()
         self._check_journal()
         self._load_old_outputs()
         from mgt.executors.process import end_leftovers

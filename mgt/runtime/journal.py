@@ -83,6 +83,7 @@ EVENT_TYPES = (
     "run_resumed",
     "state_entered",
     "attempt_started",
+    "process_started",
     "attempt_finished",
     "backoff",
     "guard_failed",

@@ -300,3 +300,23 @@ def test_a_builtin_output_too_deep_to_journal_is_an_error_outcome(
 
 def deep_output(ctx: Any) -> Any:
     return _deep(MAX_DEPTH + 10)
+
+
+def test_a_run_killed_before_its_first_event_resumes_from_the_start(tmp_path: Path) -> None:
+    (tmp_path / "m.mgt").write_text(
+        'machine m\n\nstate a:\n    run command "echo ran >> log"\n'
+        "    on done -> ok\n\nfinal ok: succeed\n"
+    )
+    from mgt.compile import load_machine
+    from mgt.runtime.interpreter import run_info
+
+    m = load_machine(tmp_path / "m.mgt")
+    info = run_info(m, {}, budget_usd=None, cwd=tmp_path)
+    RunJournal.create_new(tmp_path / "runs", m.name, {**info, "executor": None}).close()
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert (run_dir / "events.jsonl").read_text() == ""  # as a kill right here leaves it
+    assert load_run(tmp_path / "runs", run_dir.name).status == "interrupted"
+    resumed = mgt("resume", run_dir.name, "--runs-dir", "runs", "--json", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["path"] == ["a", "ok"]
+    assert (tmp_path / "log").read_text() == "ran\n"
