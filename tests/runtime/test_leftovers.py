@@ -51,6 +51,14 @@ def _pids_marked(run_id: str) -> list[int]:
     return pids
 
 
+def _cmdline(pid: int) -> bytes:
+    """The program and arguments (the `sh -c` holding the text "sleep" is not the sleep)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -72,8 +80,7 @@ def test_resume_ends_the_killed_runs_leftover_processes_first(work: Path) -> Non
                              "the command to start")
     run_id = run_dir.name
     deadline = time.monotonic() + 30
-    while not any(b"sleep" in Path(f"/proc/{p}/cmdline").read_bytes()
-                  for p in _pids_marked(run_id) if _alive(p)):
+    while not any(_cmdline(p).startswith(b"sleep\0") for p in _pids_marked(run_id)):
         assert time.monotonic() < deadline, "the sleep never started"
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
@@ -99,7 +106,7 @@ def test_a_journaled_group_that_is_not_the_runs_is_left_alone(tmp_path: Path) ->
     try:
         for child in (stranger, marked):  # until each is `sleep`, its environment is ours
             deadline = time.monotonic() + 30
-            while b"sleep" not in Path(f"/proc/{child.pid}/cmdline").read_bytes():
+            while not _cmdline(child.pid).startswith(b"sleep\0"):
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
         ended = end_leftovers("run-x", [stranger.pid, marked.pid], grace=2)
