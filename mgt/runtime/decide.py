@@ -1,6 +1,6 @@
 """A state's visit so far + the outcome of its last attempt → what happens next (pure).
 
-    decide(chart, spec, retried, outcome, scope, attempt=N, timeout_seconds=T)
+    decide(router, spec, retried, outcome, scope, attempt=N, timeout_seconds=T)
         → Retry(feedback, backoff_seconds)       make another attempt
         → Route(event, target, guard, ...)       take a transition (to a state or a final)
 
@@ -27,7 +27,43 @@ from mgt.runtime.outcome import Outcome, feedback_text
 if TYPE_CHECKING:
     from mgt.compile.chart import GuardScope, MachineChart
 
-__all__ = ["Action", "Retry", "Route", "decide", "outcome_of", "retries_used"]
+__all__ = ["Action", "Retry", "Route", "Router", "decide", "outcome_of", "retries_used"]
+
+
+class Router:
+    """A machine's chart, built once and positioned at the given state for each routing.
+
+    Building a python-statemachine instance costs about as much as the rest of a step,
+    so one instance is kept; each `route` sets the state and what guards read first,
+    which makes its answer depend on its arguments alone, as `decide` needs.
+    """
+
+    def __init__(self, chart: type[MachineChart]) -> None:
+        from mgt.compile.chart import GuardScope
+
+        self.chart = chart
+        self._scope = GuardScope()
+        self._instance: MachineChart | None = None
+
+    def route(self, state: str, event: str, scope: GuardScope) -> str:
+        """The target of `event` from `state`; raises ExprError for a guard it cannot evaluate."""
+        own = self._scope
+        own.inputs, own.outputs, own.attempts = scope.inputs, scope.outputs, scope.attempts
+        own.output = scope.output
+        if self._instance is None:
+            self._instance = self.chart.starting_at(state, own)
+        else:
+            if state not in self.chart.state_ids:
+                raise ValueError(f"machine {self.chart.machine.name} has no state {state!r}")
+            own.state = state
+        try:
+            target = self._instance.route(event)
+        except BaseException:
+            self._instance = None  # a send cut short: start from a fresh chart next time
+            raise
+        if target not in self.chart.machine.states:
+            self._instance = None  # a chart that reached a final takes no more events
+        return target
 
 
 @dataclass(frozen=True)
@@ -78,7 +114,7 @@ def retries_used(spec: StateSpec, retried: Sequence[str]) -> dict[int, int]:
 
 
 def decide(
-    chart: type[MachineChart],
+    chart: Router | type[MachineChart],
     spec: StateSpec,
     retried: Sequence[str],
     outcome: Outcome,
@@ -100,21 +136,22 @@ def decide(
             feedback = feedback_text(outcome, attempt, timeout_seconds=timeout_seconds,
                                      schema=spec.output_schema) if clause.feedback else None
             return Retry(index, feedback, clause.backoff_seconds or None)
-    return _route(chart, spec, outcome.event, outcome.output, scope, outcome.error)
+    router = chart if isinstance(chart, Router) else Router(chart)
+    return _route(router, spec, outcome.event, outcome.output, scope, outcome.error)
 
 
-def _route(chart: type[MachineChart], spec: StateSpec, event: str, output: object,
+def _route(router: Router, spec: StateSpec, event: str, output: object,
            scope: GuardScope, error: str | None) -> Route:
     from mgt.expr.evaluate import evaluate_guard
 
     scope = replace(scope, output=output, state=None)
     try:
-        target = chart.starting_at(spec.name, scope).route(event)
+        target = router.route(spec.name, event, scope)
     except ExprError as err:
         problem = f"a guard of state '{spec.name}' could not be evaluated: {err}"
         if event == "error":  # routing the error itself failed: nowhere else to go
             return Route("error", IMPLICIT_FAIL, guard_errors=((event, problem),), error=error)
-        routed = _route(chart, spec, "error", output, scope, problem)
+        routed = _route(router, spec, "error", output, scope, problem)
         return Route("error", routed.target, routed.guard,
                      guard_errors=((event, problem), *routed.guard_errors), error=routed.error)
     guard = None

@@ -40,7 +40,7 @@ from mgt.compile.model import (
 from mgt.errors import ExecutorError, Interrupted, JournalError, MgtError, RunError, UsageError
 from mgt.executors.base import ExecRequest, ExecResult, Executor
 from mgt.runtime.context import GuardrailFailure, StepContext, StepFailure
-from mgt.runtime.decide import Retry, decide, outcome_of
+from mgt.runtime.decide import Retry, Router, decide, outcome_of
 from mgt.runtime.events import (
     AttemptFinished,
     AttemptStarted,
@@ -207,7 +207,7 @@ class Interpreter:
         self.scope: GuardScope = GuardScope(
             inputs=self.inputs, outputs=self.run.outputs, attempts=self.run.attempts
         )
-        self._chart_class = build_chart(machine)
+        self._router = Router(build_chart(machine))
 
     # views of the run state, for callers of older versions
     @property
@@ -295,7 +295,7 @@ class Interpreter:
                 self._attempt(spec, self._feedback_of_last_retry(spec))
                 continue
             outcome = outcome_of(visit.pending)
-            action = decide(self._chart_class, spec, [e.outcome for e in visit.retried],
+            action = decide(self._router, spec, [e.outcome for e in visit.retried],
                             outcome, self.scope, attempt=visit.pending.attempt,
                             timeout_seconds=self._timeout(spec))
             if isinstance(action, Retry):
@@ -328,7 +328,7 @@ class Interpreter:
         if not retried:
             return None
         last = retried[-1]
-        action = decide(self._chart_class, spec, [e.outcome for e in retried[:-1]],
+        action = decide(self._router, spec, [e.outcome for e in retried[:-1]],
                         outcome_of(last), self.scope, attempt=last.attempt,
                         timeout_seconds=self._timeout(spec))
         return action.feedback if isinstance(action, Retry) else None

@@ -6,7 +6,7 @@ import copy
 
 from mgt.compile.chart import GuardScope, build_chart
 from mgt.compile.model import IMPLICIT_FAIL
-from mgt.runtime.decide import Retry, Route, decide, retries_used
+from mgt.runtime.decide import Retry, Route, Router, decide, retries_used
 from mgt.runtime.outcome import Outcome
 from tests.runtime.build import builtin, machine, on, retry
 
@@ -82,3 +82,23 @@ def test_decide_is_pure() -> None:
     answers = {decide(CHART, A, [], outcome, s, attempt=1, timeout_seconds=60) for _ in range(3)}
     assert len(answers) == 1
     assert s == before and outcome == Outcome("done", output={"total": 11})
+
+
+def test_one_router_answers_every_state_as_a_fresh_chart_would() -> None:
+    router = Router(CHART)  # kept by a run: built once, positioned for each routing
+    cases = [
+        (A, Outcome("done", output={"total": 11})),
+        (A, Outcome("done", output={"total": 13})),  # moved back from big to a
+        (M.states["b"], Outcome("done", output={"flag": None})),  # a guard error
+        (A, Outcome("done", output={"total": 14})),
+        (M.states["big"], Outcome("done")),  # to a final: the router must not stay there
+        (A, Outcome("done", output={"total": 1})),
+        (M.states["b"], Outcome("done", output={"flag": True})),
+        (A, Outcome("error", error="x")),
+        (M.states["b"], Outcome("done", output={"flag": None})),
+        (A, Outcome("done", output={"total": 12})),
+    ]
+    for spec, outcome in cases * 2:
+        kept = decide(router, spec, [], outcome, scope(), attempt=1, timeout_seconds=60)
+        fresh = decide(CHART, spec, [], outcome, scope(), attempt=1, timeout_seconds=60)
+        assert kept == fresh, (spec.name, outcome)
