@@ -497,7 +497,8 @@ class RunJournal:
         run_dir = root / run_id
         if run_dir.exists():
             raise JournalError(f"run directory {run_dir} already exists")
-        tmp = root / f".new-{run_id}-{secrets.token_hex(4)}"
+        _sweep_unborn(root)
+        tmp = root / f"{UNBORN_PREFIX}{run_id}-{secrets.token_hex(6)}"
         lock_fd: int | None = None
         try:
             tmp.mkdir(parents=True)
@@ -638,6 +639,27 @@ class RunJournal:
 
     def record(self) -> RunRecord:
         return record_of(self.run_dir, self.info, self.state)
+
+
+#: Name prefix of a run directory being built (hidden: `mgt runs` does not list it).
+UNBORN_PREFIX = ".new-"
+UNBORN_GRACE_SECONDS = 60.0
+
+
+def _sweep_unborn(root: Path) -> None:
+    """Remove what a kill left of runs being created: their lock is no longer held."""
+    try:
+        leftovers = [p for p in root.iterdir() if p.name.startswith(UNBORN_PREFIX)]
+    except OSError:
+        return
+    now = time.time()
+    for path in leftovers:
+        try:  # a young one may be another process's, between its mkdir and its lock
+            young = now - path.stat().st_mtime < UNBORN_GRACE_SECONDS
+        except OSError:
+            continue
+        if not young and not _lock_is_held(path):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 #: How many fresh run ids `create_new` tries before giving up.

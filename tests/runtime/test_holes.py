@@ -146,6 +146,11 @@ def test_a_kill_while_runs_are_created_never_leaves_a_run_without_run_json(
         proc.stdout.close()
     visible = [p for p in (tmp_path / "runs").iterdir() if not p.name.startswith(".")]
     assert visible
+    unborn = [p for p in (tmp_path / "runs").iterdir() if p.name.startswith(".")]
+    for path in unborn:  # left by the kills; old enough not to be another's in the making
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+    RunJournal.create_new(tmp_path / "runs", "m", {}).close()  # sweeps what kills left
+    assert not [p for p in (tmp_path / "runs").iterdir() if p.name.startswith(".")]
     for run_dir in visible:
         assert json.loads((run_dir / "run.json").read_text())["run_id"] == run_dir.name
     assert all(r.status != "corrupt" for r in list_runs(tmp_path / "runs"))
@@ -154,17 +159,23 @@ def test_a_kill_while_runs_are_created_never_leaves_a_run_without_run_json(
 def test_run_ids_taken_already_are_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                            ) -> None:
     import secrets
+    from datetime import UTC, datetime, timedelta
 
+    now = datetime.now(UTC)
+    taken = {f"{now + timedelta(seconds=s):%Y%m%d-%H%M%S}-m-00000000" for s in range(-1, 5)}
+    for name in taken:  # another run, started in the same second, drew the same bits
+        (tmp_path / name).mkdir()
     real = secrets.token_hex
-    ids = iter(["00000000", "00000000", "00000000"])
-    monkeypatch.setattr(secrets, "token_hex", lambda n=None: next(ids, None) or real(n))
-    first = RunJournal.create_new(tmp_path, "m", {})
-    first.close()
-    second = RunJournal.create_new(tmp_path, "m", {})
-    second.close()
-    assert first.run_id != second.run_id
-    assert first.run_id.endswith("-00000000") or second.run_id.endswith("-00000000")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.run_id, second.run_id])
+    ids = iter(["00000000"])  # run ids are 4 random bytes
+
+    def token_hex(n: int | None = None) -> str:
+        return (next(ids, None) if n == 4 else None) or real(n)
+
+    monkeypatch.setattr(secrets, "token_hex", token_hex)
+    journal = RunJournal.create_new(tmp_path, "m", {})
+    journal.close()
+    assert journal.run_id not in taken
+    assert {p.name for p in tmp_path.iterdir()} == taken | {journal.run_id}
 
 
 # --------------------------------------------------------------------------- clocks
