@@ -1,12 +1,14 @@
 """`mgt exec | runs | show | resume` arguments → a run (or a view of runs) → an exit code.
 
-Exit codes (DESIGN §4): 0 a `succeed` final, 1 a `fail` final, 2 bad usage or
+Exit codes (docs/cli.md): 0 a `succeed` final, 1 a `fail` final, 2 bad usage or
 bad input, 130 interrupted (SIGINT or SIGTERM; the run is resumable). Progress
 goes to stderr, drawn with rich when stderr is a terminal; otherwise only the
 final one-line summary is printed there. `--json` prints the summary object on
 stdout. `mgt resume` on a finished run changes nothing, says so, and exits with
 that run's own code (0 succeeded, 1 failed), so scripts see the same answer as
-the original `mgt exec`.
+the original `mgt exec`. `exec` and `resume` share one launcher (`_launch`):
+the interpreter with its executors and budget, SIGTERM as an interrupt, the
+journal released, the report.
 """
 
 from __future__ import annotations

@@ -50,6 +50,7 @@ __all__ = [
     "StateRecord",
     "Transition",
     "Visit",
+    "epoch",
     "fold",
     "parse_event",
 ]

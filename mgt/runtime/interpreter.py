@@ -145,7 +145,7 @@ class RunResult:
         return {"succeeded": 0, "failed": 1}.get(self.status, 130)
 
     def summary(self) -> dict[str, Any]:
-        """The `mgt exec --json` object (DESIGN §4), written by `journal.run_summary`."""
+        """The `mgt exec --json` object (docs/cli.md), written by `journal.run_summary`."""
         return run_summary(self.run_id, self.status, self.run, self.outputs)
 
 

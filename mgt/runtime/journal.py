@@ -19,13 +19,18 @@ it), so what fsync buys is surviving a crash of the machine itself. The events
 that record finished work (attempt_finished, with its output) and the run's
 own milestones (run_started/resumed/finished/interrupted) are fsync'd before
 mgt goes on: one fsync per step, like a database commit per checkpoint. The
-others (state_entered, attempt_started, transition, backoff) are written and
+others (state_entered, attempt_started, process_started, transition, backoff) are written and
 flushed, so a killed process keeps them, and become durable with the next
 fsync; the log on disk is therefore always a prefix of the run, which resume
 continues (an attempt whose start was lost to a machine crash is simply run
 again, as one that started but did not finish would be).
 Derived files are replaced atomically (tmp + rename) and fsync'd only when
-asked (`durable=True`).
+asked (`durable=True`). A new run directory is built under a hidden name and
+renamed into place with its run.json, so it is never seen half made.
+
+Each line is a typed event (`mgt.runtime.events`), checked as it is read, and
+every reader folds them into one `RunState`; `RunRecord` is that fold plus
+run.json, for `mgt runs`, `mgt show` and `mgt graph --run`.
 """
 
 from __future__ import annotations
@@ -313,7 +318,7 @@ class RunRecord:
         return {name: s.output for name, s in self.states.items() if s.output is not None}
 
     def summary(self) -> dict[str, Any]:
-        """The `mgt exec --json` object (DESIGN §4)."""
+        """The `mgt exec --json` object (docs/cli.md)."""
         return run_summary(self.run_id, self.status, self.run, self.outputs())
 
 
