@@ -2,8 +2,10 @@
 
 Parsing lives here; each command's work lives in its package (`*.cli` modules),
 imported only when that command runs so `mgt --help` stays fast. Every
-`MgtError` is printed as one line (or rendered diagnostics) and never as a
-traceback; Ctrl-C exits 130.
+`MgtError` is printed here, once: as one line, or for a `CheckError` (a machine
+that does not check, met by exec, resume or graph) as `mgt check` prints it;
+never as a traceback. Ctrl-C exits 130. A bad flag prints the usage of the
+subcommand it was given to, and exits 2.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from mgt import __version__
 
-__all__ = ["build_parser", "main"]
+if TYPE_CHECKING:
+    from mgt.errors import CheckError
+
+__all__ = ["build_parser", "main", "render_check_error"]
 
 HANDLERS: dict[str, str] = {
     "check": "mgt.check.cli:main",
@@ -62,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mgt {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser.set_defaults(_commands=sub.choices)
 
     p = sub.add_parser("check", help="check .mgt files (exit 1 on errors)")
     p.add_argument("files", nargs="+", metavar="FILE")
@@ -152,20 +159,51 @@ def _tolerant_streams() -> None:
                 reconfigure(errors="backslashreplace")
 
 
+def render_check_error(err: CheckError) -> str:
+    """A machine that does not check, as `mgt check` prints it: each diagnostic with its
+    source line, then `FILE: N errors, M warnings`."""
+    from pathlib import Path
+
+    from mgt.diagnostics import render, sort_key
+
+    if not err.diagnostics:
+        return f"mgt: {err}"
+    sources = dict(err.sources)
+    blocks = []
+    for d in sorted(err.diagnostics, key=sort_key):
+        if d.span is not None and d.span.file not in sources:
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                sources[d.span.file] = Path(d.span.file).read_text("utf-8")
+        blocks.append(render(d, sources.get(d.span.file) if d.span is not None else None))
+    errors = sum(d.is_error for d in err.diagnostics)
+    warnings = len(err.diagnostics) - errors
+    warned = f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""
+    where = f"{err.path}: " if err.path else ""
+    blocks.append(f"{where}{errors} error{'s' * (errors != 1)}{warned}")
+    return "\n".join(blocks)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _tolerant_streams()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # told to the subcommand's parser, so its own usage is shown
+        commands = getattr(args, "_commands", {})
+        where = commands.get(args.command, parser) if args.command else parser
+        where.error(f"unrecognized arguments: {' '.join(extra)}")
     if not args.command:
         parser.print_help(sys.stderr)
         return 2
-    from mgt.errors import MgtError
+    from mgt.errors import CheckError, MgtError
 
     module_name, _, func_name = HANDLERS[args.command].partition(":")
     try:
         handler = getattr(importlib.import_module(module_name), func_name)
         code: int = handler(args)
         return code
+    except CheckError as err:
+        print(render_check_error(err), file=sys.stderr)
+        return err.exit_code
     except MgtError as err:
         print(f"mgt: {err}", file=sys.stderr)
         return err.exit_code

@@ -7,6 +7,9 @@
      │    └── CheckError          one or more static-check diagnostics (holds them all)
      ├── DefinitionError          a polecat, formula or schema file is invalid (file + key)
      └── RunError                 something failed while running
+          ├── Interrupted         SIGINT/SIGTERM stopped a run; journaled, resumable (exit 130)
+          ├── StepFailure         a built-in step failed (→ its state's `error` outcome)
+          │    └── GuardrailFailure   a step or output check rejected its input (→ `guardrail`)
           ├── ExprError(span)     a guard or binding could not be evaluated (null compared, ...)
           ├── ExecutorError       an executor could not run or returned garbage
           ├── JournalError        a run directory is missing, corrupt or locked
@@ -31,12 +34,15 @@ __all__ = [
     "EvolveError",
     "ExecutorError",
     "ExprError",
+    "GuardrailFailure",
+    "Interrupted",
     "JournalError",
     "LokiError",
     "MgtError",
     "ParseError",
     "RunError",
     "SourceError",
+    "StepFailure",
     "UsageError",
 ]
 
@@ -76,14 +82,22 @@ class ParseError(SourceError):
 
 
 class CheckError(SourceError):
-    """Static checks failed; carries every diagnostic, not just the first."""
+    """Static checks failed; carries every diagnostic (warnings too), not just the first.
+
+    `path` is the checked file and `sources` its text (by file name), so the CLI can
+    render them the way `mgt check` does.
+    """
 
     exit_code = 1
 
-    def __init__(self, diagnostics: list[Diagnostic]) -> None:
-        first = diagnostics[0] if diagnostics else None
+    def __init__(self, diagnostics: list[Diagnostic], *, path: str | None = None,
+                 sources: dict[str, str] | None = None) -> None:
+        first = next((d for d in diagnostics if d.is_error), diagnostics[0] if diagnostics
+                     else None)
         super().__init__(first.message if first else "check failed", first.span if first else None)
         self.diagnostics = diagnostics
+        self.path = path
+        self.sources = dict(sources or {})
 
 
 class DefinitionError(MgtError):
@@ -100,6 +114,30 @@ class DefinitionError(MgtError):
 
 class RunError(MgtError):
     """A failure while running a machine or talking to an outside system."""
+
+
+class Interrupted(RunError):
+    """The run was stopped by SIGINT/SIGTERM; it is journaled as interrupted and resumable."""
+
+    exit_code = 130
+
+
+class StepFailure(RunError):
+    """A built-in step failed (→ the `error` event); the message is shown and journaled."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+
+
+class GuardrailFailure(StepFailure):
+    """A built-in step or output check rejected its input (→ the `guardrail` event).
+
+    `problems` are the exact reasons, each a sentence; they become retry feedback.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
 class ExprError(RunError):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mgt.compile.model import IMPLICIT_FAIL
-from mgt.errors import CheckError, MgtError, UsageError
+from mgt.errors import MgtError, UsageError
 
 if TYPE_CHECKING:
     from mgt.compile.graph import TakenPath
@@ -26,11 +25,7 @@ def graph_main(args: argparse.Namespace) -> int:
     output: str | None = args.output
     if fmt == "png" and output is None and sys.stdout.isatty():
         raise UsageError("a PNG is binary: write it to a file with -o FILE.png")
-    try:
-        machine = load_machine(args.file)
-    except CheckError as err:
-        _print_diagnostics(err)
-        return err.exit_code
+    machine = load_machine(args.file)  # a CheckError is rendered by mgt.cli
     taken = _taken_path(machine, args.runs_dir, args.run) if args.run is not None else None
     drawing = render(graph_of(machine, taken), fmt)
     data = drawing.encode("utf-8") if isinstance(drawing, str) else drawing
@@ -43,18 +38,6 @@ def graph_main(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     return 0
-
-
-def _print_diagnostics(err: CheckError) -> None:
-    from mgt.diagnostics import render_all
-
-    sources: dict[str, str] = {}
-    for d in err.diagnostics:
-        if d.span is not None and d.span.file not in sources:
-            with contextlib.suppress(OSError, UnicodeDecodeError):
-                sources[d.span.file] = Path(d.span.file).read_text("utf-8")
-    print(render_all(err.diagnostics, sources) if err.diagnostics else f"mgt: {err}",
-          file=sys.stderr)
 
 
 def _taken_path(machine: Machine, runs_dir: str, run_id: str) -> TakenPath:
@@ -86,11 +69,9 @@ def _taken_path(machine: Machine, runs_dir: str, run_id: str) -> TakenPath:
             file=sys.stderr,
         )
     guards: dict[tuple[str, str, str], set[str | None]] = {}
-    for event in record.events:
-        if event.get("type") == "transition" and "guard" in event:
-            step = (str(event["from"]), str(event["event"]), str(event["to"]))
-            guard = event["guard"]
-            guards.setdefault(step, set()).add(guard if isinstance(guard, str) else None)
+    for took in record.run.transitions:  # the fold's typed transitions
+        if took.guard_given:
+            guards.setdefault((took.source, took.event, took.target), set()).add(took.guard)
     return TakenPath(
         run_id=run_id,
         steps=tuple(record.transitions),

@@ -4,6 +4,8 @@ Lowering decides every default so the runtime has none left to decide:
 
     output schema   `output X`, else the formula's [output].type, else the polecat's
                     [output].schema; commands and builtins have none unless declared
+    step            what the state runs, looked up: the formula and its polecat, the
+                    polecat and its prompt, the command, the builtin's name
     timeout         `timeout D`, else the formula's [execution].timeout_seconds, else 300 s
     retries         the `retry` clauses; a formula state without any retries
                     [execution].retry_count times on schema_invalid, with feedback
@@ -26,12 +28,17 @@ from mgt import ast
 from mgt.compile.model import (
     EVENTS,
     IMPLICIT_FAIL,
+    BuiltinStep,
+    CommandStep,
     FinalSpec,
+    FormulaStep,
     InputSpec,
     Machine,
+    PolecatStep,
     RetrySpec,
     RunSpec,
     StateSpec,
+    Step,
     TransitionSpec,
 )
 from mgt.diagnostics import Diagnostic
@@ -46,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
     "IMPLICIT_FAIL_MESSAGE",
+    "definition_hashes",
     "input_value",
     "lower",
     "lower_checked",
@@ -73,9 +81,14 @@ def lower_checked(result: Any) -> Machine:
     diagnostics: list[Diagnostic] = list(getattr(result, "diagnostics", ()) or ())
     errors = [d for d in diagnostics if d.is_error]
     decl: ast.MachineDecl | None = getattr(result, "machine", None)
-    if errors or decl is None:
-        raise CheckError(errors or [Diagnostic.error("the machine could not be checked", None)])
     source = getattr(result, "source", None)
+    if errors or decl is None:
+        path = getattr(result, "path", None)
+        raise CheckError(  # the warnings too: the CLI shows what `mgt check` shows
+            diagnostics if errors else [Diagnostic.error("the machine could not be checked",
+                                                         None)],
+            path=path, sources={path: source} if path and source is not None else None,
+        )
     if source is None:
         source = _read_source(decl.source_path)
     return lower(
@@ -98,6 +111,27 @@ def lower(
     """The `Machine` for a checked declaration with every default filled in."""
     lowering = _Lowering(decl, source, polecats, formulas, schemas)
     return lowering.machine()
+
+
+def definition_hashes(
+    polecats: Mapping[str, Polecat], formulas: Mapping[str, Formula],
+    schemas: SchemaRegistry | None,
+) -> dict[str, str]:
+    """Absolute path → sha256 of every definition file a machine loaded (a run pins them)."""
+    files = {p.path for p in polecats.values() if p.path}
+    files |= {f.path for f in formulas.values() if f.path}
+    if schemas is not None:
+        files |= {schemas.path(name) for name in schemas.names()}
+    hashes: dict[str, str] = {}
+    for name in sorted(files):
+        path = Path(name)
+        if not path.is_file():  # a schema given in memory has its name for a path
+            continue
+        try:
+            hashes[str(path.resolve())] = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            continue
+    return hashes
 
 
 def _read_source(path: str) -> str:
@@ -181,6 +215,7 @@ class _Lowering:
             polecats=dict(self.polecats),
             formulas=dict(self.formulas),
             schemas=self.schemas,
+            definitions=definition_hashes(self.polecats, self.formulas, self.schemas),
         )
 
     # --- inputs ------------------------------------------------------------
@@ -241,7 +276,18 @@ class _Lowering:
             timeout_seconds=self.timeout(decl, formula),
             retries=self.retries(decl, formula),
             transitions=self.transitions(decl),
+            step=self.step(run_spec, formula, polecat),
         )
+
+    def step(self, run: RunSpec, formula: Formula | None, polecat: Polecat | None) -> Step:
+        """What the state runs, looked up once here so the runtime looks nothing up."""
+        if run.kind == "formula" and formula is not None:
+            return FormulaStep(formula, polecat)
+        if run.kind == "polecat":
+            return PolecatStep(run.target or "", polecat, run.prompt or "")
+        if run.kind == "command":
+            return CommandStep(run.command or "")
+        return BuiltinStep(run.target or "")
 
     def formula_of(self, decl: ast.State) -> Formula | None:
         run = decl.run

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from mgt.expr.nodes import Expr
 
@@ -19,13 +19,19 @@ if TYPE_CHECKING:
 __all__ = [
     "EVENTS",
     "IMPLICIT_FAIL",
+    "BuiltinStep",
+    "CommandStep",
     "FinalSpec",
+    "FormulaStep",
     "InputSpec",
     "Machine",
+    "PolecatStep",
     "RetrySpec",
     "RunSpec",
     "StateSpec",
+    "Step",
     "TransitionSpec",
+    "step_of",
 ]
 
 #: Every outcome a state attempt can end with, in the order the docs list them.
@@ -55,6 +61,45 @@ class RunSpec:
     command: str | None = None  # `run command "..."`
 
 
+@dataclass(frozen=True)
+class FormulaStep:
+    """`run formula NAME`: the formula and the polecat that runs it, looked up."""
+
+    kind: ClassVar[RunKind] = "formula"
+    formula: Formula
+    polecat: Polecat | None
+
+
+@dataclass(frozen=True)
+class PolecatStep:
+    """`run polecat NAME prompt "..."`: the polecat (None for an unknown one) and the prompt."""
+
+    kind: ClassVar[RunKind] = "polecat"
+    name: str
+    polecat: Polecat | None
+    prompt: str
+
+
+@dataclass(frozen=True)
+class CommandStep:
+    """`run command "..."`."""
+
+    kind: ClassVar[RunKind] = "command"
+    command: str
+
+
+@dataclass(frozen=True)
+class BuiltinStep:
+    """`run builtin NAME` (looked up in the run's builtin table when it runs)."""
+
+    kind: ClassVar[RunKind] = "builtin"
+    name: str
+
+
+#: What a state runs, with what it needs already looked up (one runner per kind).
+Step = FormulaStep | PolecatStep | CommandStep | BuiltinStep
+
+
 @dataclass(frozen=True, slots=True)
 class RetrySpec:
     count: int
@@ -81,6 +126,7 @@ class StateSpec:
     timeout_seconds: float | None = None
     retries: tuple[RetrySpec, ...] = ()
     transitions: tuple[TransitionSpec, ...] = ()
+    step: Step | None = None  # set by lowering; `step_of` resolves it for hand-built specs
 
     def retry_for(self, event: str) -> RetrySpec | None:
         """The retry policy that consumes `event`, if any."""
@@ -115,9 +161,32 @@ class Machine:
     polecats: Mapping[str, Polecat] = field(default_factory=dict)
     formulas: Mapping[str, Formula] = field(default_factory=dict)
     schemas: SchemaRegistry | None = None
+    #: absolute path → sha256 of each definition file loaded (polecat, formula, schema)
+    definitions: Mapping[str, str] = field(default_factory=dict)
 
     def input(self, name: str) -> InputSpec | None:
         return next((i for i in self.inputs if i.name == name), None)
 
     def is_final(self, name: str) -> bool:
         return name in self.finals
+
+
+def step_of(spec: StateSpec, polecats: Mapping[str, Polecat],
+            formulas: Mapping[str, Formula]) -> Step:
+    """The resolved step of a state: the one lowering set, else looked up from `spec.run`.
+
+    An unknown formula is an `InputProblem`-like ValueError: lowering refuses it before.
+    """
+    if spec.step is not None:
+        return spec.step
+    run = spec.run
+    if run.kind == "formula":
+        formula = formulas.get(run.target or "")
+        if formula is None:
+            raise ValueError(f"unknown formula '{run.target}'")
+        return FormulaStep(formula, polecats.get(formula.polecat))
+    if run.kind == "polecat":
+        return PolecatStep(run.target or "", polecats.get(run.target or ""), run.prompt or "")
+    if run.kind == "command":
+        return CommandStep(run.command or "")
+    return BuiltinStep(run.target or "")

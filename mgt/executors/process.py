@@ -10,7 +10,12 @@ the same way, so no step leaves orphans behind. A program that puts itself in
 a new session of its own (a daemon, a tmux server) is out of reach of any
 group kill; the tmux executor ends its windows itself. If mgt itself is
 killed with SIGKILL, nothing can clean up: on Linux the child is asked to
-receive SIGKILL when its parent dies, so at least the step's own process ends.
+receive SIGKILL when its parent dies, so at least the step's own process ends;
+its descendants (the `sleep` of `sh -c "sleep 30; ..."`) live on. So a run's
+steps are marked: inside `attempt_processes` every child gets MGT_RUN_ID and
+MGT_ATTEMPT in its environment (inherited by its descendants) and its process
+group is reported as soon as it starts, and `end_leftovers` ends, before a
+resumed run goes on, every process group still holding a process so marked.
 
 Output goes to files, never pipes, so a chatty child can never block on a full
 pipe while mgt waits for it.
@@ -27,8 +32,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -36,7 +42,79 @@ from typing import IO, Any
 
 from mgt.errors import ExecutorError
 
-__all__ = ["ProcessResult", "kill_group", "run_process"]
+__all__ = [
+    "ATTEMPT_VAR",
+    "RUN_ID_VAR",
+    "ProcessResult",
+    "attempt_processes",
+    "end_leftovers",
+    "kill_group",
+    "run_process",
+]
+
+#: Environment variables marking a step's processes as those of one run's attempt.
+RUN_ID_VAR = "MGT_RUN_ID"
+ATTEMPT_VAR = "MGT_ATTEMPT"
+LEFTOVER_GRACE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    run_id: str
+    attempt: str
+    started: Callable[[int], None]
+
+
+_CURRENT_ATTEMPT: ContextVar[_Attempt | None] = ContextVar("mgt_attempt", default=None)
+
+
+@contextmanager
+def attempt_processes(run_id: str, attempt: str, started: Callable[[int], None]
+                      ) -> Iterator[None]:
+    """Within it, `run_process` marks its children as `run_id`'s `attempt` (environment) and
+    calls `started(pgid)` as soon as each child exists (to journal it)."""
+    token = _CURRENT_ATTEMPT.set(_Attempt(run_id, attempt, started))
+    try:
+        yield
+    finally:
+        _CURRENT_ATTEMPT.reset(token)
+
+
+def end_leftovers(run_id: str, pgids: Iterable[int] = (),
+                  grace: float = LEFTOVER_GRACE_SECONDS) -> list[int]:
+    """End what is left of a killed run's steps; returns the process groups it ended.
+
+    Candidates are the journaled groups (`pgids`) and the group of every process whose
+    environment marks it as one of `run_id`'s (which also covers a child started just
+    before mgt was killed, whose group was never journaled). A group is ended only
+    when one of its processes carries the mark: a recorded pgid the system has since
+    given to someone else is left alone. SIGTERM, up to `grace` seconds, then SIGKILL.
+    """
+    mark = f"{RUN_ID_VAR}={run_id}".encode()
+    pids = _all_pids()
+    marked = [pid for pid in pids if pid != os.getpid() and _environ_has(pid, mark)]
+    ours = {g for g in (_pgid_of(pid) for pid in marked) if g is not None}
+    groups = sorted(ours | {g for g in pgids if g in ours})
+    groups = [g for g in groups if g not in {os.getpgrp(), 0, 1}]  # never our own group
+    for pgid in groups:
+        _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while groups and time.monotonic() < deadline:
+        members = {_pgid_of(pid) for pid in _all_pids()}
+        if not members & set(groups):
+            break
+        time.sleep(0.02)
+    for pgid in groups:
+        _signal_group(pgid, signal.SIGKILL)
+    return groups
+
+
+def _environ_has(pid: int, entry: bytes) -> bool:
+    try:
+        data = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:  # gone, or another user's: not ours either way
+        return False
+    return entry in data.split(b"\0")
 
 DEFAULT_GRACE_SECONDS = 3.0
 STRAGGLER_GRACE_SECONDS = 0.5  # for group members still running after the leader exited
@@ -88,6 +166,10 @@ def run_process(
         env = {_os_text(k): _os_text(v) for k, v in env.items()}
     if not argv:
         raise ExecutorError("no command to run")
+    attempt = _CURRENT_ATTEMPT.get()
+    if attempt is not None:
+        env = {**(env if env is not None else os.environ),
+               RUN_ID_VAR: attempt.run_id, ATTEMPT_VAR: _os_text(attempt.attempt)}
     with ExitStack() as stack:
         out = _open_sink(stack, stdout_path)
         err = _open_sink(stack, stderr_path)
@@ -127,6 +209,8 @@ def run_process(
 
         timed_out = False
         try:
+            if attempt is not None:
+                attempt.started(proc.pid)  # journaled before the child is waited on
             held.release()  # a Ctrl-C that came while forking acts now, with the child known
             timed_out = not _wait_exited(proc.pid, timeout)
             # The leader is exited but not reaped (or still running after the timeout):

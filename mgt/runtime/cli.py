@@ -1,12 +1,14 @@
 """`mgt exec | runs | show | resume` arguments → a run (or a view of runs) → an exit code.
 
-Exit codes (DESIGN §4): 0 a `succeed` final, 1 a `fail` final, 2 bad usage or
+Exit codes (docs/cli.md): 0 a `succeed` final, 1 a `fail` final, 2 bad usage or
 bad input, 130 interrupted (SIGINT or SIGTERM; the run is resumable). Progress
 goes to stderr, drawn with rich when stderr is a terminal; otherwise only the
 final one-line summary is printed there. `--json` prints the summary object on
 stdout. `mgt resume` on a finished run changes nothing, says so, and exits with
 that run's own code (0 succeeded, 1 failed), so scripts see the same answer as
-the original `mgt exec`.
+the original `mgt exec`. `exec` and `resume` share one launcher (`_launch`):
+the interpreter with its executors and budget, SIGTERM as an interrupt, the
+journal released, the report.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from mgt.compile.model import Machine
     from mgt.executors.base import Executor
     from mgt.runtime.interpreter import RunResult, Totals
-    from mgt.runtime.journal import RunRecord
+    from mgt.runtime.journal import RunJournal, RunRecord
 
 __all__ = ["exec_main", "resume_main", "runs_main", "show_main"]
 
@@ -39,6 +41,7 @@ def exec_main(args: argparse.Namespace) -> int:
     from mgt.runtime.inputs import load_inputs_file, parse_input_args, resolve_inputs
 
     _check_budget(args.budget_usd)
+    requested, options = _executor_options(args)
     cli_values = parse_input_args(args.input)
     file_values: dict[str, Any] = {}
     file_dir: Path | None = None
@@ -46,8 +49,6 @@ def exec_main(args: argparse.Namespace) -> int:
         file_values = load_inputs_file(args.inputs)
         file_dir = Path(args.inputs).resolve().parent
     machine = _load_machine(args.file)
-    if machine is None:
-        return 1
     inputs = resolve_inputs(machine, cli=cli_values, file_values=file_values, file_dir=file_dir)
 
     if args.dry_run:
@@ -56,29 +57,49 @@ def exec_main(args: argparse.Namespace) -> int:
         sys.stdout.write(preview_machine(machine, inputs))
         return 0
 
-    requested, options = _executor_options(args)
     executor_name = _executor_name(machine, requested, options)
     factory = _executor_factory(executor_name, options, check=_needs_model(machine))
 
-    from mgt.runtime.interpreter import Interpreter
-    from mgt.runtime.journal import RunJournal, new_run_id
+    from mgt.runtime.interpreter import run_info
+    from mgt.runtime.journal import RunJournal
 
-    journal = RunJournal.create(args.runs_dir, new_run_id(machine.name))
+    info = run_info(machine, inputs, budget_usd=args.budget_usd, cwd=Path.cwd())
+    journal = RunJournal.create_new(
+        args.runs_dir, machine.name,
+        {**info, "executor": executor_name, "executor_options": options},
+    )
+    return _launch(machine, journal, inputs, factory, args.budget_usd, None, args.json,
+                   resume=False)
+
+
+def _launch(
+    machine: Machine,
+    journal: RunJournal,
+    inputs: dict[str, Any],
+    factory: Callable[[str], Executor],
+    budget: float | None,
+    cwd: Path | None,
+    as_json: bool,
+    *,
+    resume: bool,
+) -> int:
+    """The one way a run is driven from the command line (exec and resume): the interpreter
+    with its executors and budget, SIGTERM as an interrupt, the journal released, a report."""
+    from mgt.runtime.interpreter import Interpreter
+
     try:
         try:
-            interp = Interpreter(
-                machine, journal, inputs, executors=factory, budget_usd=args.budget_usd,
-                on_event=_progress(journal.run_id),
-            )
-            journal.write_info(executor=executor_name, executor_options=options)
+            interp = Interpreter(machine, journal, inputs, executors=factory, budget_usd=budget,
+                                 cwd=cwd, on_event=_progress(journal.run_id))
         except BaseException:
-            shutil.rmtree(journal.run_dir, ignore_errors=True)  # nothing ran: leave no husk
+            if not resume:  # nothing ran: leave no husk
+                shutil.rmtree(journal.run_dir, ignore_errors=True)
             raise
         with _terminate_as_interrupt():
-            result = interp.start()
+            result = interp.resume() if resume else interp.start()
     finally:
         journal.close()
-    return _report(result, args.json, machine)
+    return _report(result, as_json, machine)
 
 
 # --------------------------------------------------------------------------- mgt resume
@@ -86,24 +107,24 @@ def exec_main(args: argparse.Namespace) -> int:
 
 def resume_main(args: argparse.Namespace) -> int:
     from mgt.runtime.inputs import resolve_inputs
-    from mgt.runtime.interpreter import Interpreter
-    from mgt.runtime.journal import RunJournal
+    from mgt.runtime.journal import RunJournal, run_summary
 
     _check_budget(args.budget_usd)
+    requested, options = _executor_options(args)  # a bad --executor: before taking the run
     journal = RunJournal.open(args.runs_dir, args.run_id)
     try:
-        finished = next((e for e in journal.events if e.get("type") == "run_finished"), None)
-        if finished is not None:
-            record = journal.record()
-            status = str(finished.get("status"))
+        run = journal.state
+        if run.finished is not None:
             print(
-                f"mgt: run {journal.run_id} already finished ({status} at "
-                f"'{finished.get('final')}'); nothing to resume",
+                f"mgt: run {journal.run_id} already finished ({run.status} at "
+                f"'{run.final}'); nothing to resume",
                 file=sys.stderr,
             )
             if args.json:
-                print(json.dumps(record.summary(), ensure_ascii=False))
-            return 0 if status == "succeeded" else 1
+                record = journal.record()
+                print(json.dumps(run_summary(record.run_id, run.status, run, record.outputs()),
+                                 ensure_ascii=False))
+            return 0 if run.status == "succeeded" else 1
         info = journal.info
         machine_info = info.get("machine") or {}
         path = machine_info.get("path")
@@ -115,14 +136,13 @@ def resume_main(args: argparse.Namespace) -> int:
                 "restore it to resume"
             )
         machine = _load_machine(path)
-        if machine is None:
-            return 1
         if machine_info.get("sha256") and machine.source_hash != machine_info["sha256"]:
             raise JournalError(
                 f"run {journal.run_id}: {path} changed since the run started "
                 f"(sha256 {str(machine_info['sha256'])[:12]}… → {machine.source_hash[:12]}…); "
                 "restore it, or start a new run with mgt exec"
             )
+        _check_definitions(journal.run_id, info.get("definitions") or {}, machine)
         inputs = resolve_inputs(machine, stored=info.get("inputs") or {})
         requested, options = _executor_options(args, info.get("executor_options"))
         executor_name = requested or info.get("executor") or _executor_name(machine, None, options)
@@ -133,15 +153,34 @@ def resume_main(args: argparse.Namespace) -> int:
             journal.write_info(executor=executor_name, executor_options=options)
         if budget != info.get("budget_usd"):
             journal.write_info(budget_usd=budget)
-        interp = Interpreter(
-            machine, journal, inputs, executors=factory, budget_usd=budget, cwd=cwd,
-            on_event=_progress(journal.run_id),
-        )
-        with _terminate_as_interrupt():
-            result = interp.resume()
-    finally:
+    except BaseException:
         journal.close()
-    return _report(result, args.json, machine)
+        raise
+    return _launch(machine, journal, inputs, factory, budget, cwd, args.json, resume=True)
+
+
+def _check_definitions(run_id: str, pinned: dict[str, Any], machine: Machine) -> None:
+    """Refuse to resume when a definition file the run loaded changed or went away: the rest
+    of the run would follow other prompts, schemas or models than its start."""
+    from mgt.runtime.journal import sha256_file
+
+    for path, digest in sorted(pinned.items()):
+        try:
+            now = sha256_file(path)
+        except OSError:
+            now = None
+        if now != digest:
+            what = "no longer exists" if now is None else "changed since the run started"
+            raise UsageError(
+                f"run {run_id}: {path} {what}; restore it to resume, or start a new run "
+                "with mgt exec"
+            )
+    for path in sorted(set(machine.definitions) - set(pinned)):
+        if pinned:  # a run of an older version pinned nothing: nothing to compare
+            raise UsageError(
+                f"run {run_id}: {path} is loaded now but was not when the run started; "
+                "remove it to resume, or start a new run with mgt exec"
+            )
 
 
 # --------------------------------------------------------------------------- mgt runs / show
@@ -177,6 +216,9 @@ def runs_main(args: argparse.Namespace) -> int:
         cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in
                  enumerate(zip(line, widths, strict=True))]
         print("  ".join(cells).rstrip())
+    for r in records:
+        if r.problem:
+            print(f"mgt: run {r.run_id} is corrupt: {r.problem}", file=sys.stderr)
     return 0
 
 
@@ -205,7 +247,7 @@ def show_main(args: argparse.Namespace) -> int:
     if record.final:
         msg = data.get("message")
         con.print(f"final    {escape(record.final)}" + (f": {escape(str(msg))}" if msg else ""))
-        cause = _failure_cause(record.events) if record.status == "failed" else None
+        cause = record.run.failure_cause() if record.status == "failed" else None
         if cause:
             con.print(f"cause    {escape(cause)}")
     con.print(
@@ -261,19 +303,19 @@ def _run_row(record: RunRecord) -> dict[str, Any]:
         "machine": machine.get("name"),
         "status": record.status,
         "final": record.final,
-        "current_state": info.get("current_state"),
+        "current_state": record.current_state,
         "path": record.path,
         "cost_usd": round(record.cost_usd, 6),
         "tokens": {"input": record.input_tokens, "output": record.output_tokens},
         "created": info.get("created"),
         "updated": info.get("updated"),
+        **({"problem": record.problem} if record.problem else {}),
     }
 
 
 def _show_data(record: RunRecord) -> dict[str, Any]:
     info = record.info
     machine = info.get("machine") or {}
-    finished = next((e for e in record.events if e.get("type") == "run_finished"), None)
     states = []
     for name, state in record.states.items():
         states.append({
@@ -301,7 +343,7 @@ def _show_data(record: RunRecord) -> dict[str, Any]:
         "machine_path": machine.get("path"),
         "machine_sha256": machine.get("sha256"),
         "inputs": info.get("inputs") or {},
-        "message": (finished or {}).get("message"),
+        "message": record.run.message,
         "created": info.get("created"),
         "updated": info.get("updated"),
         "transitions": [
@@ -315,24 +357,11 @@ def _show_data(record: RunRecord) -> dict[str, Any]:
 # --------------------------------------------------------------------------- shared plumbing
 
 
-def _load_machine(path: str) -> Machine | None:
-    """Check and compile a machine; on check errors print them all (as `mgt check`) → None."""
+def _load_machine(path: str) -> Machine:
+    """Check and compile a machine; a CheckError goes up to `mgt.cli`, which renders it."""
     from mgt.compile import load_machine
-    from mgt.errors import CheckError
 
-    try:
-        return load_machine(path)
-    except CheckError as err:
-        from mgt.diagnostics import render_all
-
-        sources: dict[str, str] = {}
-        for d in err.diagnostics:
-            if d.span is not None and d.span.file not in sources:
-                with suppress(OSError, UnicodeDecodeError):
-                    sources[d.span.file] = Path(d.span.file).read_text("utf-8")
-        print(render_all(err.diagnostics, sources) if err.diagnostics else f"mgt: {err}",
-              file=sys.stderr)
-        return None
+    return load_machine(path)
 
 
 def _check_budget(budget: float | None) -> None:
@@ -397,6 +426,10 @@ def _executor_options(
     another directory finds the same recordings.
     """
     name: str | None = args.executor
+    if name == "command":  # it runs `run command` states; a model state would fail every time
+        raise UsageError("--executor command: 'command' runs only `run command` states, which "
+                         "use it anyway; choose a model executor: zellij-cc, claude, tmux or "
+                         "replay[:DIR]")
     options: dict[str, Any] = dict(stored) if isinstance(stored, dict) else {}
     if getattr(args, "session", None):
         options["session"] = args.session
@@ -470,34 +503,9 @@ def _report(result: RunResult, as_json: bool, machine: Machine | None = None) ->
         con = out_console()
         render_outputs(record, output_schemas(record, machine), con)
         render_costs(record, con)
-    cause = None
-    if result.status == "failed":
-        from mgt.runtime.journal import read_events
-
-        with suppress(JournalError):
-            cause = _failure_cause(read_events(result.run_dir)[0])
+    cause = result.run.failure_cause() if result.status == "failed" else None
     print(_summary_line(result, cause), file=sys.stderr)
     return result.exit_code
-
-
-def _failure_cause(events: list[dict[str, Any]]) -> str | None:
-    """Why a failed run took its last transition: the error of the attempt or guard that sent
-    it to the fail final (None when an output was routed there on purpose, by `on done`)."""
-    last = next((e for e in reversed(events) if e.get("type") == "transition"), None)
-    if last is None or last.get("event") == "done":
-        return None
-    state = last.get("from")
-    for event in reversed(events[: events.index(last)]):
-        if event.get("state") != state or event.get("type") not in {"attempt_finished",
-                                                                     "guard_failed"}:
-            continue
-        problems = event.get("problems") or [None]
-        detail = event.get("error") or problems[0]
-        if not detail:
-            return None
-        text = " ".join(str(detail).split())
-        return f"last error in '{state}': " + (text if len(text) <= 300 else text[:299] + "…")
-    return None
 
 
 def _summary_line(result: RunResult, cause: str | None = None) -> str:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mgt.errors import GuardrailFailure, StepFailure  # their home is the error tree
+
 if TYPE_CHECKING:
     from mgt.defs import Formula, Polecat, SchemaRegistry
 
@@ -36,18 +38,3 @@ class StepContext:
     polecat: Polecat | None = None
     schemas: SchemaRegistry | None = None
     progress: Callable[[str], None] = field(default=lambda _msg: None)
-
-
-class StepFailure(Exception):
-    """A built-in step failed (→ the `error` event); the message is shown and journaled."""
-
-
-class GuardrailFailure(Exception):
-    """A built-in step or output check rejected its input (→ the `guardrail` event).
-
-    `problems` are the exact reasons, each a sentence; they become retry feedback.
-    """
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems

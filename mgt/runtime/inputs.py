@@ -250,4 +250,11 @@ def resolve_inputs(
         )
     for spec in machine.inputs:  # optional, no default: null, so `exists(input.x)` is false
         values.setdefault(spec.name, None)
+    from mgt.runtime.journal import jsonable
+
+    for name, value in values.items():  # the run journals its inputs: they must fit
+        try:
+            jsonable(value)
+        except ValueError as err:
+            raise UsageError(f"input '{name}': {err}; the journal cannot keep it") from None
     return values

@@ -1,20 +1,20 @@
 """A compiled `Machine` + typed inputs → a durable run that ends in a final (or resumes one).
 
     Interpreter.start()    new run: run_started, then the start state
-    Interpreter.resume()   an existing run: rebuilt from events.jsonl, continues where it stopped
+    Interpreter.resume()   an existing run: continues where its journal stops
 
-For each state: evaluate its `with` bindings, make attempts until an outcome is
-not retried (`retry N on EVENT [with feedback] [backoff D]`), then send the
-outcome to the state chart (`mgt.compile.chart.build_chart`), whose guarded
-transitions, tried in declared order, decide the next state. Every step is an
-fsync'd event in the journal before the next one starts:
+The run's state is the fold of its journal (`mgt.runtime.events.RunState`), kept
+by the `RunJournal` as each event is written; the loop reads it, runs the next
+attempt or asks `mgt.runtime.decide.decide` (pure) what follows an outcome, and
+journals what it does. A fresh run and a resumed one go through the same loop:
 
     state_entered → attempt_started → attempt_finished [→ backoff → attempt_started ...]
                   → transition → state_entered ... → run_finished
 
 so a run killed at any instant is rebuilt exactly: a finished attempt is never
-re-run (its outcome and output are on disk), an attempt that started but did
-not finish is run again under the next attempt number.
+re-run (its outcome and output are in its event), an attempt that started but did
+not finish is run again under the next attempt number, after what is left of its
+processes is ended (`mgt.executors.process.end_leftovers`).
 """
 
 from __future__ import annotations
@@ -26,12 +26,47 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mgt.compile.model import IMPLICIT_FAIL, Machine, RetrySpec, StateSpec
-from mgt.errors import ExecutorError, JournalError, MgtError, RunError, UsageError
+from mgt.compile.model import (
+    IMPLICIT_FAIL,
+    BuiltinStep,
+    CommandStep,
+    FormulaStep,
+    Machine,
+    PolecatStep,
+    StateSpec,
+    Step,
+    step_of,
+)
+from mgt.errors import ExecutorError, Interrupted, JournalError, MgtError, RunError, UsageError
 from mgt.executors.base import ExecRequest, ExecResult, Executor
 from mgt.runtime.context import GuardrailFailure, StepContext, StepFailure
-from mgt.runtime.journal import RunJournal, atomic_write_json, atomic_write_text, jsonable
-from mgt.runtime.outcome import Outcome, classify, feedback_text
+from mgt.runtime.decide import Retry, Router, decide, outcome_of
+from mgt.runtime.events import (
+    AttemptFinished,
+    AttemptStarted,
+    Backoff,
+    Event,
+    GuardFailed,
+    ProcessStarted,
+    RunFinished,
+    RunInterrupted,
+    RunResumed,
+    RunStarted,
+    RunState,
+    StateEntered,
+    Transition,
+    epoch,
+)
+from mgt.runtime.journal import (
+    MAX_DEPTH,
+    RunJournal,
+    TooDeep,
+    atomic_write_json,
+    atomic_write_text,
+    jsonable,
+    run_summary,
+)
+from mgt.runtime.outcome import Outcome, classify
 from mgt.runtime.prompt import (
     InputProblem,
     Prompt,
@@ -41,16 +76,17 @@ from mgt.runtime.prompt import (
 )
 
 if TYPE_CHECKING:
-    from mgt.compile.chart import GuardScope, MachineChart
-    from mgt.expr.nodes import Expr
+    from mgt.compile.chart import GuardScope
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
+    "Extensions",
     "Interpreter",
     "Interrupted",
     "RunResult",
     "Totals",
     "build_prompt",
+    "run_info",
 ]
 
 #: Timeout for a step whose state and formula give none.
@@ -62,10 +98,23 @@ EventHook = Callable[[dict[str, Any], "Totals"], None]
 ExecutorFactory = Callable[[str], Executor]  # "model" | "command" → an executor
 
 
-class Interrupted(RunError):
-    """The run was stopped by SIGINT/SIGTERM; it is journaled as interrupted and resumable."""
+@dataclass(frozen=True)
+class Extensions:
+    """The extension tables a run uses (see `mgt.extensions`): name → "module:function".
 
-    exit_code = 130
+    The defaults are the module tables themselves, so an entry added to them later
+    is seen; a test or an embedding passes its own.
+    """
+
+    builtins: Mapping[str, str]
+    output_checks: Mapping[str, list[str]]
+    prompt_context: Mapping[str, list[str]]
+
+    @classmethod
+    def defaults(cls) -> Extensions:
+        from mgt.extensions import BUILTINS, OUTPUT_CHECKS, PROMPT_CONTEXT
+
+        return cls(BUILTINS, OUTPUT_CHECKS, PROMPT_CONTEXT)
 
 
 @dataclass
@@ -74,10 +123,9 @@ class Totals:
     input_tokens: int = 0
     output_tokens: int = 0
 
-    def add(self, result: ExecResult) -> None:
-        self.cost_usd += result.cost_usd or 0.0
-        self.input_tokens += result.input_tokens or 0
-        self.output_tokens += result.output_tokens or 0
+    @classmethod
+    def of(cls, run: RunState) -> Totals:
+        return cls(run.cost_usd, run.input_tokens, run.output_tokens)
 
 
 @dataclass
@@ -90,33 +138,35 @@ class RunResult:
     path: list[str]
     outputs: dict[str, Any]
     totals: Totals
+    run: RunState = field(default_factory=RunState)
 
     @property
     def exit_code(self) -> int:
         return {"succeeded": 0, "failed": 1}.get(self.status, 130)
 
     def summary(self) -> dict[str, Any]:
-        """The `mgt exec --json` object (DESIGN §4)."""
-        return {
-            "run_id": self.run_id,
-            "status": self.status,
-            "final": self.final,
-            "path": self.path,
-            "outputs": jsonable(self.outputs),
-            "cost_usd": round(self.totals.cost_usd, 6),
-            "tokens": {"input": self.totals.input_tokens, "output": self.totals.output_tokens},
-        }
+        """The `mgt exec --json` object (docs/cli.md), written by `journal.run_summary`."""
+        return run_summary(self.run_id, self.status, self.run, self.outputs)
 
 
-@dataclass
-class _Visit:
-    """The attempts of the current visit to a state (a state may be entered more than once)."""
-
-    retries_used: dict[int, int] = field(default_factory=dict)  # RetrySpec index → retries taken
-    pending: Outcome | None = None  # the last finished attempt's outcome, not yet acted on
-    pending_attempt: int = 0  # its attempt number
-    feedback: str | None = None  # for the next attempt (kept if that attempt is cut short)
-    backoff_since: float | None = None  # epoch seconds a journaled backoff began (on resume)
+def run_info(machine: Machine, inputs: Mapping[str, Any], *, budget_usd: float | None,
+             cwd: Path) -> dict[str, Any]:
+    """run.json of a run about to start: the machine and every definition file it loaded
+    (pinned by hash, so resume can refuse changed ones), inputs, budget, where it runs."""
+    return {
+        "machine": {"name": machine.name, "path": str(Path(machine.source_path).resolve()),
+                    "sha256": machine.source_hash},
+        "definitions": dict(machine.definitions),
+        "inputs": dict(inputs),
+        "status": "running",
+        "current_state": machine.start,
+        "final": None,
+        "path": [],
+        "cost_usd": 0.0,
+        "tokens": {"input": 0, "output": 0},
+        "budget_usd": budget_usd,
+        "cwd": str(cwd),
+    }
 
 
 class Interpreter:
@@ -133,6 +183,7 @@ class Interpreter:
         cwd: Path | None = None,
         on_event: EventHook | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        extensions: Extensions | None = None,
     ) -> None:
         from mgt.compile.chart import GuardScope, build_chart
 
@@ -142,57 +193,62 @@ class Interpreter:
         self._json_inputs: dict[str, Any] = jsonable(self.inputs)  # what builtins see
         self.budget_usd = budget_usd
         self.cwd = Path(cwd or Path.cwd())
+        self.extensions = extensions or Extensions.defaults()
         self._executors = executors
         self._executor_cache: dict[str, Executor] = {}
+        self._steps: dict[str, Step] = {}
         self._on_event = on_event
         self._sleep = sleep
-        self.totals = Totals()
-        self.outputs: dict[str, Any] = {}
-        # every state, so `STATE.attempts` is 0 (not null) before STATE runs, as checked
-        self.attempts: dict[str, int] = dict.fromkeys(machine.states, 0)
-        self.path: list[str] = []
-        self._taken_guard: Expr | None = None
         self._info_written = float("-inf")
+        self.run: RunState = journal.state
+        # every state, so `STATE.attempts` is 0 (not null) before STATE runs, as checked
+        for name in machine.states:
+            self.run.attempts.setdefault(name, 0)
         self.scope: GuardScope = GuardScope(
-            inputs=self.inputs, outputs=self.outputs, attempts=self.attempts
+            inputs=self.inputs, outputs=self.run.outputs, attempts=self.run.attempts
         )
-        self._chart_class = build_chart(machine, evaluate=self._evaluate_guard)
+        self._router = Router(build_chart(machine))
+
+    # views of the run state, for callers of older versions
+    @property
+    def totals(self) -> Totals:
+        return Totals.of(self.run)
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return self.run.outputs
+
+    @property
+    def attempts(self) -> dict[str, int]:
+        return self.run.attempts
+
+    @property
+    def path(self) -> list[str]:
+        return self.run.path
 
     # ------------------------------------------------------------------ entry points
 
     def start(self) -> RunResult:
         m = self.machine
-        self.journal.write_info(
-            run_id=self.journal.run_id,
-            machine={"name": m.name, "path": str(Path(m.source_path).resolve()),
-                     "sha256": m.source_hash},
-            inputs=self.inputs,
-            status="running",
-            current_state=m.start,
-            final=None,
-            path=[],
-            created=_now(),
-            cost_usd=0.0,
-            tokens={"input": 0, "output": 0},
-            budget_usd=self.budget_usd,
-            cwd=str(self.cwd),
-            durable=True,
-        )
-        self._emit(
-            "run_started",
-            machine=m.name,
-            machine_path=str(Path(m.source_path).resolve()),
-            machine_sha256=m.source_hash,
-            inputs=self.inputs,
-        )
-        return self._guarded(lambda: self._drive(m.start, enter=True, visit=_Visit()))
+        info = run_info(m, self.inputs, budget_usd=self.budget_usd, cwd=self.cwd)
+        info.setdefault("created", self.journal.info.get("created") or _now())
+        self.journal.write_info(run_id=self.journal.run_id, durable=True, **info)
+        self._emit(RunStarted(machine=m.name, machine_path=info["machine"]["path"],
+                              machine_sha256=m.source_hash, inputs=self.inputs))
+        return self._guarded(self._drive)
 
     def resume(self) -> RunResult:
         """Continue the run from its journal (the caller has checked it is unfinished)."""
-        state, entered, visit = self._replay(self.journal.events)
-        self._emit("run_resumed", state=state)
+        if not self.run.events:  # killed between creating the run and its first event
+            return self.start()
+        self._check_journal()
+        self._load_old_outputs()
+        from mgt.executors.process import end_leftovers
+
+        end_leftovers(self.journal.run_id, self.run.processes.values())
+        self._emit(RunResumed(state=self.run.state or self.machine.start))
         self.journal.write_info(status="running")
-        return self._guarded(lambda: self._drive(state, enter=not entered, visit=visit))
+        return self._guarded(self._drive)
 
     # ------------------------------------------------------------------ the loop
 
@@ -201,9 +257,9 @@ class Interpreter:
             return body()
         except (KeyboardInterrupt, Interrupted) as err:
             signal_name = "SIGTERM" if isinstance(err, Interrupted) else "SIGINT"
-            current = self.path[-1] if self.path else self.machine.start
+            current = self.run.current_state or self.machine.start
             try:
-                self._emit("run_interrupted", state=current, signal=signal_name)
+                self._emit(RunInterrupted(state=current, signal=signal_name))
                 self._write_info(status="interrupted", current_state=current)
             except JournalError:
                 pass
@@ -211,10 +267,10 @@ class Interpreter:
         except MgtError:
             raise  # the journal stays resumable: the run reads as interrupted once unlocked
         except Exception as err:  # a bug: journal it, keep the run resumable, no traceback
-            current = self.path[-1] if self.path else self.machine.start
+            current = self.run.current_state or self.machine.start
             problem = f"{type(err).__name__}: {err}"
             try:
-                self._emit("run_interrupted", state=current, signal=None, error=problem)
+                self._emit(RunInterrupted(state=current, error=problem))
                 self._write_info(status="interrupted", current_state=current)
             except JournalError:
                 pass
@@ -223,47 +279,77 @@ class Interpreter:
                 f"can be resumed: mgt resume {self.journal.run_id}"
             ) from err
 
-    def _drive(self, state: str, *, enter: bool, visit: _Visit) -> RunResult:
-        chart: MachineChart | None = None
+    def _drive(self) -> RunResult:
+        """The loop: read the run state, do the one next thing, journal it; until a final."""
+        run = self.run
         while True:
+            state = run.state or self.machine.start
             if self.machine.is_final(state) or state == IMPLICIT_FAIL:
-                return self._finish(state, enter=enter)
-            if enter:
-                self.path.append(state)
-                self._emit("state_entered", state=state)
+                return self._finish(state)
+            if not run.entered:
+                self._emit(StateEntered(state=state))
                 self._write_info(current_state=state, force=False)
-                visit = _Visit()
             spec = self.machine.states[state]
-            outcome = self._run_state(spec, visit)
-            if chart is None:
-                chart = self._chart(state)
-            target, guard = self._route(chart, spec, outcome)
-            self._emit(
-                "transition", **{"from": state, "event": outcome.event, "to": target,
-                                 "guard": guard}
-            )
-            state, enter = target, True
+            visit = run.visit
+            if visit.pending is None:  # nothing to decide on: (re)make an attempt
+                self._attempt(spec, self._feedback_of_last_retry(spec))
+                continue
+            outcome = outcome_of(visit.pending)
+            action = decide(self._router, spec, [e.outcome for e in visit.retried],
+                            outcome, self.scope, attempt=visit.pending.attempt,
+                            timeout_seconds=self._timeout(spec))
+            if isinstance(action, Retry):
+                if action.backoff_seconds:
+                    self._back_off(spec, action.backoff_seconds)
+                self._attempt(spec, action.feedback)
+                continue
+            for event, problem in action.guard_errors:
+                self._emit(GuardFailed(state=state, event=event, error=problem))
+            self._emit(Transition(source=state, event=action.event, target=action.target,
+                                  guard=action.guard))
 
-    def _finish(self, final: str, *, enter: bool) -> RunResult:
+    def _back_off(self, spec: StateSpec, seconds: float) -> None:
+        """Wait before a retry; resumed mid-backoff, only what is left of it (never more than
+        the backoff itself, whatever the clock or the journal says)."""
+        journaled = self.run.visit.backoff
+        wait = seconds
+        if journaled is None:
+            self._emit(Backoff(state=spec.name, seconds=seconds))
+        else:
+            since = epoch(journaled.ts)
+            if since is not None:
+                wait = max(0.0, seconds - (time.time() - since))
+        self._sleep(min(wait, seconds))
+
+    def _feedback_of_last_retry(self, spec: StateSpec) -> str | None:
+        """The feedback of the retry that led here (an attempt cut short is made again with
+        the feedback it had), None on a visit's first attempt."""
+        retried = self.run.visit.retried
+        if not retried:
+            return None
+        last = retried[-1]
+        action = decide(self._router, spec, [e.outcome for e in retried[:-1]],
+                        outcome_of(last), self.scope, attempt=last.attempt,
+                        timeout_seconds=self._timeout(spec))
+        return action.feedback if isinstance(action, Retry) else None
+
+    def _finish(self, final: str) -> RunResult:
         spec = self.machine.finals.get(final)  # None for an implicit fail the model left out
         status = "succeeded" if spec is not None and spec.status == "succeed" else "failed"
         message = spec.message if spec is not None else None
         if final == IMPLICIT_FAIL:
             message = self._implicit_fail_message() or message
-        if enter:
-            self.path.append(final)
-            self._emit("state_entered", state=final, final=True)
-        self._emit("run_finished", status=status, final=final, message=message)
+        if not self.run.entered:
+            self._emit(StateEntered(state=final, final=True))
+        self._emit(RunFinished(status=status, final=final, message=message))
         self._write_info(status=status, final=final, current_state=final, message=message)
         return self._result(status, final, message)
 
     def _implicit_fail_message(self) -> str | None:
-        for event in reversed(self.journal.events):
-            if event.get("type") == "transition" and event.get("to") == IMPLICIT_FAIL:
-                return (
-                    f"state '{event['from']}' ended with '{event['event']}' "
-                    "and has no transition for it"
-                )
+        for step in reversed(self.run.transitions):
+            if step.target == IMPLICIT_FAIL:
+                return (f"state '{step.source}' ended with '{step.event}' "
+                        "and has no transition for it")
         return None
 
     def _result(self, status: str, final: str | None, message: str | None) -> RunResult:
@@ -273,133 +359,68 @@ class Interpreter:
             status=status,
             final=final,
             message=message,
-            path=list(self.path),
-            outputs=dict(self.outputs),
+            path=list(self.run.path),
+            outputs=dict(self.run.outputs),
             totals=self.totals,
+            run=self.run,
         )
-
-    # ------------------------------------------------------------------ routing
-
-    def _chart(self, state: str) -> MachineChart:
-        """A chart instance positioned at `state` (the start, or where a resumed run is)."""
-        return self._chart_class.starting_at(state, self.scope)
-
-    def _evaluate_guard(self, expr: Expr, scope: GuardScope) -> object:
-        from mgt.expr.evaluate import evaluate_guard
-
-        value = evaluate_guard(expr, scope.names())
-        if value is True:
-            self._taken_guard = expr
-        return value
-
-    def _route(
-        self, chart: MachineChart, spec: StateSpec, outcome: Outcome
-    ) -> tuple[str, str | None]:
-        """Send the outcome to the chart; a guard that cannot be evaluated is an `error`."""
-        from mgt.errors import ExprError
-
-        self.scope.output = outcome.output
-        self._taken_guard = None
-        try:
-            target = chart.route(outcome.event)
-        except ExprError as err:
-            problem = f"a guard of state '{spec.name}' could not be evaluated: {err}"
-            self._emit("guard_failed", state=spec.name, event=outcome.event, error=problem)
-            if outcome.event == "error":  # routing the error itself failed: nowhere else to go
-                outcome.event = "error"
-                return IMPLICIT_FAIL, None
-            outcome.event, outcome.error, outcome.retryable = "error", problem, False
-            return self._route(chart, spec, outcome)
-        guard = self._taken_guard
-        source = next(
-            (t.guard_source for t in spec.transitions if guard is not None and t.guard is guard),
-            None,
-        )
-        return target, source
 
     # ------------------------------------------------------------------ a state's attempts
-
-    def _run_state(self, spec: StateSpec, visit: _Visit) -> Outcome:
-        while True:
-            if visit.pending is not None:
-                retry = self._take_retry(spec, visit)
-                if retry is None:
-                    return visit.pending
-                if retry.backoff_seconds:
-                    wait = retry.backoff_seconds
-                    if visit.backoff_since is not None:  # resumed mid-backoff: the rest of it
-                        wait = max(0.0, wait - (time.time() - visit.backoff_since))
-                    else:
-                        self._emit("backoff", state=spec.name, seconds=retry.backoff_seconds)
-                    self._sleep(wait)
-                visit.pending, visit.backoff_since = None, None
-            visit.pending = self._attempt(spec, visit.feedback)
-            visit.pending_attempt = self.attempts[spec.name]
-
-    def _take_retry(self, spec: StateSpec, visit: _Visit) -> RetrySpec | None:
-        """Consume a retry for the pending outcome if its event has one left (sets the feedback)."""
-        outcome = visit.pending
-        if outcome is None or outcome.event == "done" or not outcome.retryable:
-            return None
-        index = _retry_left(spec.retries, outcome.event, visit.retries_used)
-        if index is None:
-            return None
-        visit.retries_used[index] = visit.retries_used.get(index, 0) + 1
-        retry = spec.retries[index]
-        visit.feedback = (
-            feedback_text(outcome, visit.pending_attempt, timeout_seconds=self._timeout(spec),
-                          schema=spec.output_schema)
-            if retry.feedback
-            else None
-        )
-        return retry
 
     def _timeout(self, spec: StateSpec) -> float:
         if spec.timeout_seconds:
             return spec.timeout_seconds
         formula = self.machine.formulas.get(spec.run.target or "") if spec.run.kind == "formula" \
             else None
+        if isinstance(spec.step, FormulaStep):
+            formula = spec.step.formula
         if formula is not None and formula.execution.timeout_seconds:
             return float(formula.execution.timeout_seconds)
         return DEFAULT_TIMEOUT_SECONDS
 
     def _attempt(self, spec: StateSpec, feedback: str | None) -> Outcome:
+        from mgt.executors.process import attempt_processes
+
         name = spec.name
-        number = self.attempts.get(name, 0) + 1
-        self.attempts[name] = number
+        number = self.run.attempts.get(name, 0) + 1
         attempt_dir = self.journal.attempt_dir(name, number)
-        self._emit("attempt_started", state=name, attempt=number, kind=spec.run.kind)
+        self._emit(AttemptStarted(state=name, attempt=number, kind=spec.run.kind))
         if feedback:
             atomic_write_text(attempt_dir / "feedback.md", feedback)
-        before = Totals(self.totals.cost_usd, self.totals.input_tokens, self.totals.output_tokens)
         result = ExecResult()
+
+        def started(pgid: int) -> None:
+            self._emit(ProcessStarted(state=name, attempt=number, pgid=pgid))
+
         try:
             bindings = self._bindings(spec)
-            result, outcome = self._dispatch(spec, number, attempt_dir, bindings, feedback)
+            with attempt_processes(self.journal.run_id, f"{name}/{number}", started):
+                result, outcome = self._dispatch(spec, number, attempt_dir, bindings, feedback)
         except _StepError as err:
             outcome = err.outcome
+        except TooDeep as err:  # a binding or a builtin's output the journal cannot keep
+            outcome = Outcome("error", error=f"a value of state '{name}' (a binding or its "
+                              f"output) is {err}", retryable=False)
         except (JournalError, Interrupted):
             raise
         except MgtError as err:  # an executor that cannot run, a model the policy refuses...
             outcome = Outcome("error", error=str(err), retryable=not isinstance(err, UsageError))
-        self.totals.add(result)
+        outcome = _keepable(outcome)
         if outcome.output is not None:
             atomic_write_json(attempt_dir / "output.json", outcome.output, durable=False)
-        self._emit(
-            "attempt_finished",
+        self._emit(AttemptFinished(
             state=name,
             attempt=number,
             outcome=outcome.event,
-            cost_usd=round(self.totals.cost_usd - before.cost_usd, 8),
-            tokens={"input": self.totals.input_tokens - before.input_tokens,
-                    "output": self.totals.output_tokens - before.output_tokens},
+            cost_usd=round(result.cost_usd or 0.0, 8),
+            input_tokens=result.input_tokens or 0,
+            output_tokens=result.output_tokens or 0,
             error=outcome.error,
-            problems=outcome.problems or None,
+            problems=tuple(outcome.problems),
             retryable=outcome.retryable,
-            output=outcome.output,  # the durable copy: resume reads it from here
-        )
+            output=jsonable(outcome.output),
+        ))
         if outcome.event == "done":
-            self.outputs[name] = outcome.output
             self.journal.write_output(name, outcome.output)
         return outcome
 
@@ -417,16 +438,22 @@ class Interpreter:
                 raise _StepError(Outcome("error", error=f"binding '{key}': {err}")) from None
         return values
 
-    # ------------------------------------------------------------------ dispatch by run kind
+    # ------------------------------------------------------------------ one runner per step kind
 
-    def _context(
-        self, spec: StateSpec, attempt: int, attempt_dir: Path, bindings: Mapping[str, Any]
-    ) -> StepContext:
-        formula = self.machine.formulas.get(spec.run.target or "") \
-            if spec.run.kind == "formula" else None
-        polecat_name = formula.polecat if formula is not None else (
-            spec.run.target if spec.run.kind == "polecat" else None
-        )
+    def _step(self, spec: StateSpec) -> Step:
+        step = self._steps.get(spec.name)
+        if step is None:
+            try:
+                step = step_of(spec, self.machine.polecats, self.machine.formulas)
+            except ValueError as err:
+                raise _StepError(Outcome("error", error=str(err), retryable=False)) from None
+            self._steps[spec.name] = step
+        return step
+
+    def _context(self, spec: StateSpec, step: Step, attempt: int, attempt_dir: Path,
+                 bindings: Mapping[str, Any]) -> StepContext:
+        formula = step.formula if isinstance(step, FormulaStep) else None
+        polecat = step.polecat if isinstance(step, FormulaStep | PolecatStep) else None
         return StepContext(
             run_id=self.journal.run_id,
             run_dir=self.journal.run_dir,
@@ -439,7 +466,7 @@ class Interpreter:
             cwd=self.cwd,
             timeout_seconds=self._timeout(spec),
             formula=formula,
-            polecat=self.machine.polecats.get(polecat_name or ""),
+            polecat=polecat,
             schemas=self.machine.schemas,
             progress=lambda msg: self._emit_progress(spec.name, msg),
         )
@@ -452,88 +479,90 @@ class Interpreter:
         bindings: dict[str, Any],
         feedback: str | None,
     ) -> tuple[ExecResult, Outcome]:
-        ctx = self._context(spec, attempt, attempt_dir, bindings)
-        kind = spec.run.kind
-        if kind == "builtin":
-            result = self._run_builtin(spec, ctx)
-            return result, self._classify(spec, ctx, result, parse_text=False)
-        if kind == "command":
-            try:
-                env = command_env(bindings)
-            except InputProblem as err:
-                return ExecResult(), Outcome("error", error=str(err), retryable=False)
-            request = self._request(spec, attempt, attempt_dir, bindings, prompt=None, env=env)
-            atomic_write_json(attempt_dir / "request.json", _request_json(request))
-            result = self._executor("command").run(request)
-            if spec.output_schema is not None and result.error is None and not result.timed_out:
-                stdout = (result.output or {}).get("stdout") if isinstance(result.output, dict) \
-                    else result.text
-                result.output, result.text = None, stdout
-                return result, self._classify(spec, ctx, result, parse_text=True)
-            return result, self._classify(spec, ctx, result, parse_text=False)
-        # formula / polecat: a model call
-        if self.budget_usd is not None and self.totals.cost_usd >= self.budget_usd:
-            message = (f"budget exhausted: spent ${self.totals.cost_usd:.4f} "
+        step = self._step(spec)
+        ctx = self._context(spec, step, attempt, attempt_dir, bindings)
+        job = _Job(spec, step, attempt, attempt_dir, bindings, feedback, ctx)
+        if isinstance(step, BuiltinStep):
+            return self._run_builtin_step(job, step)
+        if isinstance(step, CommandStep):
+            return self._run_command_step(job, step)
+        return self._run_model_step(job, step)
+
+    def _run_builtin_step(self, job: _Job, step: BuiltinStep) -> tuple[ExecResult, Outcome]:
+        result = self._run_builtin(step.name, job.ctx)
+        return result, self._classify(job.spec, job.ctx, result, parse_text=False)
+
+    def _run_command_step(self, job: _Job, step: CommandStep) -> tuple[ExecResult, Outcome]:
+        try:
+            env = command_env(job.bindings)
+        except InputProblem as err:
+            return ExecResult(), Outcome("error", error=str(err), retryable=False)
+        request = self._request(job, command=step.command, env=env)
+        atomic_write_json(job.attempt_dir / "request.json", _request_json(request))
+        result = self._executor("command").run(request)
+        spec = job.spec
+        if spec.output_schema is not None and result.error is None and not result.timed_out:
+            stdout = (result.output or {}).get("stdout") if isinstance(result.output, dict) \
+                else result.text
+            result.output, result.text = None, stdout
+            return result, self._classify(spec, job.ctx, result, parse_text=True)
+        return result, self._classify(spec, job.ctx, result, parse_text=False)
+
+    def _run_model_step(self, job: _Job, step: FormulaStep | PolecatStep
+                        ) -> tuple[ExecResult, Outcome]:
+        if self.budget_usd is not None and self.run.cost_usd >= self.budget_usd:
+            message = (f"budget exhausted: spent ${self.run.cost_usd:.4f} "
                        f"of ${self.budget_usd:.4f}")
             return ExecResult(), Outcome("error", error=message, retryable=False)
         try:
-            if spec.run.kind == "formula":
-                formula = self.machine.formulas[spec.run.target or ""]
-                check_inputs(formula, bindings, self.machine.schemas)  # before any context work
-            sections = _prompt_context(spec, self.machine, ctx)
-            prompt = build_prompt(self.machine, spec, bindings, attempt_dir, feedback, sections)
+            sections: list[str] = []
+            if isinstance(step, FormulaStep):  # inputs checked before any context work
+                check_inputs(step.formula, job.bindings, self.machine.schemas)
+                sections = _prompt_context(step.formula.name, self.extensions.prompt_context,
+                                           job.ctx)
+            prompt = _prompt_of(step, job.spec, self.machine, job.bindings, job.attempt_dir,
+                                job.feedback, sections)
         except InputProblem as err:
             return ExecResult(), Outcome("error", error=str(err), retryable=False)
-        request = self._request(spec, attempt, attempt_dir, bindings, prompt=prompt)
-        atomic_write_text(attempt_dir / "prompt.md", _prompt_file(prompt))
-        atomic_write_json(attempt_dir / "request.json", _request_json(request))
+        from mgt.executors.mapping import map_model, map_tools
+
+        polecat = step.polecat
+        model = map_model(polecat.model.name if polecat is not None else None)
+        tools = map_tools(polecat.tools.available, polecat=polecat.name) \
+            if polecat is not None else ()
+        request = self._request(job, prompt=prompt, model=model, tools=tools)
+        atomic_write_text(job.attempt_dir / "prompt.md", _prompt_file(prompt))
+        atomic_write_json(job.attempt_dir / "request.json", _request_json(request))
         result = self._executor("model").run(request)
-        return result, self._classify(spec, ctx, result, parse_text=True)
+        return result, self._classify(job.spec, job.ctx, result, parse_text=True)
 
     def _request(
         self,
-        spec: StateSpec,
-        attempt: int,
-        attempt_dir: Path,
-        bindings: Mapping[str, Any],
+        job: _Job,
         *,
-        prompt: Prompt | None,
+        prompt: Prompt | None = None,
+        model: str | None = None,
+        tools: tuple[str, ...] = (),
+        command: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> ExecRequest:
-        model: str | None = None
-        tools: tuple[str, ...] = ()
-        if prompt is not None:
-            from mgt.executors.mapping import map_model, map_tools
-
-            polecat = self._polecat(spec)
-            if polecat is not None:
-                model = map_model(polecat.model.name)
-                tools = map_tools(polecat.tools.available, polecat=polecat.name)
-            else:
-                model = map_model(None)
         return ExecRequest(
             run_id=self.journal.run_id,
-            state=spec.name,
-            attempt=attempt,
+            state=job.spec.name,
+            attempt=job.attempt,
             prompt=prompt.text if prompt is not None else "",
             system_prompt=prompt.system_prompt if prompt is not None else None,
             model=model,
             tools=tools,
             output_schema=prompt.output_schema if prompt is not None else None,
             cwd=self.cwd,
-            timeout_seconds=self._timeout(spec),
-            attempt_dir=attempt_dir,
-            inputs=jsonable(dict(bindings)),
-            command=spec.run.command,
-            builtin=spec.run.target if spec.run.kind == "builtin" else None,
+            timeout_seconds=self._timeout(job.spec),
+            attempt_dir=job.attempt_dir,
+            inputs=jsonable(dict(job.bindings)),
+            command=command,
+            builtin=None,
             env=dict(env or {}),
         )
-
-    def _polecat(self, spec: StateSpec) -> Any:
-        if spec.run.kind == "formula":
-            formula = self.machine.formulas.get(spec.run.target or "")
-            return self.machine.polecats.get(formula.polecat) if formula is not None else None
-        return self.machine.polecats.get(spec.run.target or "")
 
     def _executor(self, kind: str) -> Executor:
         if kind not in self._executor_cache:
@@ -542,11 +571,10 @@ class Interpreter:
             self._executor_cache[kind] = self._executors(kind)
         return self._executor_cache[kind]
 
-    def _run_builtin(self, spec: StateSpec, ctx: StepContext) -> ExecResult:
-        from mgt.extensions import BUILTINS, resolve
+    def _run_builtin(self, name: str, ctx: StepContext) -> ExecResult:
+        from mgt.extensions import resolve
 
-        name = spec.run.target or ""
-        ref = BUILTINS.get(name)
+        ref = self.extensions.builtins.get(name)
         if ref is None:
             return ExecResult(error=f"unknown builtin '{name}'")
         try:
@@ -574,10 +602,10 @@ class Interpreter:
         crashed: list[str] = []
 
         def checks(output: Any) -> list[str]:
-            from mgt.extensions import OUTPUT_CHECKS, resolve
+            from mgt.extensions import resolve
 
             problems: list[str] = []
-            for ref in OUTPUT_CHECKS.get(schema or "", []):
+            for ref in self.extensions.output_checks.get(schema or "", []):
                 try:
                     problems += list(resolve(ref)(ctx, output))
                 except GuardrailFailure as err:
@@ -603,11 +631,10 @@ class Interpreter:
 
     # ------------------------------------------------------------------ journal plumbing
 
-    def _emit(self, type: str, **fields: Any) -> dict[str, Any]:
-        event = self.journal.append(type, **fields)
+    def _emit(self, event: Event) -> None:
+        stamped = self.journal.emit(event)
         if self._on_event is not None:
-            self._on_event(event, self.totals)
-        return event
+            self._on_event(stamped.to_json(), self.totals)
 
     def _emit_progress(self, state: str, message: str) -> None:
         if self._on_event is not None:
@@ -633,78 +660,48 @@ class Interpreter:
 
     # ------------------------------------------------------------------ resume
 
-    def _replay(self, events: list[dict[str, Any]]) -> tuple[str, bool, _Visit]:
-        """Rebuild totals, outputs, attempts and the path; return where to continue.
-
-        Returns (state, entered, visit): `entered` is False when the run stopped
-        between a transition and entering its target.
-        """
-        state: str | None = None
-        entered = False
-        visit = _Visit()
-        last_done_attempt: dict[str, int] = {}
-        for ev in events:
-            kind = ev.get("type")
-            for key in ("state", "to"):
-                name = ev.get(key)
-                if isinstance(name, str) and name not in self.machine.states \
-                        and name not in self.machine.finals:
+    def _check_journal(self) -> None:
+        """Refuse a journal that names states this machine does not declare."""
+        known = set(self.machine.states) | set(self.machine.finals) | {IMPLICIT_FAIL}
+        for event in self.run.events:
+            names = [getattr(event, "state", None)]
+            if isinstance(event, Transition):
+                names = [event.source, event.target]
+            for name in names:
+                if isinstance(name, str) and name not in known:
                     raise JournalError(
                         f"run {self.journal.run_id}: its journal names state '{name}', which "
-                        f"{self.machine.source_path} does not declare (seq {ev.get('seq')})"
+                        f"{self.machine.source_path} does not declare (seq {event.seq})"
                     )
-            if kind == "run_started":
-                state, entered = self.machine.start, False
-            elif kind == "state_entered":
-                state, entered = str(ev["state"]), True
-                self.path.append(state)
-                visit = _Visit()
-            elif kind == "attempt_started":
-                name = str(ev["state"])
-                self.attempts[name] = max(self.attempts.get(name, 0), int(ev["attempt"]))
-                spec = self.machine.states.get(name)
-                if visit.pending is not None and spec is not None:
-                    self._take_retry(spec, visit)  # the retry decision that was made
-                visit.pending, visit.backoff_since = None, None
-            elif kind == "attempt_finished":
-                name = str(ev["state"])
-                tokens = ev.get("tokens") or {}
-                self.totals.cost_usd += float(ev.get("cost_usd") or 0.0)
-                self.totals.input_tokens += int(tokens.get("input", 0))
-                self.totals.output_tokens += int(tokens.get("output", 0))
-                output = ev["output"] if "output" in ev else \
-                    self._attempt_output(name, int(ev["attempt"]))
-                outcome = Outcome(
-                    str(ev["outcome"]),
-                    output=output,
-                    problems=list(ev.get("problems") or []),
-                    error=ev.get("error"),
-                    retryable=bool(ev.get("retryable", True)),
-                )
-                if outcome.event == "done":
-                    last_done_attempt[name] = int(ev["attempt"])
-                    self.outputs[name] = outcome.output
-                visit.pending = outcome
-                visit.pending_attempt = int(ev["attempt"])
-            elif kind == "backoff":
-                visit.backoff_since = _epoch(str(ev.get("ts", "")))
-            elif kind == "transition":
-                state, entered = str(ev["to"]), False
-                visit = _Visit()
-        if state is None:
+        if self.run.started is None:
             raise JournalError(f"run {self.journal.run_id}: no run_started event; cannot resume")
-        for name in last_done_attempt:  # rewrite: the process may have died before it did
-            self.journal.write_output(name, self.outputs[name])
-        return state, entered, visit
 
-    def _attempt_output(self, state: str, attempt: int) -> Any:
-        path = self.journal.run_dir / "states" / state / str(attempt) / "output.json"
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, RecursionError) as err:
-            raise JournalError(f"cannot read {path}: {err}") from err
+    def _load_old_outputs(self) -> None:
+        """Outputs the events do not hold (journals of older versions): from output.json; and
+        outputs/ rewritten, since the process may have died before it did."""
+        for name, attempt in list(self.run.outputs_on_disk.items()):
+            path = self.journal.run_dir / "states" / name / str(attempt) / "output.json"
+            try:
+                self.run.outputs[name] = json.loads(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                self.run.outputs[name] = None
+            except (OSError, ValueError, RecursionError) as err:
+                raise JournalError(f"cannot read {path}: {err}") from err
+        for name, output in self.run.outputs.items():
+            self.journal.write_output(name, output)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One attempt as its runner sees it."""
+
+    spec: StateSpec
+    step: Step
+    attempt: int
+    attempt_dir: Path
+    bindings: dict[str, Any]
+    feedback: str | None
+    ctx: StepContext
 
 
 class _StepError(Exception):
@@ -727,21 +724,26 @@ def command_env(bindings: Mapping[str, Any]) -> dict[str, str]:
     return env
 
 
-def _retry_left(retries: tuple[RetrySpec, ...], event: str, used: Mapping[int, int]) -> int | None:
-    for index, retry in enumerate(retries):
-        if event in retry.events:
-            return index if used.get(index, 0) < retry.count else None
-    return None
+def _keepable(outcome: Outcome) -> Outcome:
+    """The outcome as the journal can keep it: an output nested too deep to journal (a hostile
+    answer) is refused as `schema_invalid`, like any other answer of the wrong shape."""
+    try:
+        json.dumps(jsonable(outcome.output))
+    except (ValueError, RecursionError):
+        return Outcome("schema_invalid", problems=[
+            f"the answer is nested more than {MAX_DEPTH} levels deep; answer with a flatter "
+            "JSON object"])
+    return outcome
 
 
-def _prompt_context(spec: StateSpec, machine: Machine, ctx: StepContext) -> list[str]:
-    """PROMPT_CONTEXT sections for a formula state (extensions compute them from the context)."""
-    if spec.run.kind != "formula":
-        return []
-    from mgt.extensions import PROMPT_CONTEXT, resolve
+def _prompt_context(formula: str, table: Mapping[str, list[str]], ctx: StepContext
+                    ) -> list[str]:
+    """PROMPT_CONTEXT sections for a formula's prompt (extensions compute them from the
+    context)."""
+    from mgt.extensions import resolve
 
     sections: list[str] = []
-    for ref in PROMPT_CONTEXT.get(spec.run.target or "", []):
+    for ref in table.get(formula, []):
         try:
             section = resolve(ref)(ctx)
         except (KeyboardInterrupt, Interrupted):
@@ -764,12 +766,26 @@ def build_prompt(
     sections: list[str],
 ) -> Prompt:
     """The prompt of a formula/polecat state (`file_dir` None: a preview, no file written)."""
-    if spec.run.kind == "formula":
-        formula = machine.formulas[spec.run.target or ""]
-        polecat = machine.polecats.get(formula.polecat)
+    step = step_of(spec, machine.polecats, machine.formulas)
+    if not isinstance(step, FormulaStep | PolecatStep):
+        raise ValueError(f"state '{spec.name}' runs no model")
+    return _prompt_of(step, spec, machine, bindings, file_dir, feedback, sections)
+
+
+def _prompt_of(
+    step: FormulaStep | PolecatStep,
+    spec: StateSpec,
+    machine: Machine,
+    bindings: Mapping[str, Any],
+    file_dir: Path | None,
+    feedback: str | None,
+    sections: list[str],
+) -> Prompt:
+    system = step.polecat.system_prompt if step.polecat is not None else None
+    if isinstance(step, FormulaStep):
         return formula_prompt(
-            formula,
-            polecat.system_prompt if polecat is not None else None,
+            step.formula,
+            system,
             bindings,
             schema_name=spec.output_schema,
             schemas=machine.schemas,
@@ -777,10 +793,9 @@ def build_prompt(
             context_sections=sections,
             feedback=feedback,
         )
-    polecat = machine.polecats.get(spec.run.target or "")
     return polecat_prompt(
-        spec.run.prompt or "",
-        polecat.system_prompt if polecat is not None else None,
+        step.prompt,
+        system,
         bindings,
         schema_name=spec.output_schema,
         schemas=machine.schemas,
@@ -810,15 +825,6 @@ def _request_json(request: ExecRequest) -> dict[str, Any]:
         "command": request.command,
         "inputs": request.inputs,
     }
-
-
-def _epoch(iso: str) -> float | None:
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def _now() -> str:

@@ -19,31 +19,47 @@ it), so what fsync buys is surviving a crash of the machine itself. The events
 that record finished work (attempt_finished, with its output) and the run's
 own milestones (run_started/resumed/finished/interrupted) are fsync'd before
 mgt goes on: one fsync per step, like a database commit per checkpoint. The
-others (state_entered, attempt_started, transition, backoff) are written and
+others (state_entered, attempt_started, process_started, transition, backoff) are written and
 flushed, so a killed process keeps them, and become durable with the next
 fsync; the log on disk is therefore always a prefix of the run, which resume
 continues (an attempt whose start was lost to a machine crash is simply run
 again, as one that started but did not finish would be).
 Derived files are replaced atomically (tmp + rename) and fsync'd only when
-asked (`durable=True`).
+asked (`durable=True`). A new run directory is built under a hidden name and
+renamed into place with its run.json, so it is never seen half made.
+
+Each line is a typed event (`mgt.runtime.events`), checked as it is read, and
+every reader folds them into one `RunState`; `RunRecord` is that fold plus
+run.json, for `mgt runs`, `mgt show` and `mgt graph --run`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from mgt.errors import JournalError
+from mgt.runtime.events import (
+    AttemptRecord,
+    Event,
+    EventProblem,
+    RunState,
+    StateRecord,
+    fold,
+    parse_event,
+)
 
 __all__ = [
     "DURABLE_EVENTS",
@@ -52,6 +68,7 @@ __all__ = [
     "RunJournal",
     "RunRecord",
     "StateRecord",
+    "TooDeep",
     "atomic_write_json",
     "atomic_write_text",
     "jsonable",
@@ -59,7 +76,11 @@ __all__ = [
     "load_run",
     "new_run_id",
     "read_events",
+    "read_run_events",
     "read_taken_path",
+    "record_of",
+    "run_summary",
+    "sha256_file",
 ]
 
 EVENT_TYPES = (
@@ -67,6 +88,7 @@ EVENT_TYPES = (
     "run_resumed",
     "state_entered",
     "attempt_started",
+    "process_started",
     "attempt_finished",
     "backoff",
     "guard_failed",
@@ -88,17 +110,36 @@ def new_run_id(machine_name: str) -> str:
     """`20261125-101500-evolve-3f9a`: sortable by time, readable, unique enough to never collide."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")  # UTC, like every timestamp in a run
     slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in machine_name)[:40] or "run"
-    return f"{stamp}-{slug}-{secrets.token_hex(2)}"
+    return f"{stamp}-{slug}-{secrets.token_hex(4)}"  # 32 bits: ids of one second do not meet
 
 
-def jsonable(value: Any) -> Any:
-    """Make a runtime value JSON-serialisable: paths as strings, durations as their text."""
+#: How deep a value may nest to be journaled; deeper is refused, never a RecursionError
+#: (json's encoder recurses once a level, within Python's limit of 1000 frames).
+MAX_DEPTH = 400
+
+
+class TooDeep(ValueError):
+    """A value nested deeper than MAX_DEPTH levels (the journal cannot keep it)."""
+
+
+def jsonable(value: Any, *, max_depth: int = MAX_DEPTH) -> Any:
+    """Make a runtime value JSON-serialisable: paths as strings, durations as their text.
+
+    Raises `TooDeep` (a ValueError) for a value nested deeper than `max_depth` (a hostile model
+    answer can be): the caller decides what that means, no stack overflows here.
+    """
+    return _jsonable(value, max_depth)
+
+
+def _jsonable(value: Any, depth: int) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
+    if depth <= 0 and isinstance(value, Mapping | list | tuple | set | frozenset):
+        raise TooDeep(f"nested more than {MAX_DEPTH} levels deep")
     if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        return {str(k): _jsonable(v, depth - 1) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
+        return [_jsonable(v, depth - 1) for v in value]
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     text = getattr(value, "text", None)  # mgt.expr Duration keeps its source text ("24h")
@@ -159,10 +200,21 @@ def atomic_write_json(path: Path, data: Any, *, durable: bool = True) -> None:
 
 
 def read_events(run_dir: Path) -> tuple[list[dict[str, Any]], int]:
-    """All whole events, and the byte length of the intact prefix (a torn last line is dropped).
+    """All whole events as JSON objects, and the byte length of the intact prefix.
 
-    Only the last line may be torn (we append one fsync'd line at a time); garbage
-    anywhere else means the file was edited or corrupted, which is an error.
+    Each line is checked as it is read (`mgt.runtime.events.parse_event`); see
+    `read_run_events` for the typed events.
+    """
+    typed, size = read_run_events(run_dir)
+    return [e.to_json() for e in typed], size
+
+
+def read_run_events(run_dir: Path) -> tuple[list[Event], int]:
+    """All whole events, typed, and the byte length of the intact prefix (a torn last line
+    is dropped).
+
+    Only the last line may be torn (we append one line at a time); garbage anywhere
+    else means the file was edited or corrupted: `file:line: corrupt event (why)`.
     """
     path = run_dir / EVENTS_FILE
     try:
@@ -171,7 +223,7 @@ def read_events(run_dir: Path) -> tuple[list[dict[str, Any]], int]:
         raise JournalError(f"{run_dir.name}: no {EVENTS_FILE} (not a run directory?)") from None
     except OSError as err:
         raise JournalError(f"cannot read {path}: {err.strerror or err}") from err
-    events: list[dict[str, Any]] = []
+    events: list[Event] = []
     good = 0
     pos = 0
     lineno = 0
@@ -186,132 +238,102 @@ def read_events(run_dir: Path) -> tuple[list[dict[str, Any]], int]:
             good = pos
             continue
         try:
-            event = json.loads(line)
-            if not isinstance(event, dict):
+            raw = json.loads(line)
+            if not isinstance(raw, dict):
                 raise ValueError("not an object")
         except (ValueError, RecursionError) as err:
             if pos >= len(data):  # torn last line that happens to end in a newline
                 break
             raise JournalError(f"{path}:{lineno}: corrupt event line ({err})") from None
-        problem = event_problem(event)
-        if problem is not None:
-            raise JournalError(f"{path}:{lineno}: corrupt event ({problem})")
-        events.append(event)
+        try:
+            events.append(parse_event(raw))
+        except EventProblem as err:
+            raise JournalError(f"{path}:{lineno}: corrupt event ({err})") from None
         good = pos
     return events, good
 
 
-#: The fields an event of each type must have, with what they hold; every reader of a
-#: journal (show, runs, graph --run, resume) relies on them, so a line without them is corrupt.
-_EVENT_FIELDS: dict[str, dict[str, str]] = {
-    "state_entered": {"state": "text"},
-    "attempt_started": {"state": "text", "attempt": "integer"},
-    "attempt_finished": {"state": "text", "attempt": "integer", "outcome": "text"},
-    "transition": {"from": "text", "event": "text", "to": "text"},
-    "run_finished": {"status": "text"},
-}
-#: Fields that may be missing or null, but hold this when given.
-_OPTIONAL_FIELDS: dict[str, str] = {
-    "type": "text",
-    "cost_usd": "number",
-    "tokens": "token counts",
-    "problems": "list",
-    "error": "text",
-    "feedback": "text",
-}
 _KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "text": ("a string", lambda v: isinstance(v, str)),
-    "integer": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
     "number": ("a number", lambda v: isinstance(v, int | float) and not isinstance(v, bool)),
     "list": ("a list", lambda v: isinstance(v, list)),
-    "token counts": (
-        'an object of integers ({"input": N, "output": N})',
-        lambda v: isinstance(v, dict)
-        and all(isinstance(n, int) and not isinstance(n, bool) for n in v.values()),
-    ),
 }
-
-
-def event_problem(event: Mapping[str, Any]) -> str | None:
-    """What is wrong with one journal event (a missing or mistyped field), or None."""
-    kind = event.get("type")
-    required = _EVENT_FIELDS.get(kind, {}) if isinstance(kind, str) else {}
-    what = f"{kind} event" if isinstance(kind, str) else "event"
-    for key in required:
-        if key not in event:
-            return f"{what} without '{key}'"
-    for key, holds in (*required.items(), *_OPTIONAL_FIELDS.items()):
-        value = event.get(key)
-        if value is None and key not in required:
-            continue
-        word, fits = _KINDS[holds]
-        if not fits(value):
-            return f"{what}: '{key}' should be {word}, got {json.dumps(value)[:40]}"
-    return None
 
 
 # --------------------------------------------------------------------------- reading a run
 
 
 @dataclass
-class AttemptRecord:
-    attempt: int
-    outcome: str | None = None  # None while running / when the process died mid-attempt
-    cost_usd: float = 0.0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    error: str | None = None
-    feedback: str | None = None
-    started: str | None = None
-    finished: str | None = None
-
-
-@dataclass
-class StateRecord:
-    name: str
-    attempts: list[AttemptRecord] = field(default_factory=list)
-    visits: int = 0
-    cost_usd: float = 0.0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    output: Any = None
-
-    @property
-    def last_outcome(self) -> str | None:
-        return next((a.outcome for a in reversed(self.attempts) if a.outcome), None)
-
-
-@dataclass
 class RunRecord:
-    """A run as read back from disk (for `mgt runs`, `mgt show`, `mgt graph --run`)."""
+    """A run as read back from disk (for `mgt runs`, `mgt show`, `mgt graph --run`).
+
+    Everything but `info` comes from the fold of its events (`run`); `problem` is set,
+    and `status` is "corrupt", for a run whose journal cannot be read (`mgt runs`).
+    """
 
     run_id: str
     run_dir: Path
-    info: dict[str, Any]  # run.json as written
-    events: list[dict[str, Any]]
-    states: dict[str, StateRecord]
-    path: list[str]
-    transitions: list[tuple[str, str, str]]
+    info: dict[str, Any]  # run.json as written (a view; the journal holds the truth)
+    run: RunState
     status: str
-    final: str | None
-    cost_usd: float
-    input_tokens: int
-    output_tokens: int
+    problem: str | None = None
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [e.to_json() for e in self.run.events]
+
+    @property
+    def states(self) -> dict[str, StateRecord]:
+        return self.run.states
+
+    @property
+    def path(self) -> list[str]:
+        return self.run.path
+
+    @property
+    def transitions(self) -> list[tuple[str, str, str]]:
+        return self.run.taken
+
+    @property
+    def final(self) -> str | None:
+        return self.run.final
+
+    @property
+    def current_state(self) -> str | None:
+        return self.run.current_state
+
+    @property
+    def cost_usd(self) -> float:
+        return self.run.cost_usd
+
+    @property
+    def input_tokens(self) -> int:
+        return self.run.input_tokens
+
+    @property
+    def output_tokens(self) -> int:
+        return self.run.output_tokens
 
     def outputs(self) -> dict[str, Any]:
         return {name: s.output for name, s in self.states.items() if s.output is not None}
 
     def summary(self) -> dict[str, Any]:
-        """The `mgt exec --json` object (DESIGN §4)."""
-        return {
-            "run_id": self.run_id,
-            "status": self.status,
-            "final": self.final,
-            "path": self.path,
-            "outputs": self.outputs(),
-            "cost_usd": round(self.cost_usd, 6),
-            "tokens": {"input": self.input_tokens, "output": self.output_tokens},
-        }
+        """The `mgt exec --json` object (docs/cli.md)."""
+        return run_summary(self.run_id, self.status, self.run, self.outputs())
+
+
+def run_summary(run_id: str, status: str, run: RunState, outputs: Mapping[str, Any]
+                ) -> dict[str, Any]:
+    """The `mgt exec --json` / `mgt resume --json` object, the one place it is written."""
+    return {
+        "run_id": run_id,
+        "status": status,
+        "final": run.final,
+        "path": list(run.path),
+        "outputs": jsonable(dict(outputs)),
+        "cost_usd": round(run.cost_usd, 6),
+        "tokens": {"input": run.input_tokens, "output": run.output_tokens},
+    }
 
 
 def _run_dir(runs_dir: Path | str, run_id: str) -> Path:
@@ -328,18 +350,35 @@ def _run_dir(runs_dir: Path | str, run_id: str) -> Path:
     return run_dir
 
 
-def load_run(runs_dir: Path | str, run_id: str) -> RunRecord:
-    """Read a run's events, run.json and outputs into a `RunRecord`."""
-    run_dir = _run_dir(runs_dir, run_id)
-    events, _ = read_events(run_dir)
+def _read_info(run_dir: Path) -> dict[str, Any]:
+    """run.json, leaving out what is unreadable in it (a view of the journal: not fatal)."""
     try:
         info = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         info = {}
-    # run.json is a view of the journal: what is unreadable in it is left out, not fatal
-    info = {k: v for k, v in info.items() if info_problem(k, v) is None} \
-        if isinstance(info, dict) else {}
-    return _record_from_events(run_id, run_dir, info, events)
+    if not isinstance(info, dict):
+        return {}
+    return {k: v for k, v in info.items() if info_problem(k, v) is None}
+
+
+def load_run(runs_dir: Path | str, run_id: str) -> RunRecord:
+    """Read a run's events (through the fold), run.json and outputs into a `RunRecord`."""
+    run_dir = _run_dir(runs_dir, run_id)
+    events, _ = read_run_events(run_dir)
+    return record_of(run_dir, _read_info(run_dir), fold(events))
+
+
+def record_of(run_dir: Path, info: dict[str, Any], run: RunState) -> RunRecord:
+    """A `RunRecord` of a folded run; a run nobody holds that did not end was killed."""
+    status = run.status
+    if status == "running" and not _lock_is_held(run_dir):
+        status = "interrupted"  # nobody holds it: the process died (kill -9, power loss)
+    for name, rec in run.states.items():
+        out = run_dir / "outputs" / f"{name}.json"
+        if out.is_file():
+            with contextlib.suppress(OSError, ValueError, RecursionError):  # a view: best effort
+                rec.output = json.loads(out.read_text(encoding="utf-8"))
+    return RunRecord(run_id=run_dir.name, run_dir=run_dir, info=info, run=run, status=status)
 
 
 #: What each field of run.json holds (each may also be missing or null).
@@ -348,6 +387,7 @@ _INFO_FIELDS: dict[str, str] = {
     "message": "text", "created": "text", "updated": "text", "cwd": "text", "executor": "text",
     "budget_usd": "number", "cost_usd": "number", "path": "list",
     "machine": "object", "inputs": "object", "executor_options": "object", "tokens": "object",
+    "definitions": "object",
 }
 _MACHINE_FIELDS = ("name", "path", "sha256")
 
@@ -365,107 +405,35 @@ def info_problem(key: str, value: Any) -> str | None:
                 item = value.get(name)
                 if item is not None and not isinstance(item, str):
                     return f"'machine.{name}' should be a string, got {json.dumps(item)[:40]}"
+        if key == "definitions" and not all(isinstance(v, str) for v in value.values()):
+            return "'definitions' should map files to sha256 strings"
         return None
     word, fits = _KINDS[holds]
     return None if fits(value) else f"'{key}' should be {word}, got {json.dumps(value)[:40]}"
 
 
-def _record_from_events(
-    run_id: str, run_dir: Path, info: dict[str, Any], events: list[dict[str, Any]]
-) -> RunRecord:
-    states: dict[str, StateRecord] = {}
-    path: list[str] = []
-    transitions: list[tuple[str, str, str]] = []
-    status = "running"
-    final: str | None = None
-    cost = 0.0
-    tin = tout = 0
-    for ev in events:
-        kind = ev.get("type")
-        if kind == "state_entered":
-            name = str(ev["state"])
-            path.append(name)
-            if not ev.get("final"):
-                states.setdefault(name, StateRecord(name)).visits += 1
-        elif kind == "attempt_started":
-            rec = states.setdefault(str(ev["state"]), StateRecord(str(ev["state"])))
-            rec.attempts.append(AttemptRecord(int(ev["attempt"]), started=ev.get("ts")))
-        elif kind == "attempt_finished":
-            rec = states.setdefault(str(ev["state"]), StateRecord(str(ev["state"])))
-            att = next((a for a in rec.attempts if a.attempt == ev["attempt"]), None)
-            if att is None:
-                att = AttemptRecord(int(ev["attempt"]))
-                rec.attempts.append(att)
-            att.outcome = ev.get("outcome")
-            att.cost_usd = float(ev.get("cost_usd") or 0.0)
-            tokens = ev.get("tokens") or {}
-            att.input_tokens = int(tokens.get("input", 0))
-            att.output_tokens = int(tokens.get("output", 0))
-            att.error = ev.get("error")
-            att.feedback = ev.get("feedback")
-            att.finished = ev.get("ts")
-            rec.cost_usd += att.cost_usd
-            rec.input_tokens += att.input_tokens
-            rec.output_tokens += att.output_tokens
-            cost += att.cost_usd
-            tin += att.input_tokens
-            tout += att.output_tokens
-        elif kind == "transition":
-            transitions.append((str(ev["from"]), str(ev["event"]), str(ev["to"])))
-        elif kind in {"run_started", "run_resumed"}:
-            status = "running"
-        elif kind == "run_interrupted":
-            status = "interrupted"
-        elif kind == "run_finished":
-            status = str(ev.get("status", "failed"))
-            final = ev.get("final")
-    if status == "running" and not _lock_is_held(run_dir):
-        status = "interrupted"  # nobody holds it: the process died (kill -9, power loss)
-    for name, rec in states.items():
-        out = run_dir / "outputs" / f"{name}.json"
-        if out.is_file():
-            with contextlib.suppress(OSError, ValueError, RecursionError):  # a view: best effort
-                rec.output = json.loads(out.read_text(encoding="utf-8"))
-    return RunRecord(
-        run_id=run_id,
-        run_dir=run_dir,
-        info=info,
-        events=events,
-        states=states,
-        path=path,
-        transitions=transitions,
-        status=status,
-        final=final,
-        cost_usd=cost,
-        input_tokens=tin,
-        output_tokens=tout,
-    )
-
-
 def read_taken_path(runs_dir: Path | str, run_id: str) -> list[tuple[str, str, str]]:
     """The transitions a run took, in order, as (from_state, event, to_state)."""
     run_dir = _run_dir(runs_dir, run_id)
-    events, _ = read_events(run_dir)
-    return [
-        (str(ev["from"]), str(ev["event"]), str(ev["to"]))
-        for ev in events
-        if ev.get("type") == "transition"
-    ]
+    events, _ = read_run_events(run_dir)
+    return fold(events).taken
 
 
 def list_runs(runs_dir: Path | str) -> list[RunRecord]:
-    """Every run under `runs_dir`, newest first (unreadable directories are skipped)."""
+    """Every run under `runs_dir`, newest first; a run whose journal cannot be read is listed
+    with status "corrupt" and the reason in `problem`, never left out."""
     root = Path(runs_dir)
     if not root.is_dir():
         return []
     records: list[RunRecord] = []
     for child in root.iterdir():
-        if not (child / EVENTS_FILE).is_file():
-            continue
+        if child.name.startswith(".") or not (child / EVENTS_FILE).is_file():
+            continue  # a run being created (see RunJournal.create) is not one yet
         try:
             records.append(load_run(root, child.name))
-        except JournalError:
-            continue
+        except JournalError as err:
+            records.append(RunRecord(run_id=child.name, run_dir=child, info=_read_info(child),
+                                     run=RunState(), status="corrupt", problem=str(err)))
     records.sort(key=lambda r: (str(r.info.get("created", "")), r.run_id), reverse=True)
     return records
 
@@ -490,14 +458,17 @@ def _lock_is_held(run_dir: Path) -> bool:
 
 
 class RunJournal:
-    """The one writer of a run directory; holds its lock from `create`/`open` until `close`."""
+    """The one writer of a run directory; holds its lock from `create`/`open` until `close`.
 
-    def __init__(self, run_dir: Path, lock_fd: int, events: list[dict[str, Any]], size: int):
+    `state` is the fold of every event written or read so far (`mgt.runtime.events`).
+    """
+
+    def __init__(self, run_dir: Path, lock_fd: int, events: list[Event], size: int):
         self.run_dir = run_dir
         self.run_id = run_dir.name
         self._lock_fd: int | None = lock_fd
-        self.events = events
-        self._seq = max((int(e.get("seq", 0)) for e in events), default=0)
+        self.state: RunState = fold(events)
+        self._seq = max((e.seq for e in events), default=0)
         path = run_dir / EVENTS_FILE
         try:
             if path.exists() and path.stat().st_size != size:
@@ -512,23 +483,69 @@ class RunJournal:
             raise JournalError(f"cannot open {path}: {err.strerror or err}") from err
         self.info: dict[str, Any] = {}
 
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Every event as its JSON object (the typed ones are `state.events`)."""
+        return [e.to_json() for e in self.state.events]
+
     # -- lifecycle -----------------------------------------------------------------------
 
     @classmethod
-    def create(cls, runs_dir: Path | str, run_id: str) -> RunJournal:
-        run_dir = Path(runs_dir) / run_id
+    def create(cls, runs_dir: Path | str, run_id: str,
+               info: Mapping[str, Any] | None = None) -> RunJournal:
+        """A new run directory, complete with its run.json (`info`) before anyone sees it.
+
+        It is built under a hidden name in `runs_dir` and renamed into place, so a
+        kill at any instant leaves either no run or one that resumes.
+        """
+        root = Path(runs_dir)
+        run_dir = root / run_id
+        if run_dir.exists():
+            raise JournalError(f"run directory {run_dir} already exists")
+        _sweep_unborn(root)
+        tmp = root / f"{UNBORN_PREFIX}{run_id}-{secrets.token_hex(6)}"
+        lock_fd: int | None = None
         try:
-            run_dir.mkdir(parents=True, exist_ok=False)
-            (run_dir / "states").mkdir()
-            (run_dir / "outputs").mkdir()
-            (run_dir / EVENTS_FILE).touch()
-            _fsync_dir(run_dir)
-            _fsync_dir(run_dir.parent)
-        except FileExistsError:
-            raise JournalError(f"run directory {run_dir} already exists") from None
-        except OSError as err:
-            raise JournalError(f"cannot create {run_dir}: {err.strerror or err}") from err
-        return cls(run_dir, _acquire_lock(run_dir), [], 0)
+            tmp.mkdir(parents=True)
+            (tmp / "states").mkdir()
+            (tmp / "outputs").mkdir()
+            (tmp / EVENTS_FILE).touch()
+            lock_fd = _acquire_lock(tmp)  # the lock is the inode's: it moves with the rename
+            start_info = {**jsonable(dict(info or {})), "run_id": run_id}
+            if info is not None:
+                start_info.setdefault("created", now_iso())
+                start_info["updated"] = now_iso()
+                atomic_write_json(tmp / RUN_FILE, start_info, durable=True)
+            _fsync_dir(tmp)
+            try:
+                os.rename(tmp, run_dir)
+            except OSError as err:
+                if err.errno in {errno.EEXIST, errno.ENOTEMPTY}:
+                    raise JournalError(f"run directory {run_dir} already exists") from None
+                raise
+            _fsync_dir(root)
+        except BaseException as err:
+            if lock_fd is not None:
+                _unlock(lock_fd)
+            shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(err, OSError):
+                raise JournalError(f"cannot create {run_dir}: {err.strerror or err}") from err
+            raise
+        journal = cls(run_dir, lock_fd, [], 0)
+        journal.info = start_info if info is not None else {}
+        return journal
+
+    @classmethod
+    def create_new(cls, runs_dir: Path | str, machine_name: str,
+                   info: Mapping[str, Any] | None = None) -> RunJournal:
+        """`create` under a fresh run id, trying another one should the id be taken."""
+        for _ in range(ID_TRIES - 1):
+            try:
+                return cls.create(runs_dir, new_run_id(machine_name), info)
+            except JournalError as err:
+                if "already exists" not in str(err):
+                    raise
+        return cls.create(runs_dir, new_run_id(machine_name), info)
 
     @classmethod
     def open(cls, runs_dir: Path | str, run_id: str) -> RunJournal:
@@ -536,7 +553,7 @@ class RunJournal:
         run_dir = _run_dir(runs_dir, run_id)
         lock_fd = _acquire_lock(run_dir)
         try:
-            events, size = read_events(run_dir)
+            events, size = read_run_events(run_dir)
             info = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
             if not isinstance(info, dict):
                 raise JournalError(f"{run_id}: corrupt {RUN_FILE}: not a JSON object")
@@ -571,20 +588,33 @@ class RunJournal:
 
     # -- writing -------------------------------------------------------------------------
 
-    def append(self, type: str, **fields: Any) -> dict[str, Any]:
-        """Append one event line; fsync it first if it is one of DURABLE_EVENTS."""
-        self._seq += 1
-        event = {"seq": self._seq, "ts": now_iso(), "type": type, **jsonable(fields)}
-        line = json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"
+    def emit(self, event: Event) -> Event:
+        """Append one typed event (stamped with seq and ts); fsync it first if it is one of
+        DURABLE_EVENTS. Returns the stamped event, already folded into `state`."""
+        try:
+            data = jsonable(replace(event, seq=self._seq + 1, ts=now_iso()).to_json())
+            line = json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
+            stamped = parse_event(data)  # folded as it will be read back, not as given
+        except (ValueError, RecursionError) as err:
+            raise JournalError(f"refusing to journal a {event.type} event: {err}") from None
         try:
             self._fh.write(line)
             self._fh.flush()
-            if type in DURABLE_EVENTS:
+            if stamped.type in DURABLE_EVENTS:
                 _datasync(self._fh.fileno())
         except OSError as err:
             raise JournalError(f"cannot append to {self.run_dir / EVENTS_FILE}: {err}") from err
-        self.events.append(event)
-        return event
+        self._seq += 1
+        self.state.apply(stamped)
+        return stamped
+
+    def append(self, type: str, **fields: Any) -> dict[str, Any]:
+        """Append one event given as its JSON fields (checked like a line read back)."""
+        try:
+            event = parse_event({"type": type, **jsonable(fields)})
+        except EventProblem as err:
+            raise JournalError(f"refusing to journal a malformed event: {err}") from None
+        return self.emit(event).to_json()
 
     def write_info(self, *, durable: bool = False, **fields: Any) -> None:
         """Update run.json (atomically) with `fields`; `updated` is set for you."""
@@ -613,9 +643,32 @@ class RunJournal:
             raise JournalError(f"cannot read {path}: {err}") from err
 
     def record(self) -> RunRecord:
-        return _record_from_events(self.run_id, self.run_dir, self.info, self.events)
+        return record_of(self.run_dir, self.info, self.state)
 
 
+#: Name prefix of a run directory being built (hidden: `mgt runs` does not list it).
+UNBORN_PREFIX = ".new-"
+UNBORN_GRACE_SECONDS = 60.0
+
+
+def _sweep_unborn(root: Path) -> None:
+    """Remove what a kill left of runs being created: their lock is no longer held."""
+    try:
+        leftovers = [p for p in root.iterdir() if p.name.startswith(UNBORN_PREFIX)]
+    except OSError:
+        return
+    now = time.time()
+    for path in leftovers:
+        try:  # a young one may be another process's, between its mkdir and its lock
+            young = now - path.stat().st_mtime < UNBORN_GRACE_SECONDS
+        except OSError:
+            continue
+        if not young and not _lock_is_held(path):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+#: How many fresh run ids `create_new` tries before giving up.
+ID_TRIES = 5
 LOCK_TRIES = 6
 LOCK_RETRY_SECONDS = 0.05
 

@@ -118,7 +118,8 @@ def test_an_event_with_a_missing_or_mistyped_field(interrupted: Path, tmp_path: 
     assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
 
 
-def test_one_corrupt_run_does_not_hide_the_others(interrupted: Path, tmp_path: Path) -> None:
+def test_a_corrupt_run_is_listed_as_corrupt_beside_the_others(interrupted: Path,
+                                                             tmp_path: Path) -> None:
     bad = copy_run(interrupted, tmp_path)
     edit_events(bad, BAD_EVENTS["attempt-a-list"])
     good = tmp_path / "runs" / "20260101-000000-slow-good"
@@ -127,7 +128,15 @@ def test_one_corrupt_run_does_not_hide_the_others(interrupted: Path, tmp_path: P
     shutil.copytree(interrupted, good)
     listed = mgt("runs", "--runs-dir", "runs", "--json", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
-    assert [r["run_id"] for r in json.loads(listed.stdout)] == [good.name]
+    rows = {r["run_id"]: r for r in json.loads(listed.stdout)}
+    assert set(rows) == {good.name, bad.name}
+    assert rows[good.name]["status"] == "interrupted" and "problem" not in rows[good.name]
+    assert rows[bad.name]["status"] == "corrupt"
+    assert "events.jsonl:" in rows[bad.name]["problem"]
+    assert "corrupt event" in rows[bad.name]["problem"]
+    table = mgt("runs", "--runs-dir", "runs", cwd=tmp_path)
+    assert table.returncode == 0 and "corrupt" in table.stdout, table.stderr
+    assert f"run {bad.name} is corrupt: " in table.stderr
 
 
 BAD_INFO: dict[str, Callable[[dict[str, Any]], Any]] = {
