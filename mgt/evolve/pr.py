@@ -37,6 +37,7 @@ from urllib.parse import unquote, urlsplit
 from mgt.errors import EvolveError
 from mgt.evolve.diffs import DiffError, FileDiff, parse_diff, render_patch
 from mgt.evolve.git import (
+    NO_HOOKS,
     GitFailure,
     branch_exists,
     commit_files,
@@ -62,6 +63,7 @@ __all__ = [
     "check_pr_result",
     "file_pr_settings",
     "open_pr",
+    "resolve_github_repo",
     "safety_problems",
 ]
 
@@ -338,7 +340,8 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
         ctx.progress(message)
     base_before = rev_parse(repo, base)
     remote = str(ctx.bindings.get("remote") or target.remote or "origin")
-    github_repo = _github_repo(ctx, repo, target, remote) if settings.forge == "github" else None
+    github_repo = (resolve_github_repo(ctx, repo, target, remote) if settings.forge == "github"
+                   else None)
     remote_heads = _remote_heads(repo, remote) if settings.forge == "github" else set()
 
     now = _now()
@@ -378,7 +381,8 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
                         f"diff applied ({checks.must_pass_source}); its output ends with:\n"
                         f"{r.output_tail}"
                     ])
-            git(tree, *identity_args(repo), "commit", "--quiet", "-F", "-", input_text=message)
+            git(tree, *NO_HOOKS, *identity_args(repo), "commit", "--quiet", "--no-verify", "-F",
+                "-", input_text=message)
             sha = git(tree, "rev-parse", "HEAD").strip()
     except BaseException:
         with suppress(EvolveError):  # never hide the failure that brought us here
@@ -425,7 +429,8 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
     return result
 
 
-def _github_repo(ctx: StepContext, repo: Path, target: TargetConfig, remote: str) -> str:
+def resolve_github_repo(ctx: StepContext, repo: Path, target: TargetConfig, remote: str) -> str:
+    """owner/name of the GitHub repository `remote` is: named in the config, else its URL."""
     from mgt.evolve.github import parse_github_remote
 
     named = (ctx.bindings.get("github_repo") or ctx.machine_inputs.get("github_repo")

@@ -88,7 +88,8 @@ def test_a_full_cycle_files_a_pr_for_review(claude_cli: ClaudeCLI, tmp_path: Pat
     run = run_evolve(tmp_path)
     pr = assert_filed(run)
     assert tree_digest(TARGET) == before  # the run worked on its own copy
-    assert run.summary["path"] == ["prepare_repo", "analyze", "refine", "open_pr", "filed"]
+    assert run.summary["path"] == \
+        ["preflight", "prepare_repo", "analyze", "refine", "open_pr", "filed"]
     assert run.target == Path(run.summary["outputs"]["prepare_repo"]["repo"])
 
     # Exactly one model call, for refine, carrying the analysis as data and the target's rules.
@@ -204,7 +205,7 @@ def test_logs_without_actionable_patterns_end_quietly_without_a_model_call(
     run = run_evolve(tmp_path, f"source={quiet}")
     assert run.code == 0, run.stderr
     assert (run.summary["final"], run.summary["path"]) == \
-        ("no_patterns", ["prepare_repo", "analyze", "no_patterns"])
+        ("no_patterns", ["preflight", "prepare_repo", "analyze", "no_patterns"])
     assert claude_cli.server.message_requests == []
     assert run.summary["cost_usd"] == 0
 
@@ -281,7 +282,7 @@ def test_a_diff_that_does_not_apply_fails_the_run_after_the_retries(
     run = run_evolve(tmp_path)
     assert run.code == 1, run.stderr
     assert (run.summary["status"], run.summary["final"]) == ("failed", "failed")
-    assert run.summary["path"] == ["prepare_repo", "analyze", "refine", "failed"]
+    assert run.summary["path"] == ["preflight", "prepare_repo", "analyze", "refine", "failed"]
     assert run.outcomes("refine") == ["guardrail"] * 3  # retry 2 on guardrail
     assert len(claude_cli.server.message_requests) == 3
 
@@ -531,7 +532,8 @@ def test_the_offline_main_job_files_a_pr_from_a_fresh_clone(main_job: MainJob) -
     assert main_job.proc.returncode == 0, main_job.output
     record = main_job.read("run.json")
     assert (record["status"], record["final"]) == ("succeeded", "filed"), main_job.output
-    assert record["path"] == ["prepare_repo", "analyze", "refine", "open_pr", "filed"]
+    assert record["path"] == \
+        ["preflight", "prepare_repo", "analyze", "refine", "open_pr", "filed"]
     pr = main_job.read("outputs/open_pr.json")
     target = Path(main_job.read("outputs/prepare_repo.json")["repo"])
     assert target == main_job.run_dir / "target"

@@ -125,7 +125,7 @@ def test_apply_diff_is_a_dry_run(make_ctx: MakeCtx, repo: Path, proposal: dict[s
         apply_diff(make_ctx({"changes": proposal}, state="dry_run"))
 
 
-def test_scratch_repo_copies_plain_dirs_and_clones_repos(
+def test_prepare_repo_copies_plain_dirs_and_uses_repositories_in_place(
     make_ctx: MakeCtx, repo: Path, tmp_path: Path
 ) -> None:
     ctx = make_ctx({"repo": str(TARGET)}, state="prepare")
@@ -136,10 +136,12 @@ def test_scratch_repo_copies_plain_dirs_and_clones_repos(
     assert out["scratch"] is True
     assert scratch_repo(ctx) == out  # a resumed run reuses its copy
 
-    cloned = scratch_repo(make_ctx({"repo": str(repo)}, state="prepare",
-                                   run_dir=tmp_path / "run2"))
-    assert cloned["commit"] == run_git(repo, "rev-parse", "HEAD").strip()
-    assert Path(cloned["repo"]) != repo
+    in_place = scratch_repo(make_ctx({"repo": str(repo)}, state="prepare",
+                                     run_dir=tmp_path / "run2"))
+    assert in_place["commit"] == run_git(repo, "rev-parse", "HEAD").strip()
+    assert Path(in_place["repo"]) == repo.resolve()
+    assert (in_place["worktrees"], in_place["scratch"]) == (True, False)
+    assert not (tmp_path / "run2" / "target").exists()  # no clone, no copy
 
 
 # --------------------------------------------------------------------------- sample answer
