@@ -27,7 +27,7 @@ def _split(url: str) -> tuple[str, str | None, str | None]:
         head, sep, rest = url.partition("://")
         return (head + sep + rest.rpartition("@")[2] if "@" in rest else url), None, None
     if parts.username is None and parts.password is None and "@" not in parts.netloc:
-        return url, None, None
+        return parts.scheme + url[len(parts.scheme):], None, None  # `HTTPS://` → `https://`
     netloc = host or ""
     if ":" in netloc:  # an IPv6 address
         netloc = f"[{netloc}]"
@@ -40,7 +40,7 @@ def _split(url: str) -> tuple[str, str | None, str | None]:
 
 
 def redact_url(url: str) -> str:
-    """`https://u:p@host/x` → `https://host/x`; any other text is returned unchanged."""
+    """`https://u:p@host/x` → `https://host/x` (scheme lower-cased); other text unchanged."""
     if not url.lower().startswith(("http://", "https://")):
         return url
     return _split(url)[0]

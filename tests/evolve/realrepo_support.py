@@ -140,3 +140,47 @@ def evolve(work: Path, *inputs: str, env: dict[str, str] | None = None,
     for item in inputs:
         args += ["--input", item]
     return mgt(work, *args, env=env)
+
+
+GITHUB_URL = "https://github.com/acme/dm-graph.git"
+
+
+def github_remote(tmp: Path, repo: Path, url: str = GITHUB_URL) -> tuple[Path, Path]:
+    """`origin = url` in `repo`, really a bare repository: (bare, GIT_CONFIG_GLOBAL file).
+
+    The global config rewrites `url` to the bare repository (`url.<bare>.insteadOf`),
+    so the user's remote reads as GitHub while git pushes to a local directory. The
+    bare repository starts with the user's `main` and `feature`.
+    """
+    bare = tmp / "github" / "acme" / "dm-graph.git"
+    bare.parent.mkdir(parents=True)
+    subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(bare)],
+                   check=True)
+    git(repo, "remote", "add", "origin", url)
+    git(repo, "push", "--quiet", str(bare), "main", "feature")
+    config = tmp / "gitconfig"
+    config.write_text(f'[url "{bare.as_uri()}"]\n\tinsteadOf = {url}\n', encoding="utf-8")
+    return bare, config
+
+
+def loki_with_sample_logs(loki: Any, path: Path, newest_ago_ns: int = 60 * 10**9) -> int:
+    """The sample log events stored in a FakeLoki, moved so the newest is `newest_ago_ns` old.
+
+    Their spacing is kept (the sample spans under 24 hours), and each event's own
+    `timestamp` moves with its Loki entry. Returns the number of events.
+    """
+    import time
+
+    from mgt.logs.events import format_timestamp, parse_timestamp
+    from tests.fakes.loki import load_events
+
+    events = load_events(path)
+    stamps = [parse_timestamp(e.get("timestamp")) for e in events]
+    newest = max(t for t in stamps if t is not None)
+    shift = time.time_ns() - newest_ago_ns - newest
+    for event, stamp in zip(events, stamps, strict=True):
+        if stamp is None:
+            continue
+        moved = stamp + shift
+        loki.add_event({**event, "timestamp": format_timestamp(moved)}, ts=moved)
+    return len(events)

@@ -9,18 +9,26 @@ calls over real HTTP from the same bare repository.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.evolve.realrepo_support import evolve, git, mgt_env, snapshot, user_repo, worktrees
+from tests.evolve.realrepo_support import (
+    GITHUB_URL,
+    evolve,
+    git,
+    github_remote,
+    mgt_env,
+    snapshot,
+    user_repo,
+    worktrees,
+)
 from tests.fakes.github_api import GitHubStandIn
 
 TOKEN = "ghp_standin_token_0123456789"
-URL = "https://github.com/acme/dm-graph.git"
+URL = GITHUB_URL
 
 
 @dataclass
@@ -34,14 +42,7 @@ class GitHub:
 @pytest.fixture
 def github(tmp_path: Path) -> Iterator[GitHub]:
     repo = user_repo(tmp_path)
-    bare = tmp_path / "github" / "acme" / "dm-graph.git"
-    bare.parent.mkdir(parents=True)
-    subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(bare)],
-                   check=True)
-    git(repo, "remote", "add", "origin", URL)
-    git(repo, "push", "--quiet", str(bare), "main", "feature")
-    config = tmp_path / "gitconfig"
-    config.write_text(f'[url "{bare.as_uri()}"]\n\tinsteadOf = {URL}\n', encoding="utf-8")
+    bare, config = github_remote(tmp_path, repo, URL)
     with GitHubStandIn(bare, "acme/dm-graph", token=TOKEN) as api:
         env = mgt_env(tmp_path, GIT_CONFIG_GLOBAL=str(config), GITHUB_API_URL=api.url,
                       GITHUB_TOKEN=TOKEN)
