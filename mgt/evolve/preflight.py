@@ -122,7 +122,16 @@ def check_repo(ctx: StepContext, repo: Any) -> dict[str, Any]:
             f"repository {path} has no commit yet: commit the files the run should improve"
         )
     prune_stale_worktrees(path)  # a killed run's worktrees go before this one starts
-    return {"kind": "git", "repo": str(path), "branch": current_branch(path)}
+    found: dict[str, Any] = {"kind": "git", "repo": str(path), "branch": current_branch(path)}
+    run_dir = ctx.run_dir.resolve()
+    if run_dir != path and run_dir.is_relative_to(path):
+        found["note"] = (
+            f"the run directory {run_dir} is inside the repository, where it shows as "
+            "untracked files; set --runs-dir or MGT_RUNS_DIR to a directory outside it, or "
+            "ignore it (.gitignore)"
+        )
+        ctx.progress("note: " + found["note"])
+    return found
 
 
 def check_forge(ctx: StepContext, forge: Any, repo: Mapping[str, Any]) -> dict[str, Any]:
