@@ -203,13 +203,18 @@ def is_repo_root(path: Path) -> bool:
     return True
 
 
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (Linux), to tell a reused pid apart."""
+def _proc_stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (Linux; empty elsewhere)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
     except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()
+        return []
+    return stat.rsplit(")", 1)[-1].split()
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), to tell a reused pid apart."""
+    fields = _proc_stat(pid)
     return fields[19] if len(fields) > 19 else None
 
 
@@ -223,6 +228,9 @@ def _maker_alive(marker: dict[str, object]) -> bool:
         return False
     except PermissionError:
         return True
+    fields = _proc_stat(pid)
+    if fields[:1] == ["Z"]:
+        return False  # killed, not yet reaped by its parent
     started = marker.get("started")
     return started is None or _start_time(pid) in (None, started)
 
@@ -238,7 +246,9 @@ def prune_stale_worktrees(repo: Path) -> list[Path]:
 
     Only worktrees whose directory holds our marker are candidates, and only when
     the process that made them is gone: the user's own worktrees, and those of a
-    run still going, are left alone. Returns the paths removed. Never raises.
+    run still going, are left alone. A PR branch such a worktree was made for is
+    deleted too while it still points at its base (nothing was committed to it);
+    one with a commit is kept. Returns the paths removed. Never raises.
     """
     removed: list[Path] = []
     try:
@@ -257,6 +267,11 @@ def prune_stale_worktrees(repo: Path) -> list[Path]:
             git(repo, "worktree", "remove", "--force", "--force", str(path))
         shutil.rmtree(path.parent, ignore_errors=True)
         removed.append(path)
+        branch, base = marker.get("branch"), marker.get("base_commit")
+        if isinstance(branch, str) and isinstance(base, str) \
+                and rev_parse(repo, f"refs/heads/{branch}") == base:
+            with suppress(EvolveError):  # made for a PR, killed before its commit: no trace
+                git(repo, "branch", "-D", branch)
     with suppress(EvolveError):
         git(repo, "worktree", "prune")  # registrations whose directory is already gone
     return removed
@@ -282,7 +297,8 @@ def scratch_worktree(
     )
     try:
         marker = {"pid": os.getpid(), "started": _start_time(os.getpid()),
-                  "host": socket.gethostname(), "repo": str(repo)}
+                  "host": socket.gethostname(), "repo": str(repo), "branch": branch,
+                  "base_commit": rev_parse(repo, base) if branch else None}
         (holder / WORKTREE_MARKER).write_text(json.dumps(marker), encoding="utf-8")
         git(repo, *NO_HOOKS, *args, timeout=600)  # a large checkout takes a while
     except BaseException:
