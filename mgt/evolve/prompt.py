@@ -3,10 +3,11 @@
 Registered as `PROMPT_CONTEXT["refine"]`. The refiner cannot draft a diff that
 applies without the files it changes, and should not learn the guardrails by
 failing them; so its prompt says where the target is (the user's repository,
-or the run's scratch copy of a plain directory), the exact rules its answer will be held to (limits,
-forbidden paths and globs, citations, the must_pass commands), the tracked
-files, and the contents of the files the analysis points at (by node name),
-within a budget. File contents are quoted as data in fences.
+or the run's scratch copy of a plain directory), the exact rules its answer
+will be held to (limits, forbidden paths and globs, citations, the must_pass
+commands), the tracked files, and the contents of the files the analysis
+points at (by node name), within a budget. File contents are quoted as data
+in fences.
 """
 
 from __future__ import annotations
