@@ -51,8 +51,8 @@ def remember_credentials(url: str) -> str:
     if not url.lower().startswith(("http://", "https://")):
         return url
     clean, user, password = _split(url)
-    if user:
-        _REMEMBERED[clean.rstrip("/")] = (user, password)
+    if user or password:  # `https://:TOKEN@host`: a token alone, sent as a bearer token
+        _REMEMBERED[clean.rstrip("/")] = (user or "", password)
     return clean
 
 

@@ -741,7 +741,7 @@ def open_source(
 
         given = remembered_credentials(url)  # taken out of the URL of a run input
         if given is not None:
-            settings = replace(settings, user=given[0], token=given[1])
+            settings = replace(settings, user=given[0] or None, token=given[1])
     if not url.startswith(("http://", "https://")):
         raise UsageError(f"GRAFANA_LOKI_URL must start with http:// or https://, not {url!r}")
     client = LokiClient(url, settings=settings, transport=transport, on_request=on_request)

@@ -157,6 +157,8 @@ def test_the_documented_command_with_loki_github_and_a_model(
     ("https://logs.example.com/a@b", "https://logs.example.com/a@b", None),
     ("HTTPS://U:P@Logs.Example.com", "https://logs.example.com", ("U", "P")),
     ("HTTP://127.0.0.1:3100", "http://127.0.0.1:3100", None),
+    ("http://:t0ken@127.0.0.1:3101", "http://127.0.0.1:3101", ("", "t0ken")),
+    ("https://u:sec@ret@host.example/p", "https://host.example/p", ("u", "sec@ret")),
 ])
 def test_userinfo_is_taken_out_and_remembered(
     given: str, clean: str, creds: tuple[str, str | None] | None
@@ -165,3 +167,25 @@ def test_userinfo_is_taken_out_and_remembered(
     assert remember_credentials(given) == clean
     assert remembered_credentials(clean) == creds
     assert redact_url("/var/log/events.jsonl") == "/var/log/events.jsonl"
+
+
+@pytest.mark.parametrize("url", ["https://u:s3cr3t@host:99x/", "https://u:s3cr3t@[::1/x",
+                                 "https://u:s3cr3t@"])
+def test_a_malformed_url_loses_its_userinfo_too(url: str) -> None:
+    assert "s3cr3t" not in redact_url(url)
+    assert "s3cr3t" not in remember_credentials(url)
+
+
+def test_a_token_alone_in_the_url_is_sent_as_a_bearer_token(tmp_path: Path) -> None:
+    with FakeLoki(bearer="t0k3n") as loki:
+        loki_with = f"http://:t0k3n@127.0.0.1:{loki.port}"
+        from tests.evolve.realrepo_support import loki_with_sample_logs
+
+        loki_with_sample_logs(loki, LOGS)
+        result = mgt(tmp_path, "exec", str(ROOT / "machines" / "analyze.mgt"), "--json",
+                     "--input", f"source={loki_with}")
+    assert result.code == 0, result.stderr
+    assert all(r.headers.get("authorization") == "Bearer t0k3n" for r in loki.query_requests)
+    for path in result.run_dir.rglob("*"):
+        if path.is_file():
+            assert b"t0k3n" not in path.read_bytes()
