@@ -13,7 +13,8 @@
   to a GitHub repository (`owner/name` from an https or ssh URL, else
   `[evolve].github_repo` or GITHUB_REPOSITORY), a token is set (GITHUB_TOKEN
   or GH_TOKEN) and GitHub accepts it for that repository
-  (`GET /repos/{owner}/{name}`; a token that cannot push is refused too).
+  (`GET /repos/{owner}/{name}`; a token that cannot push is refused too), and
+  git reaches the remote with the user's own credentials (`git ls-remote`).
 
 A failure is one line that says what to fix (a `StepFailure`, so the run
 ends before the first model call has been paid for). The output records what
@@ -181,6 +182,18 @@ def check_forge(ctx: StepContext, forge: Any, repo: Mapping[str, Any]) -> dict[s
             f"forge=github: the token (GITHUB_TOKEN/GH_TOKEN) may not push to {name}; "
             "use a token with write access to its contents and pull requests"
         )
+    from mgt.evolve.git import GitFailure, git
+
+    try:  # the push will need the remote with the user's own git credentials
+        git(path, "ls-remote", "--heads", remote, timeout=TIMEOUT_SECONDS * 3)
+    except GitFailure as e:
+        said = e.stderr.strip().splitlines()[-1] if e.stderr.strip() else str(e)
+        raise StepFailure(
+            f"forge=github: git cannot reach remote '{remote}' of {path} to push the branch "
+            f"({said}); check the remote URL and your git credentials for it"
+        ) from None
+    except EvolveError as e:
+        raise StepFailure(f"forge=github: {e}") from None
     api = os.environ.get("GITHUB_API_URL") or "https://api.github.com"
     return {"forge": "github", "remote": remote, "github_repo": name, "api_url": api}
 

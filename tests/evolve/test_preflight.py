@@ -44,13 +44,16 @@ class Case:
 
 def github_repo(tmp: Path, *, remote: str = URL, repository: str = "acme/dm-graph",
                 push: bool = True, token: str | None = TOKEN,
-                server_token: str = TOKEN) -> Case:
+                server_token: str = TOKEN, behind: Path | None = None) -> Case:
     repo = user_repo(tmp, dirty=False)
     bare = tmp / "remote.git"
     subprocess.run(["git", "init", "--quiet", "--bare", str(bare)], check=True)
     git(repo, "remote", "add", "origin", remote)
     api = GitHubStandIn(bare, repository, token=server_token, push=push)
-    env = {"GITHUB_API_URL": api.url}
+    config = tmp / "gitconfig"  # the remote's URL reads as GitHub, git reaches `behind`
+    config.write_text(f'[url "{(behind or bare).as_uri()}"]\n\tinsteadOf = {remote}\n',
+                      encoding="utf-8")
+    env = {"GITHUB_API_URL": api.url, "GIT_CONFIG_GLOBAL": str(config)}
     if token is not None:
         env["GITHUB_TOKEN"] = token
     return Case([f"repo={repo}", "forge=github"], env, github=api)
@@ -109,6 +112,8 @@ CASES: dict[str, tuple[Callable[[Path], Case], str]] = {
                                            "cannot tell which GitHub repository"),
     "github forge, read-only token": (lambda t: github_repo(t, push=False),
                                       "may not push to acme/dm-graph"),
+    "github forge, remote unreachable": (lambda t: github_repo(t, behind=t / "gone.git"),
+                                         "git cannot reach remote 'origin'"),
 }
 
 
