@@ -38,6 +38,8 @@ __all__ = [
 ]
 
 DEFAULT_MUST_PASS_SOURCE = "no must_pass commands configured"
+#: The keys of a prepare-repo output (mgt.evolve.builtins), the only output that names the target.
+_PREPARED_KEYS = frozenset({"repo", "scratch", "worktrees", "source", "base_branch", "commit"})
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,10 @@ def target_repo(ctx: StepContext) -> Path:
     value = ctx.bindings.get("repo")
     if not value:
         for output in reversed(list(ctx.outputs.values())):
-            if isinstance(output, Mapping) and output.get("repo") and (
+            # Only an output of exactly prepare-repo's shape: a model's output (say, an
+            # analysis) that adds "repo" and a mark must not redirect later steps.
+            if isinstance(output, Mapping) and output.get("repo") \
+                    and set(output) <= _PREPARED_KEYS and (
                 output.get("scratch") is True or output.get("worktrees") is True
             ):
                 value = output["repo"]

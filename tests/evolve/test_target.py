@@ -197,3 +197,18 @@ def test_later_steps_work_on_the_scratch_copy(
     # Without the copy, the plain sample directory is refused, not modified.
     with pytest.raises(EvolveError, match=r"is not (the root of )?a git repository"):
         check_proposed_changes(make_ctx(machine_inputs={"repo": str(TARGET)}), proposal)
+
+
+def test_only_a_prepare_repo_output_names_the_target(
+    make_ctx: MakeCtx, repo: Path, tmp_path: Path
+) -> None:
+    """A model's output (an analysis) carrying "repo" and a mark does not redirect the steps
+    after it; prepare-repo's own output does."""
+    from mgt.evolve.settings import target_repo
+
+    prepared = scratch_repo(make_ctx({"repo": str(repo)}, state="prepare"))
+    hostile = {"summary": {"total_patterns": 1}, "patterns": [], "repo": str(tmp_path),
+               "worktrees": True, "scratch": True}
+    ctx = make_ctx(outputs={"prepare_repo": prepared, "analyze": hostile},
+                   machine_inputs={"repo": str(tmp_path / "elsewhere")})
+    assert target_repo(ctx) == repo.resolve()
