@@ -19,7 +19,10 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["BUILTINS", "OUTPUT_CHECKS", "OUTPUT_SUMMARIES", "PROMPT_CONTEXT", "resolve"]
+__all__ = [
+    "BUILTINS", "DRY_RUN_BUILTINS", "OUTPUT_CHECKS", "OUTPUT_SUMMARIES", "PROMPT_CONTEXT",
+    "resolve",
+]
 
 BUILTINS: dict[str, str] = {
     "noop": "mgt.runtime.builtins:noop",
@@ -27,8 +30,14 @@ BUILTINS: dict[str, str] = {
     "analyze-logs": "mgt.analyze.builtin:analyze_logs",
     "apply-diff": "mgt.evolve.builtins:apply_diff",
     "open-pr": "mgt.evolve.pr:open_pr",
+    "preflight": "mgt.evolve.preflight:preflight",
+    "prepare-repo": "mgt.evolve.builtins:prepare_repo",
     "scratch-repo": "mgt.evolve.builtins:scratch_repo",
 }
+
+#: Built-ins `mgt exec --dry-run` runs for real: they only check (read, ask a server whether it
+#: answers) and write nothing. A failure ends the dry run with its one-line message.
+DRY_RUN_BUILTINS: tuple[str, ...] = ("preflight",)
 
 OUTPUT_CHECKS: dict[str, list[str]] = {
     "ProposedChanges": ["mgt.evolve.guardrails:check_proposed_changes"],

@@ -1,4 +1,4 @@
-"""Evolve-cycle built-in steps: `apply-diff` (dry run of a change) and `scratch-repo` (a safe copy).
+"""Evolve-cycle built-in steps: `apply-diff` (dry run of a change) and `prepare-repo` (the target).
 
     run builtin apply-diff     with changes = refine.output [, repo = ...]
         The diff applied in a scratch worktree of the target and its must_pass
@@ -6,14 +6,19 @@
         applied and how validation went. A diff that does not apply, an unsafe
         or forbidden path, or a failing command → the `guardrail` event.
 
-    run builtin scratch-repo   [with repo = "path/to/target"]
-        A copy of the target in the run directory (`RUN/target`): a plain
-        directory becomes a fresh git repository (one commit on `main`), a git
-        repository is cloned. Its output is marked `"scratch": true`; every
-        later evolve step of the run (guardrails, apply-diff, open-pr) then
-        works on the copy unless it binds another `repo`, so branches and PR
-        records land in the copy, never in the original. A resumed run reuses
-        the copy it made.
+    run builtin prepare-repo   [with repo = "path/to/target"]
+        The repository the run works on. The root of a git repository is used
+        in place: every later step works in `git worktree`s of it (never a
+        clone or a copy), so the PR branch and the local PR record land in the
+        user's repository while its working tree, index, HEAD and other
+        branches are never touched. Its output is marked `"worktrees": true`.
+        A plain directory (the bundled sample) is copied into the run
+        directory (`RUN/target`) and made a fresh git repository with one
+        commit on `main`; that output is marked `"scratch": true`, and a
+        resumed run reuses the copy. Either mark makes every later evolve
+        step of the run (guardrails, apply-diff, open-pr) use that repository
+        unless it binds another `repo`. `scratch-repo` is the same step under
+        its former name.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from mgt.evolve.git import (
     GitFailure,
     current_branch,
     git,
+    is_repo_root,
+    prune_stale_worktrees,
     repo_root,
     resolve_base,
     rev_parse,
@@ -37,7 +44,7 @@ from mgt.evolve.settings import evolve_settings, target_repo
 from mgt.evolve.target import load_target_config, scratch_copy
 from mgt.runtime.context import GuardrailFailure, StepContext, StepFailure
 
-__all__ = ["apply_diff", "scratch_repo"]
+__all__ = ["apply_diff", "prepare_repo", "scratch_repo"]
 
 
 def apply_diff(ctx: StepContext) -> dict[str, Any]:
@@ -84,15 +91,29 @@ def apply_diff(ctx: StepContext) -> dict[str, Any]:
     }
 
 
-def scratch_repo(ctx: StepContext) -> dict[str, Any]:
-    """BUILTINS["scratch-repo"]: copy the target into RUN/target (see the module docstring)."""
+def prepare_repo(ctx: StepContext) -> dict[str, Any]:
+    """BUILTINS["prepare-repo"]: the repository to work on (see the module docstring)."""
     value = ctx.bindings.get("repo") or ctx.machine_inputs.get("repo")
     if not value:
-        raise StepFailure("scratch-repo needs a `repo` input (the directory to copy)")
+        raise StepFailure("prepare-repo needs a `repo` input (the repository to improve)")
     source = Path(str(value)).expanduser()
     source = source if source.is_absolute() else ctx.cwd / source
     if not source.is_dir():
-        raise StepFailure(f"scratch-repo: {source} is not a directory")
+        raise StepFailure(f"prepare-repo: {source} is not a directory")
+    if is_repo_root(source):
+        source = source.resolve()
+        removed = prune_stale_worktrees(source)  # left by a run that was killed
+        for path in removed:
+            ctx.progress(f"removed the stale worktree {path} of a killed run")
+        ctx.progress(f"working in git worktrees of {source} (its own tree is left untouched)")
+        return {
+            "repo": str(source),
+            "worktrees": True,  # later steps of the run find their target by this mark
+            "scratch": False,
+            "source": str(source),
+            "base_branch": current_branch(source),
+            "commit": rev_parse(source, "HEAD"),
+        }
     dest = (ctx.run_dir / "target").absolute()  # later steps may run from elsewhere
     if (dest / ".git").exists():
         ctx.progress(f"reusing the scratch copy {dest}")
@@ -101,14 +122,10 @@ def scratch_repo(ctx: StepContext) -> dict[str, Any]:
             import shutil
 
             shutil.rmtree(dest)  # a copy interrupted half-way: start again
-        if _is_repo_root(source):
-            try:
-                git(source, "clone", "--quiet", "--no-hardlinks", str(source), str(dest),
-                    timeout=600)
-            except GitFailure as e:
-                raise EvolveError(f"cannot clone {source} into {dest}: {e.stderr}") from None
-        else:
+        try:
             scratch_copy(source, dest)
+        except GitFailure as e:
+            raise EvolveError(f"cannot make a scratch copy of {source}: {e.stderr}") from None
         ctx.progress(f"scratch copy of {source}: {dest}")
     branch = current_branch(dest)
     return {
@@ -120,9 +137,5 @@ def scratch_repo(ctx: StepContext) -> dict[str, Any]:
     }
 
 
-def _is_repo_root(path: Path) -> bool:
-    try:
-        repo_root(path)
-    except EvolveError:
-        return False
-    return True
+#: The former name of `prepare-repo` (machines written before it keep working).
+scratch_repo = prepare_repo

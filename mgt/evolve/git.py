@@ -3,12 +3,20 @@
 Every git call of the evolve cycle goes through `git()`: a clean environment
 (no inherited GIT_DIR/GIT_WORK_TREE, English messages, no credential prompts),
 a timeout, and failures converted into one `EvolveError` that quotes git.
+
+Scratch worktrees of a user's repository live in a temporary directory that
+also holds a marker (`mgt-worktree.json`: the pid and start time of the
+process that made it). The step that makes one removes it whatever happens;
+a worktree whose maker was killed (`kill -9`) is removed by the next evolve
+step on the same repository (`prune_stale_worktrees`, e.g. on `mgt resume`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -19,6 +27,8 @@ from mgt.errors import EvolveError
 
 __all__ = [
     "FALLBACK_IDENTITY",
+    "NO_HOOKS",
+    "WORKTREE_MARKER",
     "GitFailure",
     "branch_exists",
     "commit_files",
@@ -27,11 +37,18 @@ __all__ = [
     "git_dir",
     "identity_args",
     "is_ancestor",
+    "is_repo_root",
+    "prune_stale_worktrees",
     "repo_root",
     "resolve_base",
     "rev_parse",
     "scratch_worktree",
 ]
+
+#: Hooks are never run: the user's hooks would run on model-written content, outside any
+#: sandbox, and a hook that rewrites the commit would change what the guardrails checked.
+NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
+WORKTREE_MARKER = "mgt-worktree.json"
 
 #: Used for commits when the target repository has no user.name/user.email configured.
 FALLBACK_IDENTITY = ("Micro-Gas Town", "sleeptime@mgt.invalid")
@@ -177,6 +194,89 @@ def identity_args(repo: Path) -> list[str]:
     return []
 
 
+def is_repo_root(path: Path) -> bool:
+    """True when `path` is the root of a git work tree (not a directory inside one)."""
+    try:
+        repo_root(path)
+    except EvolveError:
+        return False
+    return True
+
+
+def _proc_stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (Linux; empty elsewhere)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return []
+    return stat.rsplit(")", 1)[-1].split()
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), to tell a reused pid apart."""
+    fields = _proc_stat(pid)
+    return fields[19] if len(fields) > 19 else None
+
+
+def _maker_alive(marker: dict[str, object]) -> bool:
+    pid = marker.get("pid")
+    if marker.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return True  # another machine's worktree (a shared disk): not ours to judge
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    fields = _proc_stat(pid)
+    if fields[:1] == ["Z"]:
+        return False  # killed, not yet reaped by its parent
+    started = marker.get("started")
+    return started is None or _start_time(pid) in (None, started)
+
+
+def _worktree_paths(repo: Path) -> list[Path]:
+    out = git(repo, "worktree", "list", "--porcelain")
+    return [Path(line[len("worktree "):]) for line in out.splitlines()
+            if line.startswith("worktree ")]
+
+
+def prune_stale_worktrees(repo: Path) -> list[Path]:
+    """Remove the worktrees of `repo` that an mgt process made and died without removing.
+
+    Only worktrees whose directory holds our marker are candidates, and only when
+    the process that made them is gone: the user's own worktrees, and those of a
+    run still going, are left alone. A PR branch such a worktree was made for is
+    deleted too while it still points at its base (nothing was committed to it);
+    one with a commit is kept. Returns the paths removed. Never raises.
+    """
+    removed: list[Path] = []
+    try:
+        paths = _worktree_paths(repo)
+    except EvolveError:
+        return removed
+    for path in paths[1:]:  # the first is the main working tree
+        marker_file = path.parent / WORKTREE_MARKER
+        try:
+            marker = json.loads(marker_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(marker, dict) or _maker_alive(marker):
+            continue
+        with suppress(EvolveError):
+            git(repo, "worktree", "remove", "--force", "--force", str(path))
+        shutil.rmtree(path.parent, ignore_errors=True)
+        removed.append(path)
+        branch, base = marker.get("branch"), marker.get("base_commit")
+        if isinstance(branch, str) and isinstance(base, str) \
+                and rev_parse(repo, f"refs/heads/{branch}") == base:
+            with suppress(EvolveError):  # made for a PR, killed before its commit: no trace
+                git(repo, "branch", "-D", branch)
+    with suppress(EvolveError):
+        git(repo, "worktree", "prune")  # registrations whose directory is already gone
+    return removed
+
+
 @contextmanager
 def scratch_worktree(
     repo: Path, base: str, branch: str | None = None, prefix: str = "mgt-worktree-"
@@ -185,8 +285,10 @@ def scratch_worktree(
 
     The worktree lives in a temporary directory outside the repository; on exit it
     is removed with `git worktree remove --force` and pruned, whatever happened
-    inside. A new branch stays (that is the point of creating it).
+    inside. A new branch stays (that is the point of creating it). Stale
+    worktrees of killed runs are removed first (see `prune_stale_worktrees`).
     """
+    prune_stale_worktrees(repo)
     holder = Path(tempfile.mkdtemp(prefix=prefix))
     path = holder / "tree"
     args: Sequence[str] = (
@@ -194,7 +296,11 @@ def scratch_worktree(
         else ("worktree", "add", "--quiet", "--detach", str(path), base)
     )
     try:
-        git(repo, *args, timeout=600)  # a checkout of a large repository takes a while
+        marker = {"pid": os.getpid(), "started": _start_time(os.getpid()),
+                  "host": socket.gethostname(), "repo": str(repo), "branch": branch,
+                  "base_commit": rev_parse(repo, base) if branch else None}
+        (holder / WORKTREE_MARKER).write_text(json.dumps(marker), encoding="utf-8")
+        git(repo, *NO_HOOKS, *args, timeout=600)  # a large checkout takes a while
     except BaseException:
         shutil.rmtree(holder, ignore_errors=True)
         raise

@@ -18,11 +18,21 @@ import httpx
 
 from mgt.errors import EvolveError
 
-__all__ = ["DEFAULT_API_URL", "GitHubClient", "parse_github_remote", "token_from_env"]
+__all__ = [
+    "DEFAULT_API_URL", "GitHubClient", "GitHubError", "parse_github_remote", "token_from_env",
+]
 
 DEFAULT_API_URL = "https://api.github.com"
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _REMOTE = re.compile(r"github\.com[:/]+([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+?)(?:\.git)?/?$")
+
+
+class GitHubError(EvolveError):
+    """GitHub answered with an error status (`status`: 401, 404, 422...)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def token_from_env(env: Mapping[str, str] | None = None) -> str:
@@ -89,14 +99,19 @@ class GitHubClient:
                 f"GitHub API at {self.api_url} is unreachable ({method} {url}): {e}"
             ) from None
         if response.status_code >= 400:
-            raise EvolveError(
+            raise GitHubError(
                 f"GitHub API {method} {url} answered {response.status_code}: "
-                f"{_explain(response)}"
+                f"{_explain(response)}",
+                response.status_code,
             )
         try:
             return response.json() if response.content else None
         except ValueError:
             raise EvolveError(f"GitHub API {method} {url} answered with non-JSON content") from None
+
+    def get_repository(self) -> Any:
+        """GET /repos/{owner}/{name}: the repository as the token sees it (404 if it cannot)."""
+        return self._call("GET", "")
 
     def create_pull(self, *, head: str, base: str, title: str, body: str, draft: bool) -> Any:
         pull = self._call(

@@ -6,8 +6,11 @@ filing a PR is deterministic work that needs no model:
 1. the branch name from `[git].branch_format` (`sleeptime/{date}-{pattern_type}`;
    a `-2`, `-3`… suffix when it exists), created in a scratch worktree from
    `[git].base_branch` (else the repository's current branch, with a note);
-2. the diff applied, the target's `must_pass` commands run again (the base may
-   have moved since the refine step validated it; bind `validate = false` to skip);
+2. the diff applied; the target's `must_pass` commands run on the branch unless
+   the guardrails of this run already ran them on a byte-identical patch on the
+   same base commit (their `guardrails.json`), so they run once per accepted
+   change; the PR body's Validation section says which (bind `validate = false`
+   to skip them);
 3. a commit whose message is `[git].commit_message_format` with its footer;
 4. the PR, titled by `[pr].title_format`, its body `[pr].body_template`, filled
    from the PatternReport and ProposedChanges (see `mgt.evolve.render`), on a
@@ -37,6 +40,7 @@ from urllib.parse import unquote, urlsplit
 from mgt.errors import EvolveError
 from mgt.evolve.diffs import DiffError, FileDiff, parse_diff, render_patch
 from mgt.evolve.git import (
+    NO_HOOKS,
     GitFailure,
     branch_exists,
     commit_files,
@@ -63,6 +67,8 @@ __all__ = [
     "check_pr_result",
     "file_pr_settings",
     "open_pr",
+    "patch_digest",
+    "resolve_github_repo",
     "safety_problems",
 ]
 
@@ -243,6 +249,17 @@ def _remote_heads(repo: Path, remote: str) -> set[str]:
     return {line.split("refs/heads/", 1)[1] for line in out.splitlines() if "refs/heads/" in line}
 
 
+def _control_problem(path: str) -> str | None:
+    """A NUL or control character: git would store the name, but no review would read it."""
+    import unicodedata
+
+    for ch in path:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            return (f"contains the invisible or control character U+{ord(ch):04X}; a path may hold "
+                    "only printable characters")
+    return None
+
+
 def safety_problems(files: Sequence[FileDiff], target: TargetConfig) -> list[str]:
     """What no PR may contain whoever drafted it: unsafe paths and the target's own rules."""
     problems: list[str] = []
@@ -250,7 +267,7 @@ def safety_problems(files: Sequence[FileDiff], target: TargetConfig) -> list[str
         if fd.binary:
             problems.append(f'"{fd.path}": binary patches are not accepted.')
         for p in fd.paths:
-            why = path_problem(p)
+            why = _control_problem(p) or path_problem(p)
             if why:
                 problems.append(f'"{p}" {why}.')
                 continue
@@ -340,7 +357,8 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
         ctx.progress(message)
     base_before = rev_parse(repo, base)
     remote = str(ctx.bindings.get("remote") or target.remote or "origin")
-    github_repo = _github_repo(ctx, repo, target, remote) if settings.forge == "github" else None
+    github_repo = (resolve_github_repo(ctx, repo, target, remote) if settings.forge == "github"
+                   else None)
     remote_heads = _remote_heads(repo, remote) if settings.forge == "github" else set()
 
     now = _now()
@@ -358,18 +376,33 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
 
     ctx.progress(f"creating branch {branch} from {base}")
     validate = ctx.bindings.get("validate", True) is not False
+    patch = render_patch(files)
+    checks = evolve_settings(ctx, repo)
+    validated = (_validated_by_guardrails(ctx, patch, base_before, checks.must_pass)
+                 if validate else None)
+    if not validate:
+        validation_note = "must_pass was not run (the `validate` input is false)."
+    elif validated is not None:
+        validation_note = validated
+        ctx.progress("must_pass not run again: " + validated)
+    elif not checks.must_pass:
+        validation_note = f"no must_pass commands ({checks.must_pass_source})."
+    else:
+        validation_note = (
+            "must_pass (" + ", ".join(f"`{c}`" for c in checks.must_pass) + f", "
+            f"{checks.must_pass_source}) passed on this branch with the change applied."
+        )
     try:
         with scratch_worktree(repo, base, branch=branch, prefix="mgt-pr-") as tree:
             try:
                 # --index: the commit is exactly the patch, never what must_pass leaves behind
                 git(tree, "apply", "--index", "-p1", "--whitespace=nowarn", "-",
-                    input_text=render_patch(files))
+                    input_text=patch)
             except GitFailure as e:
                 raise GuardrailFailure(
                     [f"the changes do not apply to {base}: git apply says: {e.stderr.strip()}"]
                 ) from None
-            if validate:
-                checks = evolve_settings(ctx, repo)
+            if validate and validated is None and checks.must_pass:
                 runs = run_must_pass(checks, tree, ctx.progress)
                 failed = [r for r in runs if not r.ok]
                 if failed:
@@ -380,7 +413,8 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
                         f"diff applied ({checks.must_pass_source}); its output ends with:\n"
                         f"{r.output_tail}"
                     ])
-            git(tree, *identity_args(repo), "commit", "--quiet", "-F", "-", input_text=message)
+            git(tree, *NO_HOOKS, *identity_args(repo), "commit", "--quiet", "--no-verify", "-F",
+                "-", input_text=message)
             sha = git(tree, "rev-parse", "HEAD").strip()
     except BaseException:
         with suppress(EvolveError):  # never hide the failure that brought us here
@@ -390,6 +424,7 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
 
     changed = commit_files(repo, sha)
     created_at = now.isoformat().replace("+00:00", "Z")
+    body = _with_validation(body, validation_note)
     result: dict[str, Any] = {
         "pr_url": "",
         "branch_name": branch,
@@ -427,7 +462,76 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
     return result
 
 
-def _github_repo(ctx: StepContext, repo: Path, target: TargetConfig, remote: str) -> str:
+def patch_digest(patch: str) -> str:
+    """The sha256 of a rendered patch: what "the same change" means between two steps."""
+    import hashlib
+
+    return hashlib.sha256(patch.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _validated_by_guardrails(
+    ctx: StepContext, patch: str, base_commit: str | None, must_pass: Sequence[str]
+) -> str | None:
+    """Why must_pass need not run again, or None when it must.
+
+    The guardrails of an earlier attempt of this run (the refine step) record their
+    review in `guardrails.json` next to the attempt's `output.json`. When one of
+    them accepted a change whose patch is byte-identical to this one, on the same
+    base commit, with the same must_pass commands all passing, running them again
+    would only repeat that work (and run model-written code a second time).
+    """
+    if not must_pass or base_commit is None:
+        return None
+    wanted = patch_digest(patch)
+    for review_file in sorted(ctx.run_dir.glob("states/*/*/guardrails.json"), reverse=True):
+        try:
+            review = json.loads(review_file.read_text(encoding="utf-8"))
+            output = json.loads((review_file.parent / "output.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if not isinstance(review, Mapping) or review.get("accepted") is not True:
+            continue
+        validation = review.get("validation")
+        if not isinstance(validation, Mapping) or review.get("base_commit") != base_commit:
+            continue
+        runs = validation.get("runs")
+        if validation.get("must_pass") != list(must_pass) or not isinstance(runs, list):
+            continue
+        commands = [r.get("command") for r in runs if isinstance(r, Mapping)]
+        passed = all(isinstance(r, Mapping) and r.get("exit_code") == 0
+                     and not r.get("timed_out") for r in runs)
+        if commands != list(must_pass) or not passed:
+            continue
+        if not isinstance(output, Mapping) or not isinstance(output.get("changes"), list):
+            continue
+        try:
+            theirs = [fd for c in output["changes"] if isinstance(c, Mapping)
+                      for fd in parse_diff(str(c.get("diff", "")))]
+        except DiffError:
+            continue
+        if patch_digest(render_patch(theirs)) != wanted:
+            continue
+        where = review_file.parent.relative_to(ctx.run_dir / "states")
+        return (
+            "must_pass (" + ", ".join(f"`{c}`" for c in must_pass) + ") passed once, when the "
+            f"guardrails accepted this change (state {where.parts[0]}, attempt {where.parts[1]}; "
+            f"the same patch, sha256 {wanted[:12]}, on the same base commit {base_commit[:12]}); "
+            "not run again."
+        )
+    return None
+
+
+def _with_validation(body: str, note: str) -> str:
+    """The PR body with a Validation section, before the closing footer when there is one."""
+    section = f"## Validation\n\n{note}\n"
+    head, sep, footer = body.rpartition("\n---\n")
+    if sep:
+        return f"{head.rstrip()}\n\n{section}{sep}{footer}"
+    return f"{body.rstrip()}\n\n{section}"
+
+
+def resolve_github_repo(ctx: StepContext, repo: Path, target: TargetConfig, remote: str) -> str:
+    """owner/name of the GitHub repository `remote` is: named in the config, else its URL."""
     from mgt.evolve.github import parse_github_remote
 
     named = (ctx.bindings.get("github_repo") or ctx.machine_inputs.get("github_repo")

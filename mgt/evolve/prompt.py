@@ -2,11 +2,12 @@
 
 Registered as `PROMPT_CONTEXT["refine"]`. The refiner cannot draft a diff that
 applies without the files it changes, and should not learn the guardrails by
-failing them; so its prompt says where the target is (the run's scratch copy
-when there is one), the exact rules its answer will be held to (limits,
-forbidden paths and globs, citations, the must_pass commands), the tracked
-files, and the contents of the files the analysis points at (by node name),
-within a budget. File contents are quoted as data in fences.
+failing them; so its prompt says where the target is (the user's repository,
+or the run's scratch copy of a plain directory), the exact rules its answer
+will be held to (limits, forbidden paths and globs, citations, the must_pass
+commands), the tracked files, and the contents of the files the analysis
+points at (by node name), within a budget. File contents are quoted as data
+in fences.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mgt.evolve.git import GitFailure, git, repo_root, resolve_base, rev_parse
+from mgt.evolve.git import (
+    GitFailure,
+    git,
+    prune_stale_worktrees,
+    repo_root,
+    resolve_base,
+    rev_parse,
+)
 from mgt.evolve.guardrails import matches_glob, under_path
 from mgt.evolve.settings import EvolveSettings, evolve_settings, find_pattern_report, target_repo
 from mgt.runtime.context import StepContext
@@ -136,6 +144,9 @@ def _rules(settings: EvolveSettings) -> list[str]:
 def refine_context(ctx: StepContext) -> str:
     """PROMPT_CONTEXT["refine"]: the target repository section of the refine prompt."""
     repo = repo_root(target_repo(ctx))
+    # A resumed run may reach the model before any step that makes a worktree: a killed
+    # attempt's worktree is removed here too, not only when the next one is made.
+    prune_stale_worktrees(repo)
     settings = evolve_settings(ctx, repo)
     base, _note = resolve_base(repo, settings.base_branch)
     commit = rev_parse(repo, base) or ""

@@ -38,6 +38,8 @@ __all__ = [
 ]
 
 DEFAULT_MUST_PASS_SOURCE = "no must_pass commands configured"
+#: The keys of a prepare-repo output (mgt.evolve.builtins), the only output that names the target.
+_PREPARED_KEYS = frozenset({"repo", "scratch", "worktrees", "source", "base_branch", "commit"})
 
 
 @dataclass(frozen=True)
@@ -83,15 +85,21 @@ def bundled_path(relative: str) -> Path | None:
 def target_repo(ctx: StepContext) -> Path:
     """The target repository of this step.
 
-    The `repo` binding; else the copy an earlier `scratch-repo` state made (its
-    output has `"scratch": true`), so that every step of a run that works on a
-    scratch copy uses it even when, like the refine formula, it takes no `repo`
-    input; else the `repo` run input; else the step's cwd.
+    The `repo` binding; else the repository an earlier `prepare-repo` state
+    chose (its output has `"scratch": true` for a copy, `"worktrees": true` for
+    the user's repository used in place), so that every step of the run uses it
+    even when, like the refine formula, it takes no `repo` input; else the
+    `repo` run input; else the step's cwd.
     """
     value = ctx.bindings.get("repo")
     if not value:
         for output in reversed(list(ctx.outputs.values())):
-            if isinstance(output, Mapping) and output.get("scratch") is True and output.get("repo"):
+            # Only an output of exactly prepare-repo's shape: a model's output (say, an
+            # analysis) that adds "repo" and a mark must not redirect later steps.
+            if isinstance(output, Mapping) and output.get("repo") \
+                    and set(output) <= _PREPARED_KEYS and (
+                output.get("scratch") is True or output.get("worktrees") is True
+            ):
                 value = output["repo"]
                 break
     value = value or ctx.machine_inputs.get("repo")

@@ -799,6 +799,14 @@ def open_source(
     if settings is None:
         settings = load_settings()
     url = spec if spec is not None else settings.url
+    if not (settings.user or settings.token or settings.bearer):
+        from dataclasses import replace
+
+        from mgt.logs.credentials import remembered_credentials
+
+        given = remembered_credentials(url)  # taken out of the URL of a run input
+        if given is not None:
+            settings = replace(settings, user=given[0] or None, token=given[1])
     if not url.startswith(("http://", "https://")):
         raise UsageError(f"GRAFANA_LOKI_URL must start with http:// or https://, not {url!r}")
     client = LokiClient(url, settings=settings, transport=transport, on_request=on_request)

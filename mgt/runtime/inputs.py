@@ -5,6 +5,8 @@ is text and is parsed; a value from a JSON/TOML file (or a run's run.json on
 resume) is already typed and only checked. Paths become absolute (relative to
 the current directory, an inputs file's directory, or the machine file's
 directory for defaults) so a resumed run reads the same files from anywhere.
+A `path` given an http(s) URL keeps it as a URL (e.g. a Loki source), without
+any `user:password@` (see `mgt.logs.credentials`).
 """
 
 from __future__ import annotations
@@ -118,6 +120,10 @@ def coerce_input(
             value = str(value)
         if not isinstance(value, str) or not value or "\0" in value:
             raise _bad(spec, value)
+        if value.lower().startswith(("http://", "https://")):  # a URL (a Loki source) stays one
+            from mgt.logs.credentials import remember_credentials
+
+            return remember_credentials(value)  # never recorded with user:password@ in it
         path = Path(value).expanduser()
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path

@@ -1,6 +1,8 @@
 """A `Machine` + inputs → the text `mgt exec --dry-run` prints: each state's prompt or command.
 
-Nothing is called and nothing is written. Bindings that read only the inputs
+No model is called and nothing is written; only the checking built-ins named in
+`mgt.extensions.DRY_RUN_BUILTINS` (the evolve preflight) run, and their failure
+is the dry run's one-line error. Bindings that read only the inputs
 are evaluated; bindings that read another state's output cannot be known yet
 and are shown as the expression that will compute them.
 """
@@ -9,10 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from mgt.compile.model import Machine, StateSpec
-from mgt.errors import MgtError
+from mgt.errors import MgtError, UsageError
 from mgt.expr.nodes import (
     Attr,
     Binary,
@@ -119,6 +122,7 @@ def preview_machine(machine: Machine, inputs: Mapping[str, Any]) -> str:
         elif run.kind == "builtin":
             shown = json.dumps(jsonable(bindings), ensure_ascii=False, indent=2)
             out += ["", f"builtin {run.target} with {shown}"]
+            out += _run_check(machine, spec, inputs, bindings)
         else:
             out += _model_preview(machine, spec, bindings, build_prompt)
         routes = [
@@ -133,6 +137,29 @@ def preview_machine(machine: Machine, inputs: Mapping[str, Any]) -> str:
             out += ["", *routes]
         out.append("")
     return "\n".join(out)
+
+
+def _run_check(
+    machine: Machine, spec: StateSpec, inputs: Mapping[str, Any], bindings: dict[str, Any]
+) -> list[str]:
+    """Run a DRY_RUN_BUILTINS step (e.g. preflight) for real; its failure is the dry run's."""
+    from mgt.extensions import BUILTINS, DRY_RUN_BUILTINS, resolve
+    from mgt.runtime.context import GuardrailFailure, StepContext, StepFailure
+
+    if spec.run.target not in DRY_RUN_BUILTINS or spec.run.target not in BUILTINS:
+        return []
+    here = Path.cwd()
+    ctx = StepContext(
+        run_id="dry-run", run_dir=here, attempt_dir=here, state=spec.name, attempt=1,
+        machine_inputs=dict(inputs),
+        bindings={k: v for k, v in bindings.items() if not isinstance(v, Deferred)},
+        outputs={}, cwd=here, schemas=machine.schemas,
+    )
+    try:
+        result = resolve(BUILTINS[spec.run.target])(ctx)
+    except (StepFailure, GuardrailFailure) as err:
+        raise UsageError(f"state {spec.name}: {err}") from None
+    return ["", "checked: " + json.dumps(jsonable(result), ensure_ascii=False)]
 
 
 def _model_preview(

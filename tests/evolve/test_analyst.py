@@ -29,7 +29,7 @@ def test_the_analyst_variant_files_a_pr_from_a_model_reading_figures(tmp_path: P
     )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
-    assert summary["path"] == ["prepare_repo", "analyze", "refine", "open_pr", "filed"]
+    assert summary["path"] == ["preflight", "prepare_repo", "analyze", "refine", "open_pr", "filed"]
     analyze_cost = json.loads((ROOT / "examples/responses/analyze.json").read_text())
     refine_cost = json.loads((ROOT / "examples/responses/refine.json").read_text())
     assert summary["cost_usd"] == round(

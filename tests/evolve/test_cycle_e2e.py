@@ -14,7 +14,6 @@ with no credentials and no network, as a newcomer's first command would.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -88,7 +87,8 @@ def test_a_full_cycle_files_a_pr_for_review(claude_cli: ClaudeCLI, tmp_path: Pat
     run = run_evolve(tmp_path)
     pr = assert_filed(run)
     assert tree_digest(TARGET) == before  # the run worked on its own copy
-    assert run.summary["path"] == ["prepare_repo", "analyze", "refine", "open_pr", "filed"]
+    assert run.summary["path"] == \
+        ["preflight", "prepare_repo", "analyze", "refine", "open_pr", "filed"]
     assert run.target == Path(run.summary["outputs"]["prepare_repo"]["repo"])
 
     # Exactly one model call, for refine, carrying the analysis as data and the target's rules.
@@ -161,34 +161,34 @@ def test_the_readme_command_with_a_model_configured_runs_for_real(
 
 
 @pytest.mark.e2e
-def test_a_users_own_repository_is_cloned_and_never_touched(
+def test_a_users_own_repository_gets_the_branch_and_nothing_else(
     claude_cli: ClaudeCLI, tmp_path: Path
 ) -> None:
-    """A git repository with a human's uncommitted edit and another branch: the run clones it
-    and files the PR in the clone; the repository itself keeps its tree, branches and HEAD."""
-    user = tmp_path / "user-repo"
-    shutil.copytree(TARGET, user)
-    git(user, "init", "--quiet", "--initial-branch=main")
-    git(user, "add", "--all")
-    git(user, "-c", "user.name=u", "-c", "user.email=u@example.com", "commit", "--quiet",
-        "-m", "the user's graph")
-    git(user, "branch", "feature")
-    with (user / "templates/dm_summary.jinja").open("a") as f:
-        f.write("{# a human's work in progress #}\n")
-    state = [git(user, *args) for args in (("rev-parse", "HEAD"), ("branch", "--list"),
-                                            ("status", "--porcelain"), ("worktree", "list"))]
+    """A git repository with a human's uncommitted edits and another branch: the run works in
+    git worktrees of it and files the PR branch and record in it; its working tree, index,
+    HEAD and other branches stay byte for byte as they were."""
+    from tests.evolve.realrepo_support import snapshot, user_repo, worktrees
+
+    user = user_repo(tmp_path)
+    before = snapshot(user)
 
     claude_cli.server.push({"structured": sample()})
     run = run_evolve(tmp_path, f"repo={user}")
-    pr = assert_filed(run)
-    assert run.summary["outputs"]["prepare_repo"]["commit"] == state[0].strip()
-    assert [git(user, *args) for args in (("rev-parse", "HEAD"), ("branch", "--list"),
-                                           ("status", "--porcelain"), ("worktree", "list"))] \
-        == state
-    assert not (user / ".git/mgt").exists()
-    assert git(run.target, "log", "-1", "--format=%s", f"{pr['commit_sha']}^") == \
+    problems = [(e["state"], e["outcome"], e["error"]) for e in run.events
+                if e["type"] == "attempt_finished" and e["outcome"] != "done"]
+    assert run.code == 0 and run.summary["final"] == "filed", (run.stderr, problems)
+    pr = run.summary["outputs"]["open_pr"]
+    assert run.summary["outputs"]["prepare_repo"]["repo"] == str(user.resolve())
+    assert not run.target.exists()  # no copy in the run directory
+    assert git(user, "rev-parse", f"refs/heads/{pr['branch_name']}").strip() == pr["commit_sha"]
+    assert git(user, "log", "-1", "--format=%s", f"{pr['commit_sha']}^") == \
         "the user's graph\n"
-    assert_base_untouched(run)
+    assert (user / ".git/mgt/prs/1.json").is_file()
+    prompt = claude_cli.server.message_requests[0].first_user_text
+    assert f"Your changes are for the git repository at `{user.resolve()}`" in prompt
+    assert snapshot(user, new_branch=pr["branch_name"]) == before
+    assert worktrees(user) == [f"worktree {user.resolve()}"]
+    assert run.leftovers == []
 
 
 @pytest.mark.e2e
@@ -204,7 +204,7 @@ def test_logs_without_actionable_patterns_end_quietly_without_a_model_call(
     run = run_evolve(tmp_path, f"source={quiet}")
     assert run.code == 0, run.stderr
     assert (run.summary["final"], run.summary["path"]) == \
-        ("no_patterns", ["prepare_repo", "analyze", "no_patterns"])
+        ("no_patterns", ["preflight", "prepare_repo", "analyze", "no_patterns"])
     assert claude_cli.server.message_requests == []
     assert run.summary["cost_usd"] == 0
 
@@ -281,7 +281,7 @@ def test_a_diff_that_does_not_apply_fails_the_run_after_the_retries(
     run = run_evolve(tmp_path)
     assert run.code == 1, run.stderr
     assert (run.summary["status"], run.summary["final"]) == ("failed", "failed")
-    assert run.summary["path"] == ["prepare_repo", "analyze", "refine", "failed"]
+    assert run.summary["path"] == ["preflight", "prepare_repo", "analyze", "refine", "failed"]
     assert run.outcomes("refine") == ["guardrail"] * 3  # retry 2 on guardrail
     assert len(claude_cli.server.message_requests) == 3
 
@@ -531,7 +531,8 @@ def test_the_offline_main_job_files_a_pr_from_a_fresh_clone(main_job: MainJob) -
     assert main_job.proc.returncode == 0, main_job.output
     record = main_job.read("run.json")
     assert (record["status"], record["final"]) == ("succeeded", "filed"), main_job.output
-    assert record["path"] == ["prepare_repo", "analyze", "refine", "open_pr", "filed"]
+    assert record["path"] == \
+        ["preflight", "prepare_repo", "analyze", "refine", "open_pr", "filed"]
     pr = main_job.read("outputs/open_pr.json")
     target = Path(main_job.read("outputs/prepare_repo.json")["repo"])
     assert target == main_job.run_dir / "target"

@@ -125,7 +125,7 @@ def test_apply_diff_is_a_dry_run(make_ctx: MakeCtx, repo: Path, proposal: dict[s
         apply_diff(make_ctx({"changes": proposal}, state="dry_run"))
 
 
-def test_scratch_repo_copies_plain_dirs_and_clones_repos(
+def test_prepare_repo_copies_plain_dirs_and_uses_repositories_in_place(
     make_ctx: MakeCtx, repo: Path, tmp_path: Path
 ) -> None:
     ctx = make_ctx({"repo": str(TARGET)}, state="prepare")
@@ -136,10 +136,12 @@ def test_scratch_repo_copies_plain_dirs_and_clones_repos(
     assert out["scratch"] is True
     assert scratch_repo(ctx) == out  # a resumed run reuses its copy
 
-    cloned = scratch_repo(make_ctx({"repo": str(repo)}, state="prepare",
-                                   run_dir=tmp_path / "run2"))
-    assert cloned["commit"] == run_git(repo, "rev-parse", "HEAD").strip()
-    assert Path(cloned["repo"]) != repo
+    in_place = scratch_repo(make_ctx({"repo": str(repo)}, state="prepare",
+                                     run_dir=tmp_path / "run2"))
+    assert in_place["commit"] == run_git(repo, "rev-parse", "HEAD").strip()
+    assert Path(in_place["repo"]) == repo.resolve()
+    assert (in_place["worktrees"], in_place["scratch"]) == (True, False)
+    assert not (tmp_path / "run2" / "target").exists()  # no clone, no copy
 
 
 # --------------------------------------------------------------------------- sample answer
@@ -195,3 +197,18 @@ def test_later_steps_work_on_the_scratch_copy(
     # Without the copy, the plain sample directory is refused, not modified.
     with pytest.raises(EvolveError, match=r"is not (the root of )?a git repository"):
         check_proposed_changes(make_ctx(machine_inputs={"repo": str(TARGET)}), proposal)
+
+
+def test_only_a_prepare_repo_output_names_the_target(
+    make_ctx: MakeCtx, repo: Path, tmp_path: Path
+) -> None:
+    """A model's output (an analysis) carrying "repo" and a mark does not redirect the steps
+    after it; prepare-repo's own output does."""
+    from mgt.evolve.settings import target_repo
+
+    prepared = scratch_repo(make_ctx({"repo": str(repo)}, state="prepare"))
+    hostile = {"summary": {"total_patterns": 1}, "patterns": [], "repo": str(tmp_path),
+               "worktrees": True, "scratch": True}
+    ctx = make_ctx(outputs={"prepare_repo": prepared, "analyze": hostile},
+                   machine_inputs={"repo": str(tmp_path / "elsewhere")})
+    assert target_repo(ctx) == repo.resolve()

@@ -3,6 +3,8 @@
 It knows one repository (`owner/name`) whose git remote is a local bare
 repository, and answers the way GitHub does for the calls a sleeptime PR makes:
 
+    GET  /user                                      200 (the token's user)
+    GET  /repos/{o}/{r}                             200 (with `permissions`) | 404 other repos
     POST /repos/{o}/{r}/pulls                       201 | 422 head/base missing, PR exists
     GET  /repos/{o}/{r}/pulls[?head=o:branch]       200
     GET  /repos/{o}/{r}/pulls/{n}                   200 | 404
@@ -53,12 +55,15 @@ class GitHubStandIn:
     def __init__(
         self, remote: Path, repository: str, token: str = "test-token",
         html_base: str = "https://github.com", fail_with: int | None = None,
+        push: bool = True, login: str = "sleeptime-bot",
     ) -> None:
         self.remote = remote
         self.repository = repository
         self.token = token
         self.html_base = html_base
         self.fail_with = fail_with  # answer every call with this status (outage tests)
+        self.push = push  # what GET /repos/{o}/{r} says the token may do
+        self.login = login
         self.state = _State()
         stand_in = self
 
@@ -129,6 +134,17 @@ class GitHubStandIn:
         if body == "<invalid json>":
             return self._send(h, 400, {"message": "Problems parsing JSON"})
         prefix = f"/repos/{self.repository}"
+        if method == "GET" and parts.path == "/user":
+            return self._send(h, 200, {"login": self.login, "id": 1, "type": "User"})
+        if method == "GET" and parts.path.rstrip("/") == prefix:
+            owner, name = self.repository.split("/", 1)
+            return self._send(h, 200, {
+                "id": 1, "name": name, "full_name": self.repository,
+                "owner": {"login": owner}, "private": True, "default_branch": "main",
+                "html_url": f"{self.html_base}/{self.repository}",
+                "permissions": {"admin": False, "maintain": False, "push": self.push,
+                                "triage": True, "pull": True},
+            })
         if not parts.path.startswith(prefix + "/"):
             return self._send(h, 404, {"message": "Not Found"})
         route = parts.path[len(prefix):]
