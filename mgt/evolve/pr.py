@@ -392,6 +392,17 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
             "must_pass (" + ", ".join(f"`{c}`" for c in checks.must_pass) + f", "
             f"{checks.must_pass_source}) passed on this branch with the change applied."
         )
+    if validate and checks.must_pass:
+        from mgt.evolve.sandbox import sandbox_label, sandbox_policy
+
+        sandboxed = sandbox_label(sandbox_policy(target))
+        validation_note += (
+            " The commands ran in a bubblewrap sandbox (no network, no credentials, writes "
+            "confined to the worktree)." if sandboxed == "bubblewrap" else
+            " The commands ran WITHOUT a sandbox: the target's mgt.toml opts out "
+            '(`[evolve] sandbox = "none"`), so the model-written code could read what the '
+            "user running mgt can."
+        )
     try:
         with scratch_worktree(repo, base, branch=branch, prefix="mgt-pr-") as tree:
             try:

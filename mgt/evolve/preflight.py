@@ -112,9 +112,16 @@ def check_repo(ctx: StepContext, repo: Any) -> dict[str, Any]:
             "give the one to improve with --input repo=PATH"
         )
     try:
-        load_target_config(path)
+        target = load_target_config(path)
     except EvolveError as e:
         raise StepFailure(str(e)) from None
+    from mgt.evolve.sandbox import preflight_problem
+
+    # An explicit empty must_pass runs no model-written code; otherwise (the target's or
+    # the formula's commands) it would be refused after the refiner was paid for.
+    refusal = None if target.must_pass == () else preflight_problem(target)
+    if refusal:
+        raise StepFailure(refusal)
     if not is_repo_root(path):
         return {"kind": "directory", "repo": str(path)}
     path = path.resolve()

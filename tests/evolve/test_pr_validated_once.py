@@ -30,7 +30,9 @@ def flag(repo: Path, tmp_path: Path) -> Path:
     text = config.read_text(encoding="utf-8")
     start = text.index("must_pass = [")
     end = text.index("]", start) + 1
-    config.write_text(text[:start] + f"must_pass = [{json.dumps(f'test ! -e {flag}')}]"
+    # The sandbox hides the host's /tmp: show the flag's directory to must_pass, read-only.
+    config.write_text(text[:start] + f"must_pass = [{json.dumps(f'test ! -e {flag}')}]\n"
+                      f"sandbox_read_only = [{json.dumps(str(tmp_path))}]"
                       + text[end:], encoding="utf-8")
     run_git(repo, "commit", "--quiet", "-am", "a must_pass that a flag breaks")
     return flag
@@ -63,7 +65,22 @@ def test_a_validated_change_is_filed_without_running_must_pass_again(
     assert "passed once, when the guardrails accepted this change (state refine, attempt 1" \
         in body
     assert body.index("## Validation") < body.rindex("\n---\n")  # before the footer
+    assert "The commands ran in a bubblewrap sandbox" in body
     assert run_git(repo, "rev-parse", result["branch_name"]).strip() == result["commit_sha"]
+
+
+def test_the_pr_body_says_when_must_pass_ran_without_a_sandbox(
+    make_ctx: MakeCtx, repo: Path, proposal: dict[str, Any], report: dict[str, Any], flag: Path
+) -> None:
+    config = repo / "mgt.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        "[evolve]\n", '[evolve]\nsandbox = "none"\n', 1), encoding="utf-8")
+    run_git(repo, "commit", "--quiet", "-am", "opt out of the sandbox")
+    validated(make_ctx, proposal)
+    open_pr(file_pr(make_ctx, proposal, report))
+    body = (make_ctx().run_dir / "states" / "open_pr" / "1" / "pr-body.md").read_text("utf-8")
+    assert "ran WITHOUT a sandbox" in body
+    assert 'sandbox = "none"' in body
 
 
 def test_a_different_change_runs_must_pass(

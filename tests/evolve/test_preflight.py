@@ -94,7 +94,13 @@ def _github_plain_dir(tmp: Path) -> Case:
     return Case(["forge=github"], env={"GITHUB_TOKEN": TOKEN})
 
 
+def _no_sandbox(tmp: Path) -> Case:
+    return Case([f"repo={user_repo(tmp, dirty=False)}"],
+                env={"MGT_BWRAP": str(tmp / "no-such-bwrap")})
+
+
 CASES: dict[str, tuple[Callable[[Path], Case], str]] = {
+    "no sandbox for must_pass": (_no_sandbox, "no sandbox for must_pass (model-written code)"),
     "missing event file": (_no_source, "missing.jsonl does not exist"),
     "Loki unreachable": (_unreachable_loki, "cannot connect"),
     "Loki refuses the credentials": (_loki_refusing, "access refused (HTTP 401"),
