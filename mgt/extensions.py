@@ -27,6 +27,7 @@ BUILTINS: dict[str, str] = {
     "analyze-logs": "mgt.analyze.builtin:analyze_logs",
     "apply-diff": "mgt.evolve.builtins:apply_diff",
     "open-pr": "mgt.evolve.pr:open_pr",
+    "read-ledger": "mgt.evolve.ledger_step:read_ledger_step",
     "scratch-repo": "mgt.evolve.builtins:scratch_repo",
 }
 
@@ -38,7 +39,7 @@ OUTPUT_CHECKS: dict[str, list[str]] = {
 PROMPT_CONTEXT: dict[str, list[str]] = {
     # keyed by formula name
     "analyze": ["mgt.analyze.prompt:analyzer_figures"],
-    "refine": ["mgt.evolve.prompt:refine_context"],
+    "refine": ["mgt.evolve.prompt:refine_context", "mgt.evolve.ledger_step:rejected_context"],
 }
 
 
