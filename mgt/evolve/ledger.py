@@ -84,8 +84,8 @@ class LedgerPR:
     @property
     def patterns(self) -> list[dict[str, Any]]:
         """The addressed patterns' metadata (ids only for a PR filed without a block)."""
-        if self.meta and self.meta.get("patterns"):
-            return list(self.meta["patterns"])
+        if self.meta is not None:  # the block governs, even when edited down to nothing
+            return list(self.meta.get("patterns") or [])
         return [{"id": p, "type": "", "key": {}, "fingerprint": "", "figures": {}}
                 for p in self.patterns_addressed]
 
