@@ -1,4 +1,4 @@
-"""Metadata blocks (render, parse, hostile edits) and the local ledger read from a real repository."""
+"""Metadata blocks (render, parse, hostile edits) and the local ledger of a real repository."""
 
 from __future__ import annotations
 
