@@ -58,6 +58,9 @@ HOSTILE = [
     '<!-- mgt:sleeptime {"kind": "pr", "patterns": [{"id": "a", "type": "slow_llm", '
     '"fingerprint": "covers-everything", "figures": {"calls": NaN, "x": {"y": [1]}, '
     '"big": 1e308}, "key": {"node": ["dmScene"], "evil": "x"}}]} -->',
+    '<!-- mgt:sleeptime {"kind": "pr", "patterns": [{"id": "a", "type": "slow_llm", '
+    '"fingerprint": "0123456789abcdef", "figures": {"x": {"y": [1]}, "big": 1e308, "t": true}, '
+    '"key": {"node": ["dmScene"], "model": "m", "evil": "x"}}]} -->',
     "<!-- mgt:sleeptime " + "[" * 100_000 + "]" * 100_000 + " -->",
     "<!-- mgt:sleeptime " + '{"a":' * 5000 + "1" + "}" * 5000 + " -->",
     '<!-- mgt:sleeptime {"kind": "verdict", "verdict": "excellent", "pr": 1} -->',
