@@ -1,4 +1,4 @@
-"""Impact verdicts of merged PRs: generated logs with a change point at the real merge commit's time."""
+"""Impact verdicts of merged PRs: generated logs whose figures change at the real merge time."""
 
 from __future__ import annotations
 
