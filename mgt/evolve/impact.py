@@ -231,12 +231,13 @@ def judge(
         results.append(entry)
 
     touched = _nodes(pr.patterns)
+    addressed = {str(r["fingerprint"]) for r in results}
     before_fps = _report_fingerprints(before.analysis.report)
     after_fps = _report_fingerprints(after.analysis.report)
     new_critical = [
         {**p, "fingerprint": fp, "figures": {}} for fp, p in after_fps.items()
-        if fp not in before_fps and p["severity"] == "critical" and touched & _nodes([p])
-        and after.end <= now
+        if fp not in before_fps and fp not in addressed and p["severity"] == "critical"
+        and touched & _nodes([p]) and after.end <= now
     ]
     verdicts = [r["verdict"] for r in results]
     if "regressed" in verdicts or new_critical:

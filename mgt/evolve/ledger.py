@@ -5,10 +5,11 @@ The forge is the loop's memory; nothing here depends on a local cache:
 - `local`: the PR records under `<git dir>/mgt/prs/<n>.json` that open-pr
   writes. A record's state comes from the repository itself: **merged** when
   its commit is reachable from the base branch (the merge time is the
-  committer time of the first commit on the base branch's first-parent line
-  that contains it: the merge commit, or the commit itself after a
-  fast-forward), **closed** when its branch was deleted without merging (or
-  the record says `"state": "closed"`), else **open**. Verdicts and revert
+  committer time of the merge commit: the first commit on the base branch's
+  first-parent line that contains it; after a fast-forward, when the base
+  branch's reflog first shows it, else the commit's own time), **closed**
+  when its branch was deleted without merging (or the record says
+  `"state": "closed"`), else **open**. Verdicts and revert
   PR numbers are written back into the record (an atomic rewrite).
 - `github`: `GET /repos/{o}/{r}/pulls?state=all` (every page, following
   `Link: rel="next"`); a pull request is a sleeptime PR when its body carries
@@ -152,6 +153,27 @@ def _committer_time(repo: Path, sha: str) -> datetime | None:
         return None
 
 
+def _fast_forward_time(repo: Path, sha: str, base: str) -> datetime | None:
+    """When `base` first pointed at a commit containing `sha`, from its reflog (None: unknown)."""
+    try:
+        out = git(repo, "reflog", "show", "--date=unix", "--format=%H %gd",
+                  f"refs/heads/{base}", "--")
+    except GitFailure:
+        return None
+    found: datetime | None = None
+    for line in out.splitlines()[:500]:  # newest first: keep the oldest that contains sha
+        commit, _, selector = line.partition(" ")
+        match = re.search(r"@\{(\d+)\}", selector)
+        if match is None:
+            continue
+        try:
+            git(repo, "merge-base", "--is-ancestor", sha, commit)
+        except GitFailure:
+            break
+        found = datetime.fromtimestamp(int(match.group(1)), UTC)
+    return found
+
+
 def _merge_commit(repo: Path, sha: str, base: str) -> str | None:
     """The first commit on `base`'s first-parent line that contains `sha` (None: not merged)."""
     tip = rev_parse(repo, f"refs/heads/{base}")
@@ -167,6 +189,13 @@ def _merge_commit(repo: Path, sha: str, base: str) -> str | None:
     after = git(repo, "rev-list", "--first-parent", "--ancestry-path", "--reverse",
                 f"{sha}..{tip}").split()
     return after[0] if after else None
+
+
+def _merged_at(repo: Path, merge: str, sha: str, base: str) -> datetime | None:
+    """The merge commit's committer time; after a fast-forward, when the base moved (reflog)."""
+    if merge == sha:
+        return _fast_forward_time(repo, sha, base) or _committer_time(repo, sha)
+    return _committer_time(repo, merge)
 
 
 def _read_record(path: Path) -> dict[str, Any] | None:
@@ -209,7 +238,7 @@ def read_local(repo: Path) -> list[LedgerPR]:
         prs.append(LedgerPR(
             number=number, forge="local", state=state, title=_text(record.get("title")),
             url=path.as_uri(), head=head, base=base, commit_sha=sha, merge_sha=merge,
-            merged_at=_committer_time(repo, merge) if merge else None, meta=meta,
+            merged_at=_merged_at(repo, merge, sha, base) if merge and sha else None, meta=meta,
             verdict=verdict if verdict and verdict.get("kind") == "verdict" else None,
             revert_pr=revert if isinstance(revert, int) and not isinstance(revert, bool) else None,
             files_changed=[f[:500] for f in files if isinstance(f, str)][:200]

@@ -123,6 +123,7 @@ def test_fast_forward_merge_is_merged_at_the_commit(
     merge(repo, pr["branch_name"], T, ff=True)
     (entry,) = read_local(repo)
     assert entry.state == "merged" and entry.merge_sha == pr["commit_sha"]
+    assert entry.merged_at == T  # when main moved (its reflog), not when the commit was made
 
 
 def test_hostile_records_never_crash_the_ledger(
