@@ -28,6 +28,7 @@ HANDLERS: dict[str, str] = {
     "resume": "mgt.runtime.cli:resume_main",
     "logs": "mgt.logs.cli:main",
     "analyze": "mgt.analyze.cli:main",
+    "prs": "mgt.evolve.prs_cli:main",
 }
 
 
@@ -128,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--polecat", metavar="TOML", help="thresholds from this polecat file")
     p.add_argument("--nodes", metavar="FILE", help="known graph nodes, for dead paths")
     p.add_argument("--json", action="store_true", help="print the PatternReport JSON")
+
+    p = sub.add_parser("prs", help="the target's sleeptime PRs: state, patterns, impact verdict")
+    p.add_argument("--repo", default=".", metavar="R", help="the target git repository (.)")
+    p.add_argument("--forge", default="local", choices=["local", "github"])
+    p.add_argument("--github-repo", metavar="OWNER/NAME", help="default: from the remote's URL")
+    p.add_argument("--json", action="store_true", help="print the ledger as JSON")
     return parser
 
 
