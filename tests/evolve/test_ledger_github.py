@@ -72,10 +72,13 @@ def test_pages_follow_link_headers(
     report = report_of(logs(tmp_path, Phase(slow_share=0.5), Phase(slow_share=0.5)))
     for _ in range(3):
         github_pr(make_ctx, proposal, report)
-    with LedgerClient(REPO, "s3cret") as client:
+    client = LedgerClient(REPO, "s3cret")
+    try:
         numbers = [p["number"] for p in client.pages("/pulls?state=all&per_page=2")]
         assert numbers == [1, 2, 3]
         assert [p.number for p in read_github(client)] == [1, 2, 3]
+    finally:
+        client.close()
     pages = [r.path for r in github.requests if r.method == "GET" and "per_page=2" in r.path]
     assert len(pages) == 2 and "page=2" in pages[1]
 
