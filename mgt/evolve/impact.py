@@ -268,6 +268,11 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _cell(text: Any) -> str:
+    """A PR-body-derived string made safe for a table cell in backticks (one line, no `|`)."""
+    return " ".join(str(text).split()).replace("`", "'").replace("|", "/")[:120]
+
+
 def verdict_text(meta: Mapping[str, Any]) -> str:
     """The human part of a verdict comment: the verdict and a before/after table."""
     hours = int(meta.get("window_seconds", 0)) / 3600
@@ -277,8 +282,9 @@ def verdict_text(meta: Mapping[str, Any]) -> str:
     for p in meta.get("patterns", []):
         metric = str(p.get("metric", "-"))
         b, a = p.get("before", {}).get(metric), p.get("after", {}).get(metric)
-        lines.append(f"| `{p['id']}` | {metric} | {'-' if b is None else _fmt(b)} | "
+        lines.append(f"| `{_cell(p['id'])}` | {_cell(metric)} | {'-' if b is None else _fmt(b)} | "
                      f"{'-' if a is None else _fmt(a)} | {p.get('verdict', '-')} |")
     for p in meta.get("new_critical", []):
-        lines.append(f"| `{p['id']}` | new critical pattern after the merge | - | - | regressed |")
+        lines.append(f"| `{_cell(p['id'])}` | new critical pattern after the merge | - | - "
+                     "| regressed |")
     return "\n".join(lines)

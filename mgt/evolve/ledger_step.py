@@ -93,7 +93,10 @@ def _github_client(ctx: StepContext, repo: Path) -> tuple[LedgerClient, str]:
 
     target = load_target_config(repo)
     remote = str(_binding(ctx, "remote") or target.remote or "origin")
-    name = _binding(ctx, "github_repo") or target.github_repo
+    import os
+
+    name = (_binding(ctx, "github_repo") or target.github_repo
+            or os.environ.get("GITHUB_REPOSITORY"))
     if not name:
         try:
             name = parse_github_remote(git(repo, "config", "--get", f"remote.{remote}.url"))

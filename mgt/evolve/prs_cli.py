@@ -60,6 +60,10 @@ def _github_repo(args: argparse.Namespace, repo: Path) -> str:
     target = load_target_config(repo)
     if target.github_repo:
         return target.github_repo
+    import os
+
+    if os.environ.get("GITHUB_REPOSITORY"):
+        return os.environ["GITHUB_REPOSITORY"]
     remote = target.remote or "origin"
     try:
         name = parse_github_remote(git(repo, "config", "--get", f"remote.{remote}.url"))

@@ -13,23 +13,28 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mgt.evolve.metadata import parse_blocks
 from tests.evolve.conftest import ROOT, run_git
 from tests.evolve.e2e_support import Run, sample, user_env
 from tests.evolve.ledger_support import T
 from tests.evolve.loggen import Phase, write_events
+from tests.fakes.github_api import GitHubStandIn
 
 MACHINE = ROOT / "machines" / "evolve-loop.mgt"
 
 
-def cycle(work: Path, repo: Path, source: Path, answers: Path) -> Run:
+def cycle(work: Path, repo: Path, source: Path, answers: Path, *inputs: str,
+          **env: str) -> Run:
     args = [sys.executable, "-m", "mgt", "exec", str(MACHINE), "--runs-dir", str(work / "runs"),
             "--json", "--executor", "replay", "--replay-dir", str(answers),
             "--input", f"repo={repo}", "--input", f"source={source}"]
+    for item in inputs:
+        args += ["--input", item]
     tmp = work / "tmp"
     tmp.mkdir(exist_ok=True)
     proc = subprocess.run(args, capture_output=True, text=True, cwd=work,
-                          env=user_env(TMPDIR=str(tmp), PYTHONPATH=str(ROOT)), timeout=300,
-                          check=False)
+                          env=user_env(TMPDIR=str(tmp), PYTHONPATH=str(ROOT), **env),
+                          timeout=300, check=False)
     assert proc.stdout.strip(), proc.stderr
     summary = json.loads(proc.stdout)
     return Run(proc.returncode, summary, proc.stderr, work / "runs" / summary["run_id"])
@@ -92,3 +97,25 @@ def test_a_closed_pr_reaches_the_refiner_as_rejected(tmp_path: Path, repo: Path)
     for path in pr["files_changed"]:
         assert path in section
     assert second.summary["outputs"]["ledger"]["rejected"][0]["pr"] == 1
+
+
+def test_two_cycles_on_github_file_one_pr(tmp_path: Path, repo: Path) -> None:
+    source, answers = setup(tmp_path, repo)
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
+    run_git(repo, "remote", "add", "origin", str(remote))
+    run_git(repo, "push", "-q", "origin", "main")
+    with GitHubStandIn(remote, "acme/dm-graph", token="s3cret") as gh:
+        env = {"GITHUB_API_URL": gh.url, "GITHUB_TOKEN": "s3cret",
+               "GITHUB_REPOSITORY": "acme/dm-graph", "NO_PROXY": "127.0.0.1,localhost"}
+        first = cycle(tmp_path, repo, source, answers, "forge=github", **env)
+        assert (first.code, first.summary["final"]) == (0, "filed"), first.stderr
+        assert list(gh.pulls) == [1]
+        (block,) = parse_blocks(gh.pulls[1]["body"])
+        assert block["patterns"][0]["id"] == "slow-llm-dmscene"
+
+        second = cycle(tmp_path, repo, source, answers, "forge=github", **env)
+        assert (second.code, second.summary["final"]) == (0, "covered"), second.stderr
+        assert model_calls(second) == 0 and list(gh.pulls) == [1]
+        listed = [r.path for r in gh.requests if r.method == "GET" and "state=all" in r.path]
+        assert listed, "the second cycle read the forge"
