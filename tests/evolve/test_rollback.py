@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mgt.evolve.ledger import read_local
-from mgt.evolve.ledger_step import read_ledger_step
+from mgt.evolve.ledger_step import read_ledger_step, rejected_context
 from mgt.evolve.metadata import parse_blocks
 from tests.evolve.conftest import MakeCtx, run_git
 from tests.evolve.ledger_support import T, file_pr, ledger_ctx, logs, merge, report_of
@@ -96,3 +96,19 @@ def test_revert_false_only_reports(
     merge(repo, pr["branch_name"], T)
     out = read_ledger_step(ledger_ctx(make_ctx, repo, report, source, revert=False))
     assert [v["verdict"] for v in out["verdicts"]] == ["regressed"] and out["reverts"] == []
+
+
+def test_a_regressed_change_reaches_the_refiner_as_ineffective(
+    make_ctx: MakeCtx, repo: Path, proposal: dict[str, Any], tmp_path: Path,
+) -> None:
+    source = logs(tmp_path, Phase(slow_share=0.3), Phase(slow_share=0.6))
+    report = report_of(source)
+    pr = file_pr(make_ctx, proposal, report)
+    merge(repo, pr["branch_name"], T)
+    out = read_ledger_step(ledger_ctx(make_ctx, repo, report, source))
+    assert [(i["pr"], i["verdict"]) for i in out["ineffective"]] == [(1, "regressed")]
+    assert out["rejected"] == []
+    text = rejected_context(make_ctx({}, outputs={"ledger": out}))
+    assert "## Merged changes that did not help" in text and "Merged PR #1" in text
+    assert '"verdict": "regressed"' in text and pr["title"] in text
+    assert "## Changes reviewers rejected" not in text
