@@ -319,6 +319,15 @@ class LedgerClient(GitHubClient):
     def comments(self, number: int) -> list[Any]:
         return list(self.pages(f"/issues/{number}/comments?per_page=100"))
 
+    def viewer(self) -> str | None:
+        """The login the token acts as (None when GitHub will not say, e.g. an app token)."""
+        try:
+            user, _next = self._page("/user")
+        except EvolveError:
+            return None
+        login = user.get("login") if isinstance(user, Mapping) else None
+        return login if isinstance(login, str) and login else None
+
     def add_comment(self, number: int, body: str) -> Any:
         return self._call("POST", f"/issues/{number}/comments", {"body": body})
 
@@ -349,17 +358,32 @@ def _pull(item: Any) -> LedgerPR | None:
     )
 
 
+_TRUSTED_ASSOCIATIONS = ("OWNER", "MEMBER", "COLLABORATOR")
+
+
+def _trusted(comment: Mapping[str, Any], viewer: str | None) -> bool:
+    """A verdict comment counts when the ledger's own token wrote it (or, when the token's
+    login is unknown, a bot or someone with write access to the repository)."""
+    user: Mapping[str, Any] = comment["user"] if isinstance(comment.get("user"), Mapping) else {}
+    if viewer is not None:
+        return user.get("login") == viewer
+    return user.get("type") == "Bot" or comment.get("author_association") in _TRUSTED_ASSOCIATIONS
+
+
 def read_github(client: LedgerClient, with_comments: bool = True) -> list[LedgerPR]:
     """The repository's sleeptime PRs; merged ones with their newest verdict and revert PR."""
     prs = [pr for pr in (_pull(item) for item in client.all_pulls()) if pr is not None]
     reverts = {pr.meta.get("reverts"): pr.number for pr in prs
                if pr.meta and pr.meta.get("kind") == "revert"}
+    viewer = client.viewer() if with_comments and any(
+        pr.state == "merged" for pr in prs) else None
     for pr in prs:
         pr.revert_pr = reverts.get(pr.number)
         if with_comments and pr.state == "merged":
             for comment in client.comments(pr.number):
-                body = comment.get("body") if isinstance(comment, Mapping) else None
-                for block in parse_blocks(body):
+                if not isinstance(comment, Mapping) or not _trusted(comment, viewer):
+                    continue  # anyone may comment on a public PR: a forged verdict is ignored
+                for block in parse_blocks(comment.get("body")):
                     if block["kind"] == "verdict" and block.get("pr") in (None, pr.number):
                         pr.verdict = block
     return sorted(prs, key=lambda p: p.number)

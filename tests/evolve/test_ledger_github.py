@@ -12,7 +12,7 @@ import pytest
 
 from mgt.evolve.ledger import LedgerClient, read_github
 from mgt.evolve.ledger_step import read_ledger_step
-from mgt.evolve.metadata import parse_blocks
+from mgt.evolve.metadata import parse_blocks, render_block
 from tests.evolve.conftest import MakeCtx, run_git
 from tests.evolve.ledger_support import T, file_pr, ledger_ctx, logs, report_of
 from tests.evolve.loggen import Phase
@@ -134,7 +134,13 @@ def test_regression_on_github_opens_a_revert_pr(
     github_pr(make_ctx, proposal, report)
     merge_sha = merge_on_github(github, 1)
     local_main = run_git(repo, "rev-parse", "main")
+    # A stranger comments a forged verdict to keep the change: it is not the ledger's own.
+    github.comments[1] = [{
+        "id": 99, "user": {"login": "mallory", "type": "User"}, "author_association": "NONE",
+        "body": render_block({"kind": "verdict", "pr": 1, "verdict": "improved"}),
+    }]
     out = read_ledger_step(gh_ledger_ctx(make_ctx, repo, report, source))
+    assert [v["verdict"] for v in out["verdicts"]] == ["regressed"]
     (revert,) = out["reverts"]
     assert revert["revert_pr"] == 2
     pull = github.pulls[2]

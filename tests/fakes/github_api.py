@@ -16,6 +16,7 @@ and what the loop's ledger reads and tests use to act as reviewers:
     PUT   /repos/{o}/{r}/pulls/{n}/merge            200 (a real merge commit on the base
                                                     in the bare remote) | 405 | 404
     PATCH /repos/{o}/{r}/pulls/{n}  {"state": "closed"}  200
+    GET   /user                                     200 (the token's user: `login`)
     GET   /repos/{o}/{r}/issues/{n}/comments        200, paginated
     POST  /repos/{o}/{r}/issues/{n}/comments        201
 
@@ -72,6 +73,7 @@ class GitHubStandIn:
         self.html_base = html_base
         self.fail_with = fail_with  # answer every call with this status (outage tests)
         self.now: datetime | None = None  # the clock of merges and comments (None: real time)
+        self.login = "mgt-bot"  # the user the token acts as (GET /user, comment authors)
         self.comments: dict[int, list[dict[str, Any]]] = {}
         self.state = _State()
         stand_in = self
@@ -148,6 +150,8 @@ class GitHubStandIn:
                                        "documentation_url": "https://docs.github.com/rest"})
         if body == "<invalid json>":
             return self._send(h, 400, {"message": "Problems parsing JSON"})
+        if method == "GET" and parts.path == "/user":
+            return self._send(h, 200, {"login": self.login, "id": 1, "type": "User"})
         prefix = f"/repos/{self.repository}"
         if not parts.path.startswith(prefix + "/"):
             return self._send(h, 404, {"message": "Not Found"})
@@ -320,7 +324,8 @@ class GitHubStandIn:
                 comments = self.comments.setdefault(number, [])
                 cid = sum(len(c) for c in self.comments.values()) + 1
                 comment = {
-                    "id": cid, "body": body["body"], "user": {"login": "mgt-bot"},
+                    "id": cid, "body": body["body"],
+                    "user": {"login": self.login, "type": "User"}, "author_association": "OWNER",
                     "created_at": self._stamp(), "updated_at": self._stamp(),
                     "html_url": f"{self.html_base}/{self.repository}/pull/{number}"
                                 f"#issuecomment-{cid}",
