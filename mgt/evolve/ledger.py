@@ -14,8 +14,10 @@ The forge is the loop's memory; nothing here depends on a local cache:
 - `github`: `GET /repos/{o}/{r}/pulls?state=all` (every page, following
   `Link: rel="next"`); a pull request is a sleeptime PR when its body carries
   a metadata block (see `mgt.evolve.metadata`) or its head branch starts with
-  `sleeptime/`. merged = `merged_at` set; the verdict is the newest verdict
-  block among the PR's issue comments.
+  `sleeptime/`, and its author is the token's own user (`GET /user`; when
+  GitHub does not say: a bot, or an owner, member or collaborator). merged =
+  `merged_at` set; the verdict is the newest verdict block among the PR's
+  issue comments by that same kind of author.
 
 Records, bodies and comments are hostile input: a malformed one is skipped or
 read as far as it is well-formed, never a crash.
@@ -332,9 +334,9 @@ class LedgerClient(GitHubClient):
         return self._call("POST", f"/issues/{number}/comments", {"body": body})
 
 
-def _pull(item: Any) -> LedgerPR | None:
-    if not isinstance(item, Mapping):
-        return None
+def _pull(item: Any, viewer: str | None = None) -> LedgerPR | None:
+    if not isinstance(item, Mapping) or not _trusted(item, viewer):
+        return None  # a stranger's PR cannot cover patterns or pose as a sleeptime PR
     number = item.get("number")
     if isinstance(number, bool) or not isinstance(number, int) or number < 1:
         return None
@@ -361,22 +363,21 @@ def _pull(item: Any) -> LedgerPR | None:
 _TRUSTED_ASSOCIATIONS = ("OWNER", "MEMBER", "COLLABORATOR")
 
 
-def _trusted(comment: Mapping[str, Any], viewer: str | None) -> bool:
-    """A verdict comment counts when the ledger's own token wrote it (or, when the token's
-    login is unknown, a bot or someone with write access to the repository)."""
-    user: Mapping[str, Any] = comment["user"] if isinstance(comment.get("user"), Mapping) else {}
+def _trusted(item: Mapping[str, Any], viewer: str | None) -> bool:
+    """A PR or verdict comment counts when the ledger's own token wrote it (or, when the
+    token's login is unknown, a bot or someone with write access to the repository)."""
+    user: Mapping[str, Any] = item["user"] if isinstance(item.get("user"), Mapping) else {}
     if viewer is not None:
         return user.get("login") == viewer
-    return user.get("type") == "Bot" or comment.get("author_association") in _TRUSTED_ASSOCIATIONS
+    return user.get("type") == "Bot" or item.get("author_association") in _TRUSTED_ASSOCIATIONS
 
 
 def read_github(client: LedgerClient, with_comments: bool = True) -> list[LedgerPR]:
     """The repository's sleeptime PRs; merged ones with their newest verdict and revert PR."""
-    prs = [pr for pr in (_pull(item) for item in client.all_pulls()) if pr is not None]
+    viewer = client.viewer()
+    prs = [pr for pr in (_pull(item, viewer) for item in client.all_pulls()) if pr is not None]
     reverts = {pr.meta.get("reverts"): pr.number for pr in prs
                if pr.meta and pr.meta.get("kind") == "revert"}
-    viewer = client.viewer() if with_comments and any(
-        pr.state == "merged" for pr in prs) else None
     for pr in prs:
         pr.revert_pr = reverts.get(pr.number)
         if with_comments and pr.state == "merged":

@@ -100,6 +100,14 @@ def test_open_merged_closed_on_github_and_a_verdict_comment_once(
                 '"schema": 1e999} --> <!-- mgt:sleeptime {"kind": "verdict"} -->'})
     assert response.status_code == 201
 
+    # A stranger's PR whose body claims every pattern: it covers nothing.
+    stranger = dict(github.pulls[3], number=4, user={"login": "mallory", "type": "User"},
+                    author_association="NONE", body=render_block(
+                        {"kind": "pr", "patterns": [{"id": "x", "type": "failed_transition",
+                                                     "key": {"from": "parseAction",
+                                                             "to": "errorHandler"}}]}))
+    github.pulls[4] = stranger
+
     out = read_ledger_step(gh_ledger_ctx(make_ctx, repo, report, source))
     assert [c["pr"] for c in out["covered"]] == [1] and out["actionable"] == 0
     assert {p["number"]: p["state"] for p in out["prs"]} == {1: "open", 2: "open", 3: "open"}

@@ -337,9 +337,10 @@ class GitHubStandIn:
             return True
         return False
 
-    @staticmethod
-    def _full(pull: dict[str, Any]) -> dict[str, Any]:
-        return {"merged_at": None, "closed_at": None, "merge_commit_sha": None, **pull}
+    def _full(self, pull: dict[str, Any]) -> dict[str, Any]:
+        return {"merged_at": None, "closed_at": None, "merge_commit_sha": None,
+                "user": {"login": self.login, "type": "User"}, "author_association": "OWNER",
+                **pull}
 
     def _send_page(self, h: BaseHTTPRequestHandler, items: list[Any], q: dict[str, list[str]],
                    route: str) -> None:
