@@ -8,16 +8,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mgt.evolve.ledger_step import read_ledger_step
 from tests.evolve.conftest import ROOT, MakeCtx, run_git
 from tests.evolve.e2e_support import user_env
 from tests.evolve.ledger_support import T, file_pr, ledger_ctx, logs, merge, report_of
 from tests.evolve.loggen import Phase
+from tests.fakes.github_api import GitHubStandIn
 
 
-def mgt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def mgt(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "mgt", *args], capture_output=True, text=True,
-                          cwd=cwd, env=user_env(PYTHONPATH=str(ROOT), COLUMNS="200"),
+                          cwd=cwd, env=user_env(PYTHONPATH=str(ROOT), COLUMNS="200", **env),
                           timeout=120, check=False)
 
 
@@ -69,3 +72,28 @@ def test_prs_errors_are_one_line(tmp_path: Path, repo: Path) -> None:
     assert empty.returncode == 0 and "no sleeptime PRs" in empty.stdout
     github = mgt("prs", "--repo", str(repo), "--forge", "github", cwd=tmp_path)
     assert github.returncode != 0 and "--github-repo" in github.stderr
+
+
+def test_prs_on_github(
+    make_ctx: MakeCtx, repo: Path, proposal: dict[str, Any], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
+    run_git(repo, "remote", "add", "origin", str(remote))
+    run_git(repo, "push", "-q", "origin", "main")
+    report = report_of(logs(tmp_path, Phase(slow_share=0.5), Phase(slow_share=0.5)))
+    with GitHubStandIn(remote, "acme/dm-graph", token="s3cret") as gh:
+        env = {"GITHUB_API_URL": gh.url, "GITHUB_TOKEN": "s3cret", "NO_PROXY": "127.0.0.1"}
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        file_pr(make_ctx, proposal, report, forge="github", github_repo="acme/dm-graph")
+        proc = mgt("prs", "--repo", str(repo), "--forge", "github", "--github-repo",
+                   "acme/dm-graph", "--json", cwd=tmp_path, **env)
+        assert proc.returncode == 0, proc.stderr
+        (row,) = json.loads(proc.stdout)["prs"]
+        assert (row["number"], row["state"], row["patterns"]) == (1, "open", ["slow-llm-dmscene"])
+        assert row["url"] == "https://github.com/acme/dm-graph/pull/1"
+        bad = mgt("prs", "--repo", str(repo), "--forge", "github", "--github-repo",
+                  "acme/dm-graph", cwd=tmp_path, **dict(env, GITHUB_TOKEN="wrong"))
+        assert bad.returncode != 0 and "401" in bad.stderr and "Traceback" not in bad.stderr
