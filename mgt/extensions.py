@@ -49,6 +49,7 @@ OUTPUT_SUMMARIES: dict[str, str] = {
     "PatternReport": "mgt.analyze.render:render_report",
     "ProposedChanges": "mgt.evolve.summary:render_changes",
     "PRResult": "mgt.evolve.summary:render_pr",
+    "LedgerReport": "mgt.evolve.ledger_step:render_ledger",
 }
 
 

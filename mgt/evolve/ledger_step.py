@@ -39,7 +39,7 @@ from mgt.evolve.ledger import LedgerClient, LedgerPR, read_github, read_local, r
 from mgt.evolve.metadata import fingerprint, pattern_key, strip_blocks
 from mgt.runtime.context import StepContext, StepFailure
 
-__all__ = ["LEDGER_MARK", "read_ledger_step", "rejected_context"]
+__all__ = ["LEDGER_MARK", "read_ledger_step", "rejected_context", "render_ledger"]
 
 LEDGER_MARK = "mgt-ledger"
 MAX_REJECTED = 10
@@ -349,3 +349,29 @@ def _section(heading: str, intro: str, label: str, items: list[Any]) -> str:
         lines += [f"### {label} #{item.get('pr')}", "",
                   _fence(json.dumps(summary, indent=2, ensure_ascii=False)), ""]
     return "\n".join(lines)
+
+
+def render_ledger(output: Mapping[str, Any], console: Any) -> None:
+    """OUTPUT_SUMMARIES["LedgerReport"]: which PRs cover what, verdicts, reverts, notes."""
+    from rich.text import Text
+
+    console.print(Text(str(output.get("message", ""))))
+    for c in output.get("covered") or []:
+        if isinstance(c, Mapping):
+            console.print(Text(f"  {c.get('pattern')}  covered by #{c.get('pr')} "
+                               f"({c.get('state')}) {c.get('url', '')}"))
+    for v in output.get("verdicts") or []:
+        if isinstance(v, Mapping):
+            kept = "recorded" if v.get("recorded") else "not recorded yet"
+            console.print(Text(f"  PR #{v.get('pr')}: {v.get('verdict')} ({kept}) "
+                               f"{v.get('reason', '')}"))
+    for r in output.get("reverts") or []:
+        if isinstance(r, Mapping):
+            console.print(Text(f"  revert PR #{r.get('revert_pr')} for PR #{r.get('pr')}: "
+                               f"{r.get('url')}"))
+    for name, label in (("rejected", "rejected"), ("ineffective", "did not help")):
+        items = [i for i in output.get(name) or [] if isinstance(i, Mapping)]
+        if items:
+            console.print(Text(f"  {label}: " + ", ".join(f"#{i.get('pr')}" for i in items)))
+    for note in output.get("notes") or []:
+        console.print(Text(f"  note: {note}"))

@@ -77,6 +77,15 @@ def test_two_cycles_on_unchanged_logs_file_one_pr(tmp_path: Path, repo: Path) ->
     assert ledger["covering_prs"] == [1]
     assert "#1 (slow-llm-dmscene)" in ledger["message"]
     assert sorted(p.name for p in (repo / ".git/mgt/prs").glob("*.json")) == ["1.json"]
+    # `mgt show` (like `mgt exec` without --json) names the covering PR.
+    show = subprocess.run([sys.executable, "-m", "mgt", "show", second.summary["run_id"],
+                           "--runs-dir", str(tmp_path / "runs")], capture_output=True,
+                          text=True, cwd=tmp_path, env=user_env(PYTHONPATH=str(ROOT),
+                                                                COLUMNS="200"),
+                          timeout=120, check=False)
+    assert show.returncode == 0, show.stderr
+    assert "ledger · LedgerReport" in show.stdout
+    assert "slow-llm-dmscene  covered by #1 (open)" in show.stdout
     assert run_git(repo, "branch", "--list", "sleeptime/*").count("sleeptime/") == 1
 
 
