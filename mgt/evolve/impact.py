@@ -20,8 +20,9 @@ patterns name (absent before it) make the PR `regressed` too.
 
 The PR's verdict: `regressed` if any pattern regressed or a new critical
 pattern appeared; else `pending` if any pattern is pending; else `improved`
-if any improved; else `unchanged`. Final verdicts are recorded where the PR
-lives (see `mgt.evolve.ledger`); pending ones are computed again next cycle.
+if any improved; else `unchanged` (also for a PR naming no pattern). Final
+verdicts are recorded where the PR lives (see `mgt.evolve.ledger`); pending
+ones are computed again next cycle.
 """
 
 from __future__ import annotations
@@ -242,7 +243,9 @@ def judge(
     verdicts = [r["verdict"] for r in results]
     if "regressed" in verdicts or new_critical:
         verdict = "regressed"
-    elif "pending" in verdicts or not verdicts:
+    elif not verdicts:  # a block edited down to no patterns: nothing to wait for
+        verdict = "unchanged"
+    elif "pending" in verdicts:
         verdict = "pending"
     elif "improved" in verdicts:
         verdict = "improved"

@@ -147,3 +147,18 @@ def test_unreadable_logs_are_a_note_not_a_failure(
     out = read_ledger_step(ledger_ctx(make_ctx, repo, report, tmp_path / "missing.jsonl"))
     assert out["verdicts"] == [] and "no verdict for PR #1" in out["notes"][0]
     assert datetime.now(UTC) > T
+
+
+def test_a_pr_whose_block_names_no_pattern_is_unchanged_not_pending_forever(
+    make_ctx: MakeCtx, repo: Path, proposal: dict[str, Any], tmp_path: Path,
+) -> None:
+    from mgt.evolve.metadata import render_block
+
+    source = logs(tmp_path, Phase(slow_share=0.5), Phase(slow_share=0.05))
+    merged_pr(make_ctx, repo, proposal, source)
+    path = repo / ".git/mgt/prs/1.json"
+    record = json.loads(path.read_text())
+    record["body"] = "edited by hand\n" + render_block({"kind": "pr", "patterns": []})
+    path.write_text(json.dumps(record))
+    out = read_ledger_step(ledger_ctx(make_ctx, repo, report_of(source), source))
+    assert [(v["verdict"], v["recorded"]) for v in out["verdicts"]] == [("unchanged", True)]
