@@ -35,6 +35,7 @@ HANDLERS: dict[str, str] = {
     "logs": "mgt.logs.cli:main",
     "analyze": "mgt.analyze.cli:main",
     "ui": "mgt.ui.cli:ui_main",
+    "prs": "mgt.evolve.prs_cli:main",
 }
 
 
@@ -145,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765, help="port (8765; 0 picks a free one)")
     p.add_argument("--token", metavar="T", help="access token, required off loopback "
                    "(or $MGT_UI_TOKEN)")
+    p = sub.add_parser("prs", help="the target's sleeptime PRs: state, patterns, impact verdict")
+    p.add_argument("--repo", default=".", metavar="R", help="the target git repository (.)")
+    p.add_argument("--forge", default="local", choices=["local", "github"])
+    p.add_argument("--github-repo", metavar="OWNER/NAME", help="default: from the remote's URL")
+    p.add_argument("--json", action="store_true", help="print the ledger as JSON")
     return parser
 
 

@@ -32,6 +32,7 @@ BUILTINS: dict[str, str] = {
     "open-pr": "mgt.evolve.pr:open_pr",
     "preflight": "mgt.evolve.preflight:preflight",
     "prepare-repo": "mgt.evolve.builtins:prepare_repo",
+    "read-ledger": "mgt.evolve.ledger_step:read_ledger_step",
     "scratch-repo": "mgt.evolve.builtins:scratch_repo",
 }
 
@@ -47,7 +48,7 @@ OUTPUT_CHECKS: dict[str, list[str]] = {
 PROMPT_CONTEXT: dict[str, list[str]] = {
     # keyed by formula name
     "analyze": ["mgt.analyze.prompt:analyzer_figures"],
-    "refine": ["mgt.evolve.prompt:refine_context"],
+    "refine": ["mgt.evolve.prompt:refine_context", "mgt.evolve.ledger_step:rejected_context"],
 }
 
 
@@ -57,6 +58,7 @@ OUTPUT_SUMMARIES: dict[str, str] = {
     "PatternReport": "mgt.analyze.render:render_report",
     "ProposedChanges": "mgt.evolve.summary:render_changes",
     "PRResult": "mgt.evolve.summary:render_pr",
+    "LedgerReport": "mgt.evolve.ledger_step:render_ledger",
 }
 
 

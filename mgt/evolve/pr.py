@@ -373,6 +373,10 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
     title = fill(settings.title_format, values).strip()
     message = fill(settings.commit_message_format, values).strip() + "\n"
     body = fill(settings.body_template, values).strip() + "\n"
+    from mgt.evolve.metadata import embed_metadata  # the loop's memory (mgt.evolve.ledger)
+
+    body = embed_metadata(body, run_id=ctx.run_id, patterns=patterns, proposal=proposal,
+                          files=files, created_at=now.isoformat().replace("+00:00", "Z"))
 
     ctx.progress(f"creating branch {branch} from {base}")
     validate = ctx.bindings.get("validate", True) is not False

@@ -45,11 +45,11 @@ def write_json(directory: Path, name: str, data: Any) -> Path:
 
 
 def test_bundled_schemas_load_keyed_by_stem(bundled: SchemaRegistry) -> None:
-    assert bundled.names() == ["PRResult", "PatternReport", "ProposedChanges"]
+    assert bundled.names() == ["LedgerReport", "PRResult", "PatternReport", "ProposedChanges"]
     assert bundled.title("PatternReport") == "PatternReport"
     assert bundled.get("PRResult")["required"][0] == "pr_url"
     assert "PatternReport" in bundled and "Nope" not in bundled
-    assert len(bundled) == 3
+    assert len(bundled) == 4
 
 
 def test_valid_instance_has_no_issues(bundled: SchemaRegistry) -> None:

@@ -88,7 +88,7 @@ def test_a_full_cycle_files_a_pr_for_review(claude_cli: ClaudeCLI, tmp_path: Pat
     pr = assert_filed(run)
     assert tree_digest(TARGET) == before  # the run worked on its own copy
     assert run.summary["path"] == \
-        ["preflight", "prepare_repo", "analyze", "refine", "open_pr", "filed"]
+        ["preflight", "prepare_repo", "analyze", "ledger", "refine", "open_pr", "filed"]
     assert run.target == Path(run.summary["outputs"]["prepare_repo"]["repo"])
 
     # Exactly one model call, for refine, carrying the analysis as data and the target's rules.
@@ -281,7 +281,8 @@ def test_a_diff_that_does_not_apply_fails_the_run_after_the_retries(
     run = run_evolve(tmp_path)
     assert run.code == 1, run.stderr
     assert (run.summary["status"], run.summary["final"]) == ("failed", "failed")
-    assert run.summary["path"] == ["preflight", "prepare_repo", "analyze", "refine", "failed"]
+    assert run.summary["path"] == ["preflight", "prepare_repo", "analyze", "ledger", "refine",
+                                   "failed"]
     assert run.outcomes("refine") == ["guardrail"] * 3  # retry 2 on guardrail
     assert len(claude_cli.server.message_requests) == 3
 
@@ -532,7 +533,7 @@ def test_the_offline_main_job_files_a_pr_from_a_fresh_clone(main_job: MainJob) -
     record = main_job.read("run.json")
     assert (record["status"], record["final"]) == ("succeeded", "filed"), main_job.output
     assert record["path"] == \
-        ["preflight", "prepare_repo", "analyze", "refine", "open_pr", "filed"]
+        ["preflight", "prepare_repo", "analyze", "ledger", "refine", "open_pr", "filed"]
     pr = main_job.read("outputs/open_pr.json")
     target = Path(main_job.read("outputs/prepare_repo.json")["repo"])
     assert target == main_job.run_dir / "target"

@@ -16,6 +16,7 @@ import pytest
 from mgt.defs.schemas import SchemaRegistry
 from mgt.errors import EvolveError
 from mgt.evolve.github import GitHubClient, parse_github_remote
+from mgt.evolve.metadata import parse_blocks, strip_blocks
 from mgt.evolve.pr import check_pr_result, open_pr
 from mgt.runtime.context import GuardrailFailure, StepContext, StepFailure
 from tests.evolve.conftest import MakeCtx, run_git
@@ -95,7 +96,8 @@ def test_local_pr_end_to_end(
     assert "### `templates/dm_scene.jinja` (template, +0 −7)" in body
     assert "### Grafana Queries" in body and "### Sample Log Entries" in body
     assert "| dmScene_latency_ms | 5880 | 3500-4300 | 27-40% |" in body
-    assert body.rstrip().endswith(FOOTER)
+    assert strip_blocks(body).endswith(FOOTER)  # then the loop's metadata block
+    assert parse_blocks(body)[0]["patterns"][0]["id"] == "slow-llm-dmscene"
     assert (ctx.attempt_dir / "pr-body.md").read_text() == body
     assert check_pr_result(ctx, result) == []
 

@@ -55,7 +55,7 @@ def test_a_dirty_repository_gets_one_branch_and_one_record_and_nothing_else(
     result = evolve(tmp_path, f"repo={repo}")
     pr = filed(result)
     branch = str(pr["branch_name"])
-    assert result.summary["path"] == ["preflight", "prepare_repo", "analyze", "refine",
+    assert result.summary["path"] == ["preflight", "prepare_repo", "analyze", "ledger", "refine",
                                       "open_pr", "filed"]
     prepared = result.summary["outputs"]["prepare_repo"]
     assert (prepared["repo"], prepared["worktrees"]) == (str(repo.resolve()), True)
@@ -112,7 +112,9 @@ def slow_must_pass(repo: Path, flag: Path) -> None:
     start, end = text.index("must_pass = ["), text.index("]", text.index("must_pass = [")) + 1
     command = (f"while [ ! -e '{flag}' ]; do sleep 0.2; done; "
                "PYTHONPATH=src python3 -m dmgraph.build")
-    config.write_text(text[:start] + f"must_pass = [{json.dumps(command)}]" + text[end:],
+    # The sandbox hides the host's /tmp: show the flag's directory to must_pass, read-only.
+    config.write_text(text[:start] + f"must_pass = [{json.dumps(command)}]\n"
+                      f"sandbox_read_only = [{json.dumps(str(flag.parent))}]" + text[end:],
                       encoding="utf-8")
     git(repo, "commit", "--quiet", "-am", "validate after the flag")
 

@@ -11,6 +11,19 @@ repository, and answers the way GitHub does for the calls a sleeptime PR makes:
     POST /repos/{o}/{r}/issues/{n}/labels           200 (the issue's labels)
     POST /repos/{o}/{r}/pulls/{n}/requested_reviewers  201
 
+and what the loop's ledger reads and tests use to act as reviewers:
+
+    GET   /repos/{o}/{r}/pulls?state=open|closed|all&head=&per_page=&page=
+                                                    200, paginated with `Link` headers
+    PUT   /repos/{o}/{r}/pulls/{n}/merge            200 (a real merge commit on the base
+                                                    in the bare remote) | 405 | 404
+    PATCH /repos/{o}/{r}/pulls/{n}  {"state": "closed"}  200
+    GET   /user                                     200 (the token's user: `login`)
+    GET   /repos/{o}/{r}/issues/{n}/comments        200, paginated
+    POST  /repos/{o}/{r}/issues/{n}/comments        201
+
+Set `now` to date merges and comments (merged_at, the merge commit).
+
 Every request needs `Authorization: Bearer TOKEN` (or `token TOKEN`), else 401
 "Bad credentials". Requests are recorded (method, path, headers, JSON body) so
 tests can check what the client sent.
@@ -64,6 +77,8 @@ class GitHubStandIn:
         self.fail_with = fail_with  # answer every call with this status (outage tests)
         self.push = push  # what GET /repos/{o}/{r} says the token may do
         self.login = login
+        self.now: datetime | None = None  # the clock of merges and comments (None: real time)
+        self.comments: dict[int, list[dict[str, Any]]] = {}
         self.state = _State()
         stand_in = self
 
@@ -76,6 +91,12 @@ class GitHubStandIn:
 
             def do_POST(self) -> None:
                 stand_in._handle(self, "POST")
+
+            def do_PUT(self) -> None:
+                stand_in._handle(self, "PUT")
+
+            def do_PATCH(self) -> None:
+                stand_in._handle(self, "PATCH")
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -149,6 +170,8 @@ class GitHubStandIn:
             return self._send(h, 404, {"message": "Not Found"})
         route = parts.path[len(prefix):]
         with self.state.lock:
+            if self._loop_route(h, method, route, parts.query, body):
+                return None
             if method == "POST" and route == "/pulls":
                 return self._create_pull(h, body)
             if method == "GET" and route == "/pulls":
@@ -256,3 +279,146 @@ class GitHubStandIn:
         h.send_header("Content-Length", str(len(data)))
         h.end_headers()
         h.wfile.write(data)
+
+    # ------------------------------------------------------------ the loop's endpoints
+
+    def _clock(self) -> datetime:
+        return (self.now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+
+    def _stamp(self) -> str:
+        return self._clock().isoformat().replace("+00:00", "Z")
+
+    def _loop_route(self, h: BaseHTTPRequestHandler, method: str, route: str, query: str,
+                    body: Any) -> bool:
+        """The list, merge, close and comment endpoints; False when `route` is not one."""
+        q = parse_qs(query)
+        if method == "GET" and route == "/pulls":
+            state = q.get("state", ["open"])[0]
+            head = q.get("head", [""])[0].split(":", 1)[-1]
+            found = [self._full(p) for _, p in sorted(self.state.pulls.items())
+                     if (state == "all" or p["state"] == state)
+                     and (not head or p["head"]["ref"] == head)]
+            self._send_page(h, found, q, route)
+            return True
+        match = re.fullmatch(r"/pulls/(\d+)/merge", route)
+        if method == "PUT" and match:
+            self._merge(h, int(match.group(1)), body)
+            return True
+        match = re.fullmatch(r"/pulls/(\d+)", route)
+        if method == "PATCH" and match:
+            pull = self.state.pulls.get(int(match.group(1)))
+            if pull is None:
+                self._send(h, 404, {"message": "Not Found"})
+            elif isinstance(body, dict) and body.get("state") in ("open", "closed"):
+                pull["state"] = body["state"]
+                pull["closed_at"] = self._stamp() if body["state"] == "closed" else None
+                self._send(h, 200, self._full(pull))
+            else:
+                self._invalid(h, "state", "state must be open or closed")
+            return True
+        if method == "GET" and match:
+            pull = self.state.pulls.get(int(match.group(1)))
+            if pull is None:
+                self._send(h, 404, {"message": "Not Found"})
+            else:
+                self._send(h, 200, self._full(pull))
+            return True
+        match = re.fullmatch(r"/issues/(\d+)/comments", route)
+        if match:
+            number = int(match.group(1))
+            if number not in self.state.pulls:
+                self._send(h, 404, {"message": "Not Found"})
+            elif method == "GET":
+                self._send_page(h, self.comments.get(number, []), q, route)
+            elif method == "POST":
+                if not isinstance(body, dict) or not isinstance(body.get("body"), str):
+                    self._invalid(h, "body", "body is missing")
+                    return True
+                comments = self.comments.setdefault(number, [])
+                cid = sum(len(c) for c in self.comments.values()) + 1
+                comment = {
+                    "id": cid, "body": body["body"],
+                    "user": {"login": self.login, "type": "User"}, "author_association": "OWNER",
+                    "created_at": self._stamp(), "updated_at": self._stamp(),
+                    "html_url": f"{self.html_base}/{self.repository}/pull/{number}"
+                                f"#issuecomment-{cid}",
+                }
+                comments.append(comment)
+                self._send(h, 201, comment)
+            else:
+                return False
+            return True
+        return False
+
+    def _full(self, pull: dict[str, Any]) -> dict[str, Any]:
+        return {"merged_at": None, "closed_at": None, "merge_commit_sha": None,
+                "user": {"login": self.login, "type": "User"}, "author_association": "OWNER",
+                **pull}
+
+    def _send_page(self, h: BaseHTTPRequestHandler, items: list[Any], q: dict[str, list[str]],
+                   route: str) -> None:
+        try:
+            per_page = max(1, min(100, int(q.get("per_page", ["30"])[0])))
+            page = max(1, int(q.get("page", ["1"])[0]))
+        except ValueError:
+            return self._send(h, 400, {"message": "Invalid page"})
+        last = max(1, -(-len(items) // per_page))
+        chunk = items[(page - 1) * per_page: page * per_page]
+        keep = {k: v[0] for k, v in q.items() if k not in ("page",)}
+
+        def link(n: int, rel: str) -> str:
+            from urllib.parse import urlencode
+
+            query = urlencode({**keep, "page": n})
+            return f'<{self.url}/repos/{self.repository}{route}?{query}>; rel="{rel}"'
+
+        links = []
+        if page < last:
+            links += [link(page + 1, "next"), link(last, "last")]
+        if page > 1:
+            links += [link(1, "first"), link(page - 1, "prev")]
+        data = json.dumps(chunk).encode()
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json; charset=utf-8")
+        h.send_header("Content-Length", str(len(data)))
+        if links:
+            h.send_header("Link", ", ".join(links))
+        h.end_headers()
+        h.wfile.write(data)
+
+    def _git(self, *args: str, env: dict[str, str] | None = None) -> str:
+        import os
+
+        proc = subprocess.run(["git", "-C", str(self.remote), *args], capture_output=True,
+                              text=True, check=False, env={**os.environ, **(env or {})})
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr.strip() or proc.stdout.strip())
+        return proc.stdout.strip()
+
+    def _merge(self, h: BaseHTTPRequestHandler, number: int, body: Any) -> None:
+        pull = self.state.pulls.get(number)
+        if pull is None:
+            return self._send(h, 404, {"message": "Not Found"})
+        if pull["state"] != "open":
+            return self._send(h, 405, {"message": "Pull Request is not mergeable"})
+        base, head = pull["base"]["ref"], pull["head"]["ref"]
+        base_sha, head_sha = self._branch_sha(base), self._branch_sha(head)
+        if base_sha is None or head_sha is None:
+            return self._send(h, 405, {"message": "Pull Request is not mergeable"})
+        stamp = self._clock().strftime("%Y-%m-%dT%H:%M:%S+0000")
+        env = {"GIT_AUTHOR_NAME": "GitHub", "GIT_AUTHOR_EMAIL": "noreply@github.com",
+               "GIT_COMMITTER_NAME": "GitHub", "GIT_COMMITTER_EMAIL": "noreply@github.com",
+               "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
+        title = (body or {}).get("commit_title") if isinstance(body, dict) else None
+        message = title or f"Merge pull request #{number} from {self.repository}/{head}"
+        try:
+            tree = self._git("merge-tree", "--write-tree", base_sha, head_sha).split()[0]
+            sha = self._git("commit-tree", tree, "-p", base_sha, "-p", head_sha, "-m", message,
+                            env=env)
+            self._git("update-ref", f"refs/heads/{base}", sha, base_sha)
+        except RuntimeError:
+            return self._send(h, 405, {"message": "Pull Request is not mergeable"})
+        pull.update(state="closed", merged=True, merged_at=self._stamp(),
+                    closed_at=self._stamp(), merge_commit_sha=sha)
+        self._send(h, 200, {"sha": sha, "merged": True,
+                            "message": "Pull Request successfully merged"})
