@@ -28,6 +28,7 @@ HANDLERS: dict[str, str] = {
     "resume": "mgt.runtime.cli:resume_main",
     "logs": "mgt.logs.cli:main",
     "analyze": "mgt.analyze.cli:main",
+    "serve": "mgt.serve.cli:serve_main",
 }
 
 
@@ -128,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--polecat", metavar="TOML", help="thresholds from this polecat file")
     p.add_argument("--nodes", metavar="FILE", help="known graph nodes, for dead paths")
     p.add_argument("--json", action="store_true", help="print the PatternReport JSON")
+
+    p = sub.add_parser("serve", help="run the [[schedule]] tables of mgt.toml")
+    p.add_argument("--config", metavar="FILE", help="mgt.toml to read (default: found upwards)")
+    p.add_argument("--once", action="store_true", help="run what is due, then exit")
+    p.add_argument("--json", action="store_true", help="progress as JSON lines")
+    p.add_argument("--now", help=argparse.SUPPRESS)  # a fixed start time, for tests
+    _runs_dir(p)
     return parser
 
 
