@@ -115,17 +115,29 @@ def analyze_source(
     rules: Iterable[str] = RULES,
 ) -> Analysis:
     """Analyze a Loki URL or event file (None: `$GRAFANA_LOKI_URL`), streaming."""
-    from mgt.logs.sources import open_source
+    from mgt.logs.sources import FileSource, NewerThanTail, open_source
 
     with open_source(spec, since=since) as source:
-        analysis = run_analysis(
-            source.iter_events(),
-            thresholds=thresholds,
-            nodes=nodes,
-            rules=rules,
-            skipped=lambda: source.skipped,
-            source=source.description,
-        )
+        if isinstance(source, FileSource):
+            # A time-ordered file has its newest event at its end: `since` needs no scan
+            # of the whole file. A file that proves otherwise is analyzed again, exactly.
+            source.tail_first = True
+
+        def analyze() -> Analysis:
+            return run_analysis(
+                source.iter_events(),
+                thresholds=thresholds,
+                nodes=nodes,
+                rules=rules,
+                skipped=lambda: source.skipped,
+                source=source.description,
+            )
+
+        try:
+            analysis = analyze()
+        except NewerThanTail:
+            source.notes.clear()
+            analysis = analyze()
         if source.notes:
             analysis.report["summary"]["notes"] = list(source.notes[:10])
     return analysis

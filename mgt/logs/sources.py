@@ -38,6 +38,7 @@ import gzip
 import heapq
 import io
 import json
+import os
 import re
 import shutil
 import sys
@@ -71,6 +72,7 @@ __all__ = [
     "EventSource",
     "FileSource",
     "LokiSource",
+    "NewerThanTail",
     "open_source",
     "parse_duration",
 ]
@@ -220,6 +222,10 @@ class FileSource(EventSource):
         super().__init__()
         self.path = path
         self.since_ns = since_ns
+        # Take `since`'s newest time from the file's last lines (see `tail_newest`) and raise
+        # NewerThanTail from the iteration if an event proves it wrong; for a reader that
+        # can start again (the analyzer), which then does, with the exact scan.
+        self.tail_first = False
         self.description = "stdin" if path == "-" else path
         self._spool: IO[bytes] | None = None
         if path != "-":
@@ -272,8 +278,11 @@ class FileSource(EventSource):
         """Every event of the file in file order, `since` applied; malformed units counted."""
         self.skipped = 0
         cutoff = None
+        guess = None  # the tail's newest time, trusted until an event is newer
         if self.since_ns is not None:
-            newest = self.newest_timestamp()
+            if self.tail_first:
+                guess = self.tail_newest()
+            newest = guess if guess is not None else self.newest_timestamp()
             cutoff = None if newest is None else newest - self.since_ns
         try:
             with self._open() as fh:
@@ -284,6 +293,9 @@ class FileSource(EventSource):
                             self.skipped += 1
                         elif cutoff is None or event.timestamp is None \
                                 or event.timestamp >= cutoff:
+                            if guess is not None and event.timestamp is not None \
+                                    and event.timestamp > guess:
+                                self._not_ordered()
                             yield event
                     return
                 # JSON lines, the common case: the loop of _lines and parse_event inlined.
@@ -301,14 +313,51 @@ class FileSource(EventSource):
                         if not line.isspace():  # blank lines are no event, and not malformed
                             self.skipped += 1
                         continue
-                    if cutoff is not None and event.timestamp is not None \
-                            and event.timestamp < cutoff:
-                        continue
+                    if cutoff is not None and event.timestamp is not None:
+                        if event.timestamp < cutoff:
+                            continue
+                        if guess is not None and event.timestamp > guess:
+                            self._not_ordered()
                     yield event
         except (OSError, EOFError, zlib.error) as err:
             self.skipped += 1
             detail = str(err) or type(err).__name__
             self.notes.append(f"{self.description}: stopped reading: {detail}")
+
+    def _not_ordered(self) -> None:
+        self.tail_first = False
+        raise NewerThanTail(f"{self.description}: an event is newer than the file's last lines")
+
+    def tail_newest(self) -> int | None:
+        """The newest event time among the last lines of a plain JSON-lines file, or None.
+
+        At most the newest time of the file (its last lines are events the reading
+        pass yields too); equal to it when the file is in time order. None for gzip,
+        arrays, stdin, small files (the exact scan is cheap there) and a tail with no
+        timed event.
+        """
+        if self.path == "-":
+            return None
+        try:
+            with self._open() as fh:
+                if not isinstance(fh.raw, io.FileIO) or self._is_array(fh):
+                    return None
+                size = os.fstat(fh.raw.fileno()).st_size
+                if size <= 4 * _BLOCK:
+                    return None
+                fh.seek(size - _BLOCK)
+                data = fh.read(_BLOCK)
+        except (OSError, ValueError):
+            return None
+        start = data.find(b"\n") + 1  # the first line may be cut: it is left out
+        if start <= 0:
+            return None
+        newest: int | None = None
+        for line in _split_lines(data[start:]):
+            if not line.isspace():
+                event = parse_event_line(line)
+                newest = _later(newest, None if event is None else event.timestamp)
+        return newest
 
     def newest_timestamp(self) -> int | None:
         """The newest timestamp of the events in the file (`since` aside), or None.
@@ -358,6 +407,14 @@ class FileSource(EventSource):
             elif key[:2] > heap[0][:2]:
                 heapq.heapreplace(heap, key)
         return [item[2] for item in sorted(heap, key=lambda k: k[:2], reverse=True)]
+
+
+class NewerThanTail(Exception):
+    """An iteration with `tail_first` met an event newer than the file's last lines.
+
+    The events yielded so far used a `since` cutoff that was too early: start the
+    iteration again (`tail_first` is now off, so it takes the exact newest time).
+    """
 
 
 class _Unclosable(io.RawIOBase):
