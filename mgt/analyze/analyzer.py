@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ class Analysis:
     report: dict[str, Any]
     aggregates: Aggregates
     thresholds: Thresholds
+    #: pattern id in `report` → its fingerprint (`mgt.analyze.fingerprint`), stable across days
+    fingerprints: dict[str, str] = field(default_factory=dict)
 
 
 def load_nodes(path: str | Path) -> list[str]:
@@ -89,7 +91,14 @@ def run_analysis(
         source=source,
         duration_ms=round((time.perf_counter() - started) * 1000),
     )
-    return Analysis(report=report, aggregates=agg, thresholds=t)
+    from mgt.analyze.fingerprint import finding_fingerprint
+    from mgt.analyze.report import pattern_ids
+
+    fingerprints = {
+        pattern_id: finding_fingerprint(finding)
+        for finding, pattern_id in zip(findings, pattern_ids(findings), strict=True)
+    }
+    return Analysis(report=report, aggregates=agg, thresholds=t, fingerprints=fingerprints)
 
 
 def analyze_events(
