@@ -38,6 +38,7 @@ __all__ = [
     "normalize_type",
     "parse_event",
     "parse_event_line",
+    "parse_line_part",
     "parse_timestamp",
 ]
 
@@ -432,19 +433,27 @@ _LONG_DIGITS = b"0" * 19
 _DEEP_BYTES, _DEEP_OPENERS = 256, 128
 
 
-def _fast_load(line: str | bytes) -> Any:
-    """orjson's value for `line`, or `_MISS` when the standard path must decide."""
+def _fast_load(line: str | bytes, digits_checked: bool = False) -> Any:
+    """orjson's value for `line`, or `_MISS` when the standard path must decide.
+
+    `digits_checked`: the caller saw no run of 19 digits in the bytes holding `line`.
+    """
     try:
         value = _orjson_loads(line)
     except (ValueError, RecursionError):  # JSONDecodeError, or text no UTF-8 can hold
         return _MISS
-    if len(line) > _DEEP_BYTES or _WIDENS:
+    if len(line) > _DEEP_BYTES or (_WIDENS and not digits_checked):
         data = line if isinstance(line, bytes) else line.encode("utf-8", "surrogatepass")
         if len(data) > _DEEP_BYTES and data.count(b"[") + data.count(b"{") > _DEEP_OPENERS:
             return _MISS
-        if _WIDENS and _LONG_DIGITS in data.translate(_DIGIT_MAP):
+        if _WIDENS and not digits_checked and _LONG_DIGITS in data.translate(_DIGIT_MAP):
             return _MISS
     return value
+
+
+def has_long_digit_run(data: bytes) -> bool:
+    """Whether `data` holds a run of 19+ digits (where older orjson can misread integers)."""
+    return _WIDENS and _LONG_DIGITS in data.translate(_DIGIT_MAP)
 
 
 def _load(line: str | bytes) -> Any:
@@ -575,11 +584,19 @@ def parse_event_line(line: bytes) -> LogEvent | None:
     once and its event built directly. Any other line takes `parse_event`,
     which gives the same result for every line (tests/logs check it).
     """
-    size = len(line)
+    return parse_line_part(line, False)
+
+
+def parse_line_part(line: bytes, digits_checked: bool, newline: bool = False) -> LogEvent | None:
+    """`parse_event_line(line + b"\n" if newline else line)`, without building that line
+    unless needed; `digits_checked` as for `_fast_load` (the file reader checks its blocks)."""
+    size = len(line) + newline
     if size > MAX_TEXT:
-        return parse_event(line)
-    value = _fast_load(line)
+        return parse_event(line + b"\n" if newline else line)
+    value = _fast_load(line, digits_checked)
     if value is _MISS:
+        if newline:
+            line += b"\n"
         try:
             text = line.decode("utf-8")
             value, end = _scan_once(text, 0)
@@ -587,8 +604,10 @@ def parse_event_line(line: bytes) -> LogEvent | None:
             return parse_event(line)
         if end != len(text) and not text[end:].isspace():
             return parse_event(line)
-    if value.__class__ is not dict:
-        return parse_event(line)
+        if value.__class__ is not dict:
+            return parse_event(line)
+    elif value.__class__ is not dict:
+        return None  # parse_event would decode the same value: no event
     kind = value.get("type")
     if kind.__class__ is str and kind in _KNOWN:
         raw_time = value.get("timestamp")

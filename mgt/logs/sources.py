@@ -56,8 +56,10 @@ from mgt.logs.events import (
     EVENT_TYPES,
     MAX_LINE_BYTES,
     LogEvent,
+    has_long_digit_run,
     parse_event,
     parse_event_line,
+    parse_line_part,
     parse_timestamp,
 )
 
@@ -298,27 +300,24 @@ class FileSource(EventSource):
                                 self._not_ordered()
                             yield event
                     return
-                # JSON lines, the common case: the loop of _lines and parse_event inlined.
-                readline = fh.readline
-                while True:
-                    line = readline(MAX_LINE_BYTES + 1)
-                    if not line:
-                        break
-                    if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-                        _drop_rest_of_line(fh)
-                        self.skipped += 1
-                        continue
-                    event = parse_event_line(line)
-                    if event is None:
-                        if not line.isspace():  # blank lines are no event, and not malformed
+                # JSON lines, the common case: blocks of whole lines, each line parsed as
+                # readline would cut it (see _line_parts), the digit check once a block.
+                for parts, newline, digits_checked in _line_parts(fh):
+                    for part in parts:
+                        if part is None:  # longer than MAX_LINE_BYTES
                             self.skipped += 1
-                        continue
-                    if cutoff is not None and event.timestamp is not None:
-                        if event.timestamp < cutoff:
                             continue
-                        if guess is not None and event.timestamp > guess:
-                            self._not_ordered()
-                    yield event
+                        event = parse_line_part(part, digits_checked, newline)
+                        if event is None:
+                            if part and not part.isspace():  # blank lines are no event,
+                                self.skipped += 1  # and not malformed
+                            continue
+                        if cutoff is not None and event.timestamp is not None:
+                            if event.timestamp < cutoff:
+                                continue
+                            if guess is not None and event.timestamp > guess:
+                                self._not_ordered()
+                        yield event
         except (OSError, EOFError, zlib.error) as err:
             self.skipped += 1
             detail = str(err) or type(err).__name__
@@ -438,6 +437,48 @@ def _drop_rest_of_line(fh: io.BufferedReader[io.RawIOBase]) -> None:
         rest = fh.readline(_CHUNK)
         if not rest or rest.endswith(b"\n"):
             return
+
+
+def _line_parts(
+    fh: io.BufferedReader[io.RawIOBase],
+) -> Iterator[tuple[list[bytes | None], bool, bool]]:
+    """The rest of the file as (lines without their newline, had a newline, digits checked).
+
+    Cut exactly as `readline(MAX_LINE_BYTES + 1)` cuts them, a block at a time: a
+    line longer than MAX_LINE_BYTES (newline aside) is None and the rest of it is
+    dropped; the file's last line, when it has no newline, comes alone with False.
+    "Digits checked": the block holds no run of 19 digits (see `has_long_digit_run`).
+    `read1` takes what one read of the underlying file gives, so a read that fails
+    (a truncated gzip) loses what a readline would lose: the line it was in.
+    """
+    rest = b""
+    dropping = False  # inside an overlong line, already reported
+    while True:
+        data = fh.read1(_BLOCK)
+        if not data:
+            if rest:
+                yield ([rest] if len(rest) <= MAX_LINE_BYTES else [None]), False, \
+                    not has_long_digit_run(rest)
+            return
+        if dropping:
+            newline = data.find(b"\n")
+            if newline < 0:
+                continue
+            data, dropping = data[newline + 1 :], False
+        end = data.rfind(b"\n")
+        if end < 0:
+            rest += data
+            if len(rest) > MAX_LINE_BYTES:
+                yield [None], True, True
+                rest, dropping = b"", True
+            continue
+        chunk = rest + data[:end]
+        rest = data[end + 1 :]
+        parts: list[bytes | None] = list(chunk.split(b"\n"))
+        first = parts[0]
+        if first is not None and len(first) > MAX_LINE_BYTES:  # only it can hold `rest`
+            parts[0] = None
+        yield parts, True, not has_long_digit_run(chunk)
 
 
 def _lines(fh: io.BufferedReader[io.RawIOBase]) -> Iterator[tuple[Any, int]]:
