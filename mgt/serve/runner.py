@@ -90,6 +90,7 @@ class Server:
         self.stopping: int | None = None  # the signal that asked us to stop
         self.interrupted_here: set[str] = set()  # schedules whose run stopped under us
         self.started_here: set[str] = set()
+        self.busy_told: set[str] = set()
         self.failures = 0
         self.serve_dir = self.runs_dir / SERVE_DIR
 
@@ -230,7 +231,13 @@ class Server:
                                            "error": str(err)})
             return
         if record.status == "running":
-            return  # someone holds it (a `mgt resume` by hand): wait for it
+            # Someone holds it (a `mgt resume` by hand, a run outliving a killed serve).
+            if schedule.name not in self.busy_told:
+                self.busy_told.add(schedule.name)
+                self.emit({"event": "busy", "schedule": schedule.name, "run_id": run_id,
+                           "message": f"run {run_id} is held by another process; "
+                                      "waiting for it"})
+            return
         if record.status != "interrupted":
             self._finish(schedule, entry, {"run_id": run_id, "status": record.status,
                                            "exit_code": None, "cost_usd": record.cost_usd})

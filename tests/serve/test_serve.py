@@ -250,3 +250,27 @@ def test_duplicate_names_malformed_toml_and_no_schedules_are_one_line_errors(
     proc = mgt("serve", "--once", "--config", "missing.toml", cwd=project)
     assert (proc.returncode, proc.stderr) == (2, "mgt: missing.toml: no such file\n")
     os.environ.pop("MGT_SERVE_NOW", None)
+
+
+def test_a_serve_killed_outright_leaves_its_run_to_the_next_one(project: Path) -> None:
+    from tests.runtime.procs import kill_processes_with
+
+    config(project, nightly(tag=f"k{os.getpid()}"))
+    (project / "hold").touch()
+    server = spawn("serve", "--runs-dir", "runs", cwd=project,
+                   env={"MGT_SERVE_NOW": "2026-01-15T10:00:00Z"})
+    wait_for("the run id in the state", lambda: in_flight_id(project) is not None, server)
+    server.kill()  # no chance to forward anything: the run's process lives on
+    server.communicate(timeout=60)
+    run_id = in_flight_id(project)
+    # While that orphan still holds its run, a new serve starts nothing for the schedule.
+    busy = serve(project, "2026-01-15T10:01:00Z", "--once")
+    assert busy.returncode == 0, busy.stderr
+    assert busy.stdout == f"nightly: run {run_id} is held by another process; waiting for it\n"
+    kill_processes_with(str(project / "tick.mgt"))  # the crash took the run down too
+    (project / "hold").unlink()
+    again = serve(project, "2026-01-15T10:02:00Z", "--once")
+    assert again.returncode == 0, again.stderr
+    assert f"nightly: resumed run {run_id}" in again.stdout
+    assert f"nightly: run {run_id} succeeded" in again.stdout
+    assert runs(project) == [run_id]
