@@ -22,7 +22,11 @@ now, so yesterday's export analyses the same as it did yesterday. That takes
 two passes: the first finds the newest timestamp of the events the second
 will yield, exactly, while decoding almost no line (it scans blocks of lines
 for a leading `"timestamp"` and decodes only the line with the greatest one;
-see `_newest_in_block`), the second yields the events. stdin is
+see `_newest_in_block`), the second yields the events. A reader that can start
+over (the analyzer) sets `tail_first`: the newest time is then taken from the
+file's last lines, every event kept is checked against it, and the first newer
+one raises `NewerThanTail` (the reader starts again with the exact pass), so a
+time-ordered file is read once. stdin is
 first copied to an unnamed temporary file so it can be read twice. Events with
 no usable timestamp are never dropped by `since`. For Loki, `since` counts
 back from now.
