@@ -35,7 +35,9 @@ __all__ = [
     "MAX_TEXT",
     "LogEvent",
     "format_timestamp",
+    "has_long_digit_run",
     "normalize_type",
+    "ordinary_time_text",
     "parse_event",
     "parse_event_line",
     "parse_line_part",
@@ -585,6 +587,29 @@ def parse_event_line(line: bytes) -> LogEvent | None:
     which gives the same result for every line (tests/logs check it).
     """
     return parse_line_part(line, False)
+
+
+def ordinary_time_text(line: bytes, digits_checked: bool) -> str | None:
+    """The `timestamp` string of a line `parse_line_part` takes its fast path for, else None.
+
+    That is a line of at most MAX_TEXT bytes decoding to an object of a known type
+    whose `timestamp` is a string of 24 characters ending in Z and whose
+    `session_id` is absent or a non-empty string: its event's time is the
+    parse of that string whenever the string is a valid canonical time.
+    """
+    if len(line) + 1 > MAX_TEXT:
+        return None
+    value = _fast_load(line, digits_checked)
+    if value is _MISS or value.__class__ is not dict:
+        return None
+    kind = value.get("type")
+    raw_time = value.get("timestamp")
+    session = value.get("session_id")
+    if (kind.__class__ is str and kind in _KNOWN and raw_time.__class__ is str
+            and len(raw_time) == 24 and raw_time[23] == "Z"
+            and (session is None or (session.__class__ is str and session))):
+        return raw_time
+    return None
 
 
 def parse_line_part(line: bytes, digits_checked: bool, newline: bool = False) -> LogEvent | None:

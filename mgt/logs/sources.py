@@ -61,6 +61,7 @@ from mgt.logs.events import (
     MAX_LINE_BYTES,
     LogEvent,
     has_long_digit_run,
+    ordinary_time_text,
     parse_event,
     parse_event_line,
     parse_line_part,
@@ -669,6 +670,13 @@ _TS_ANY = re.compile(
 # \u0060-\u007f: an escape that could spell a letter of "timestamp" in a key.
 _ESCAPED_LOWER = re.compile(rb"\\u00[67][0-9a-fA-F]")
 _SMALL_BLOCK = 64  # lines: below this, a block is simply parsed line by line
+# The same canonical time as a str of 24 characters, "YYYY-MM-DDTHH:MM:SS.mmmZ".
+_CANONICAL_TEXT = re.compile(
+    r"[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z"
+)
+_CANONICAL_LOW_TEXT, _CANONICAL_HIGH_TEXT = _CANONICAL_LOW.decode(), _CANONICAL_HIGH.decode()
 
 
 def _newest_in_block(block: bytes) -> int | None:
@@ -683,16 +691,12 @@ def _newest_in_block(block: bytes) -> int | None:
     which is checked by parsing that one line. When every time is canonical
     UTC (`_TS_CANONICAL`), text order is time order and even the parsing of
     times is left to the greatest. Otherwise the block is split in two, down
-    to blocks small enough to parse line by line.
+    to blocks small enough to parse line by line; a block where no line starts
+    with a `"timestamp"` (the key last, say) is parsed line by line at once.
     """
     lines = block.count(b"\n") - 1
-    if lines < _SMALL_BLOCK:
-        newest = None
-        for line in _split_lines(block[1:]):
-            if not line.isspace():
-                event = parse_event_line(line)
-                newest = _later(newest, None if event is None else event.timestamp)
-        return newest
+    if lines < _SMALL_BLOCK or _TS_ANY.search(block) is None:
+        return _newest_of_lines(block)
     if block.count(b'"timestamp"') == lines and (
         b"\\" not in block or _ESCAPED_LOWER.search(block) is None
     ):
@@ -715,6 +719,35 @@ def _newest_in_block(block: bytes) -> int | None:
     if middle <= 0:  # a first line longer than half the block
         middle = block.find(b"\n", len(block) // 2)
     return _later(_newest_in_block(block[: middle + 1]), _newest_in_block(block[middle:]))
+
+
+def _newest_of_lines(block: bytes) -> int | None:
+    """`_newest_in_block` by decoding every line (the block's digit check done once).
+
+    A line that is an ordinary event (see `ordinary_time_text`) with a canonical
+    UTC time in the range that parses is only compared as text — text order is
+    time order there — and the greatest such text is parsed once at the end; any
+    other line is parsed in full.
+    """
+    digits_checked = not has_long_digit_run(block)
+    parts = block[1:].split(b"\n")
+    unterminated = parts.pop()  # b"" when the block ends with a newline
+    newest = None
+    top = ""
+    for part in parts:
+        if part and not part.isspace():  # a blank line is no event
+            text = ordinary_time_text(part, digits_checked)
+            if text is not None and _CANONICAL_TEXT.fullmatch(text) \
+                    and _CANONICAL_LOW_TEXT <= text < _CANONICAL_HIGH_TEXT:
+                if text > top:
+                    top = text
+                continue
+            event = parse_line_part(part, digits_checked, True)
+            newest = _later(newest, None if event is None else event.timestamp)
+    if unterminated and not unterminated.isspace():
+        event = parse_line_part(unterminated, digits_checked, False)
+        newest = _later(newest, None if event is None else event.timestamp)
+    return newest if not top else _later(newest, parse_timestamp(top))
 
 
 def _leading_times(block: bytes, lines: int) -> list[int] | None:

@@ -117,3 +117,45 @@ def test_no_guess_for_small_gzip_array_or_untimed_tails(tmp_path: Path) -> None:
     for path in (packed, array, untimed):
         report = clean(analyze_source(str(path), since="1h").report)
         assert report == exact_report(path, "1h")
+
+
+ODD_TEXTS = [
+    "2026-01-15T10:30:59.120Z", "2026-01-15T10:30:59.999Z", "2026-01-15T10:59:60.500Z",
+    "1969-12-31T23:59:59.999Z", "1970-01-01T00:00:00.000Z", "2026-02-30T10:00:00.000Z",
+    "2026-13-01T10:00:00.000Z", "2026-01-15T24:00:00.000Z", "5138-11-16T09:46:39.999Z",
+    "5138-11-16T09:46:40.000Z", "9999-12-31T23:59:59.999Z", "2026-01-15 10:30:59.120Z",
+    "2026-01-15T10:30:59.12Z", "2026-01-15T10:30:59.1200Z", "2026-01-15t10:30:59.120Z",
+    "2026-01-15T10:30:59+00:00", "\u0662026-01-15T10:30:59.120Z",
+]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_newest_of_lines_with_the_timestamp_last_is_exact(seed: int) -> None:
+    from mgt.logs.events import parse_event_line
+    from mgt.logs.sources import _newest_in_block
+
+    rng = random.Random(seed)
+    plain = seed % 3 == 0  # ordinary events only: every time is compared as text
+    lines = []
+    for i in range(300):
+        row: dict[str, Any] = {"type": rng.choice(["llm_call", "error", "other_kind", 7]),
+                               "i": i}
+        pick = rng.random()
+        if plain:
+            row.update(type="error", timestamp=rng.choice(ODD_TEXTS[:-6]))
+            lines.append((json.dumps(row) + "\n").encode())
+            continue
+        if pick < 0.6:
+            row["session_id"] = rng.choice(["s1", "", 3, None])
+        if pick < 0.9:
+            row["timestamp"] = rng.choice([*ODD_TEXTS, 1768473000123, "", None])
+        else:
+            row["ts"] = rng.choice(ODD_TEXTS)
+        if rng.random() < 0.02:
+            row["big"] = 2**70
+        lines.append((json.dumps(row) + "\n").encode())
+    if seed % 2:
+        lines[-1] = lines[-1].rstrip(b"\n")  # a last line without its newline
+    times = [e.timestamp for e in map(parse_event_line, lines)
+             if e is not None and e.timestamp is not None]
+    assert _newest_in_block(b"\n" + b"".join(lines)) == max(times, default=None)
