@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -49,8 +49,6 @@ class Clock:
     def now(self) -> datetime:
         if self._start is None:
             return datetime.now(UTC)
-        from datetime import timedelta
-
         return self._start + timedelta(seconds=time.monotonic() - self._mono)
 
 

@@ -249,7 +249,6 @@ def test_duplicate_names_malformed_toml_and_no_schedules_are_one_line_errors(
     assert proc.returncode == 2 and "no [[schedule]] tables" in proc.stderr
     proc = mgt("serve", "--once", "--config", "missing.toml", cwd=project)
     assert (proc.returncode, proc.stderr) == (2, "mgt: missing.toml: no such file\n")
-    os.environ.pop("MGT_SERVE_NOW", None)
 
 
 def test_a_serve_killed_outright_leaves_its_run_to_the_next_one(project: Path) -> None:
