@@ -1,34 +1,34 @@
 #!/usr/bin/env python3
-"""Event files of 100k and 1M events → the analyzer's throughput (events/s) and peak RSS.
+"""Event files of 1M events in four shapes → `mgt analyze`'s events per CPU second, beside DuckDB.
 
-    python3 bench/bench_analyze.py                 # generate into a temp dir, measure, print
-    python3 bench/bench_analyze.py --events 300000 --keep /tmp/mgt-bench
+    python3 bench/bench_analyze.py                       # generate into a temp dir, measure
+    python3 bench/bench_analyze.py --keep /tmp/mgt-bench --baseline 30992bf
 
 Events come from `examples/logs/generate.py` (the dungeon-master day, scaled
-up). Each measurement runs in a fresh child process so its peak RSS
-(`ru_maxrss`) is its own:
+up), written in four shapes: time-ordered or shuffled, with `"timestamp"` the
+first key of each line or the last. Each measurement runs in a fresh child
+process (its peak RSS, `ru_maxrss`, is its own) and does what `mgt analyze
+--source FILE` does (`analyze_source`):
 
-- `source only`     — read and parse the file through `mgt.logs.sources` (no analysis);
-- `analyze --since all` — the same pass with the analyzer consuming every event;
-- `analyze --since 24h` — what `mgt analyze` does by default on a file: one quick
-                      pass to find the newest timestamp, then the analyzing pass.
+- `--since 24h` — the default: the newest time of the file, then the analysis;
+- `--since all` — the analysis alone;
+- `source only` — reading and parsing, no analysis (ordered, timestamp first).
 
-Rates are events per second of CPU time (the process's user + system time),
-so that other processes on a shared machine do not skew them; wall-clock
-seconds are printed too. `analyzer alone` is the analyzer's own rate:
-events / (CPU of `analyze --since all` − CPU of `source only`). The goals are
-≥ 200k events/s and < 150 MB peak RSS, and the same RSS at 100k as at 1M
-(memory does not grow with the number of events). A benchmark, not a test:
-it prints figures and asserts nothing. The machine's load average is printed
-too.
+Rates are events per second of CPU time (user + system of the child, all its
+threads), so that other processes on a shared machine skew them less; wall
+seconds are printed too. `--baseline REV` measures the analyzer of a git
+revision the same way (its `mgt/` from `git archive`) and prints the speed-up.
+`duckdb` (the `bench` extra) runs the same aggregation — slow calls, token
+bloat and latency p95 per node, failed transitions and their rates, errors
+per template — on the same file, for scale. A benchmark, not a test: it
+prints figures and asserts nothing.
 
-Measured (Python 3.11, one core of a shared 2-core x86-64 machine, best of 3):
-
-    events     mode                  events/s   peak RSS
-    100,000    analyze --since all    290,000    34 MB
-    100,000    analyze --since 24h    240,000    34 MB
-    1,000,000  analyze --since all    300,000    34 MB
-    1,000,000  analyze --since 24h    258,000    34 MB
+Measured on a shared 2-core x86-64 machine (Python 3.11, orjson 3.8.3, which
+needs the guard for integers beyond 64 bits; best of 2; load average 3-10, so
+±15%). Before (30992bf), 1M events, ordered, timestamp first: `--since 24h`
+4.17 CPU s (240,000 events/s), `--since all` 3.57 s (280,000/s), source only
+2.56 s; the issue's report: 4.3 s with the timestamp first, 7.0 s last.
+After: the table in docs/loop.md (2.1x for the timestamp-last shape, 1.2-1.5x first).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -48,36 +49,66 @@ EVENTS_PER_SESSION = 33  # about, for the generator's sessions
 CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
-from mgt.analyze.analyzer import run_analysis
-from mgt.analyze.thresholds import load_thresholds
+from mgt.analyze.analyzer import analyze_source
 from mgt.logs.sources import open_source
 
 path, mode = sys.argv[2], sys.argv[3]
-thresholds = load_thresholds()
-
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started, cpu_started = time.perf_counter(), time.process_time()
-patterns = None
-with open_source(path, since="24h" if mode == "24h" else "all") as source:
-    if mode == "source":
+if mode == "source":
+    with open_source(path, since="all") as source:
         events = sum(1 for _ in source.iter_events())
-    else:
-        report = run_analysis(source.iter_events(), thresholds=thresholds,
-                              skipped=lambda: source.skipped).report
-        events = report["summary"]["events_analyzed"]
-        patterns = report["summary"]["total_patterns"]
+else:
+    report = analyze_source(path, since=mode).report
+    events = report["summary"]["events_analyzed"]
 cpu = time.process_time() - cpu_started
-seconds = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"events": events, "seconds": seconds, "cpu": cpu,
-                  "base_kb": base, "peak_kb": peak, "patterns": patterns}))
+print(json.dumps({"events": events, "seconds": time.perf_counter() - started, "cpu": cpu,
+                  "base_kb": base, "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
-MODES = [("source", "source only"), ("all", "analyze --since all"), ("24h", "analyze --since 24h")]
+DUCKDB = r"""
+import json, resource, sys, time
+import duckdb
+path = sys.argv[1]
+started, cpu_started = time.perf_counter(), time.process_time()
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
+con.execute(f'''
+CREATE VIEW ev AS SELECT * FROM read_json('{path}', format='newline_delimited',
+  ignore_errors=true, columns={{"timestamp": 'VARCHAR', "type": 'VARCHAR',
+  "node": 'VARCHAR', "model": 'VARCHAR', "latency_ms": 'DOUBLE', "prompt_tokens": 'DOUBLE',
+  "completion_tokens": 'DOUBLE', "from": 'VARCHAR', "to": 'VARCHAR', "message": 'VARCHAR'}})
+''')
+con.execute("CREATE TEMP TABLE e AS SELECT * FROM ev")
+rows = 0
+for query in [
+    '''SELECT coalesce(node, model), count(*) FILTER (WHERE latency_ms >= 2000),
+              avg(latency_ms) FILTER (WHERE latency_ms >= 2000), quantile_disc(latency_ms, 0.95),
+              count(*) FILTER (WHERE prompt_tokens >= 3000
+                               AND prompt_tokens >= 10 * completion_tokens)
+       FROM e WHERE type = 'llm_call' GROUP BY 1''',
+    '''SELECT "from", "to", n, n / sum(n) OVER (PARTITION BY "from") FROM
+       (SELECT "from", "to", count(*) AS n FROM e WHERE type = 'graph_transition'
+        GROUP BY 1, 2)''',
+    '''SELECT regexp_replace(message, '[0-9]+', '<n>', 'g') AS t, count(*) FROM e
+       WHERE type = 'error' GROUP BY 1''',
+]:
+    rows += len(con.execute(query).fetchall())
+events = con.execute("SELECT count(*) FROM e").fetchone()[0]
+print(json.dumps({"events": events, "seconds": time.perf_counter() - started,
+                  "cpu": time.process_time() - cpu_started,
+                  "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+SHAPES = [
+    ("ordered", "first"),
+    ("ordered", "last"),
+    ("shuffled", "first"),
+    ("shuffled", "last"),
+]
 
 
-def generate(directory: Path, events: int) -> tuple[Path, Path]:
-    """The big file (`events` events) and a 100k-event prefix of it."""
+def generate(directory: Path, events: int) -> Path:
     big = directory / f"events-{events}.jsonl"
     if not big.exists():
         sessions = events // EVENTS_PER_SESSION + 1000
@@ -87,23 +118,63 @@ def generate(directory: Path, events: int) -> tuple[Path, Path]:
              "--sessions", str(sessions), "--events", str(events)],
             check=True,
         )
-    small = directory / "events-100000.jsonl"
-    if not small.exists():
-        with big.open("rb") as src, small.open("wb") as dst:
-            for i, line in enumerate(src):
-                if i >= 100_003:  # 100k events plus the 3 planted malformed lines
-                    break
-                dst.write(line)
-    return small, big
+    return big
 
 
-def measure(path: Path, mode: str) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(REPO), str(path), mode],
-        check=True, capture_output=True, text=True,
-    )
-    result: dict[str, float] = json.loads(out.stdout)
+def shaped(base: Path, order: str, key: str) -> Path:
+    """`base` rewritten with "timestamp" first or last, its lines in order or shuffled."""
+    if (order, key) == ("ordered", "first"):
+        return base
+    out = base.with_name(f"{base.stem}-{order}-{key}.jsonl")
+    if out.exists():
+        return out
+    print(f"writing {out.name} …", file=sys.stderr, flush=True)
+    # In a child process: the measuring children would inherit this one's peak RSS.
+    subprocess.run([sys.executable, __file__, "--shape", order, key, str(base), str(out)],
+                   check=True)
+    return out
+
+
+def write_shape(base: Path, order: str, key: str, out: Path) -> None:
+    lines = base.read_bytes().splitlines(keepends=True)
+    if key == "last":
+        moved = []
+        for line in lines:
+            try:
+                value = json.loads(line)
+            except ValueError:
+                moved.append(line)  # the planted malformed lines stay as they are
+                continue
+            if isinstance(value, dict) and "timestamp" in value:
+                value["timestamp"] = value.pop("timestamp")
+                line = (json.dumps(value) + "\n").encode()
+            moved.append(line)
+        lines = moved
+    if order == "shuffled":
+        random.Random(1).shuffle(lines)
+    out.write_bytes(b"".join(lines))
+
+
+def measure(code: str, *args: str) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", code, *args],
+                         check=True, capture_output=True, text=True)
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+def best(repeat: int, code: str, *args: str) -> dict[str, float]:
+    runs = [measure(code, *args) for _ in range(repeat)]
+    return min(runs, key=lambda r: r["cpu"])
+
+
+def baseline_tree(rev: str, into: Path) -> Path:
+    tree = into / f"baseline-{rev}"
+    if not tree.exists():
+        tree.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "mgt"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,41 +182,54 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="generate into (and reuse) this directory")
     parser.add_argument("--repeat", type=int, default=2, help="runs per measurement (best kept)")
+    parser.add_argument("--baseline", metavar="REV", help="also measure this git revision")
+    parser.add_argument("--no-duckdb", action="store_true")
+    parser.add_argument("--shape", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.shape:
+        order, key, base, out = args.shape
+        write_shape(Path(base), order, key, Path(out))
+        return 0
 
     with tempfile.TemporaryDirectory(prefix="mgt-bench-") as tmp:
         directory = args.keep or Path(tmp)
         directory.mkdir(parents=True, exist_ok=True)
-        files = generate(directory, args.events)
+        base = generate(directory, args.events)
+        files = [(order, key, shaped(base, order, key)) for order, key in SHAPES]
+        trees = [("now", REPO)]
+        if args.baseline:
+            trees.insert(0, (args.baseline, baseline_tree(args.baseline, directory)))
         print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}, "
               f"cpus: {os.cpu_count()}, python {sys.version.split()[0]}")
-        header = (f"{'events':>10}  {'mode':<20} {'CPU s':>6} {'wall s':>7} {'events/s':>10} "
-                  f"{'peak RSS':>9} {'over base':>9} {'analyzer alone':>15}")
+        header = (f"{'file':<24} {'mode':<12} {'code':<9} {'CPU s':>6} {'wall s':>7} "
+                  f"{'events/s':>10} {'peak RSS':>9} {'speed-up':>8}")
         print(header)
         print("-" * len(header))
-        for path in files:
-            source_cpu = 0.0
-            for mode, label in MODES:
-                best: dict[str, float] | None = None
-                for _ in range(args.repeat):
-                    result = measure(path, mode)
-                    if best is None or result["cpu"] < best["cpu"]:
-                        best = result
-                assert best is not None
-                n = int(best["events"])
-                rate = n / best["cpu"]
-                own = ""
-                if mode == "source":
-                    source_cpu = best["cpu"]
-                elif mode == "all" and best["cpu"] > source_cpu:
-                    own = f"{n / (best['cpu'] - source_cpu):>10,.0f} ev/s"
-                print(f"{n:>10,}  {label:<20} {best['cpu']:>6.2f} {best['seconds']:>7.2f} "
-                      f"{rate:>10,.0f} {best['peak_kb'] / 1024:>7.1f}MB "
-                      f"{(best['peak_kb'] - best['base_kb']) / 1024:>7.1f}MB {own:>15}")
-        print("\nevents/s: end to end (file → report) per second of CPU time (best of "
-              f"{args.repeat});\nanalyzer alone: events / (CPU of analyze --since all − CPU of "
-              "source only).\ngoals: ≥ 200,000 events/s, < 150 MB peak RSS, the same RSS at "
-              "100k and 1M events.")
+        for order, key, path in files:
+            label = f"{order}, timestamp {key}"
+            modes = ["24h", "all"] + (["source"] if (order, key) == SHAPES[0] else [])
+            for mode in modes:
+                rates: dict[str, float] = {}
+                for name, tree in trees:
+                    r = best(args.repeat, CHILD, str(tree), str(path), mode)
+                    rates[name] = r["events"] / r["cpu"]
+                    up = (f"{rates['now'] / rates[args.baseline]:>7.2f}x"
+                          if name == "now" and args.baseline else "")
+                    shown = "source only" if mode == "source" else f"--since {mode}"
+                    print(f"{label:<24} {shown:<12} {name:<9} {r['cpu']:>6.2f} "
+                          f"{r['seconds']:>7.2f} {rates[name]:>10,.0f} "
+                          f"{r['peak_kb'] / 1024:>7.1f}MB {up:>8}", flush=True)
+            if not args.no_duckdb:
+                try:
+                    r = best(args.repeat, DUCKDB, str(path))
+                except subprocess.CalledProcessError as err:
+                    print(f"{label:<24} duckdb: failed: {err.stderr.strip()[-200:]}")
+                    continue
+                print(f"{label:<24} {'same aggr.':<12} {'duckdb':<9} {r['cpu']:>6.2f} "
+                      f"{r['seconds']:>7.2f} {r['events'] / r['cpu']:>10,.0f} "
+                      f"{r['peak_kb'] / 1024:>7.1f}MB", flush=True)
+        print("\nevents/s: events analyzed per second of CPU time (best of "
+              f"{args.repeat}); duckdb: rows loaded and aggregated, all its threads' CPU.")
     return 0
 
 

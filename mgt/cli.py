@@ -36,6 +36,7 @@ HANDLERS: dict[str, str] = {
     "analyze": "mgt.analyze.cli:main",
     "ui": "mgt.ui.cli:ui_main",
     "prs": "mgt.evolve.prs_cli:main",
+    "serve": "mgt.serve.cli:serve_main",
 }
 
 
@@ -151,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--forge", default="local", choices=["local", "github"])
     p.add_argument("--github-repo", metavar="OWNER/NAME", help="default: from the remote's URL")
     p.add_argument("--json", action="store_true", help="print the ledger as JSON")
+    p = sub.add_parser("serve", help="run the [[schedule]] tables of mgt.toml")
+    p.add_argument("--config", metavar="FILE", help="mgt.toml to read (default: found upwards)")
+    p.add_argument("--once", action="store_true", help="run what is due, then exit")
+    p.add_argument("--json", action="store_true", help="progress as JSON lines")
+    p.add_argument("--now", help=argparse.SUPPRESS)  # a fixed start time, for tests
+    _runs_dir(p)
     return parser
 
 

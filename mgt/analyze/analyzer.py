@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ class Analysis:
     report: dict[str, Any]
     aggregates: Aggregates
     thresholds: Thresholds
+    #: pattern id in `report` → its fingerprint (`mgt.analyze.fingerprint`), stable across days
+    fingerprints: dict[str, str] = field(default_factory=dict)
 
 
 def load_nodes(path: str | Path) -> list[str]:
@@ -89,7 +91,14 @@ def run_analysis(
         source=source,
         duration_ms=round((time.perf_counter() - started) * 1000),
     )
-    return Analysis(report=report, aggregates=agg, thresholds=t)
+    from mgt.analyze.fingerprint import finding_fingerprint
+    from mgt.analyze.report import pattern_ids
+
+    fingerprints = {
+        pattern_id: finding_fingerprint(finding)
+        for finding, pattern_id in zip(findings, pattern_ids(findings), strict=True)
+    }
+    return Analysis(report=report, aggregates=agg, thresholds=t, fingerprints=fingerprints)
 
 
 def analyze_events(
@@ -115,17 +124,29 @@ def analyze_source(
     rules: Iterable[str] = RULES,
 ) -> Analysis:
     """Analyze a Loki URL or event file (None: `$GRAFANA_LOKI_URL`), streaming."""
-    from mgt.logs.sources import open_source
+    from mgt.logs.sources import FileSource, NewerThanTail, open_source
 
     with open_source(spec, since=since) as source:
-        analysis = run_analysis(
-            source.iter_events(),
-            thresholds=thresholds,
-            nodes=nodes,
-            rules=rules,
-            skipped=lambda: source.skipped,
-            source=source.description,
-        )
+        if isinstance(source, FileSource):
+            # A time-ordered file has its newest event at its end: `since` needs no scan
+            # of the whole file. A file that proves otherwise is analyzed again, exactly.
+            source.tail_first = True
+
+        def analyze() -> Analysis:
+            return run_analysis(
+                source.iter_events(),
+                thresholds=thresholds,
+                nodes=nodes,
+                rules=rules,
+                skipped=lambda: source.skipped,
+                source=source.description,
+            )
+
+        try:
+            analysis = analyze()
+        except NewerThanTail:
+            source.notes.clear()
+            analysis = analyze()
         if source.notes:
             analysis.report["summary"]["notes"] = list(source.notes[:10])
     return analysis

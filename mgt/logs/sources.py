@@ -22,7 +22,11 @@ now, so yesterday's export analyses the same as it did yesterday. That takes
 two passes: the first finds the newest timestamp of the events the second
 will yield, exactly, while decoding almost no line (it scans blocks of lines
 for a leading `"timestamp"` and decodes only the line with the greatest one;
-see `_newest_in_block`), the second yields the events. stdin is
+see `_newest_in_block`), the second yields the events. A reader that can start
+over (the analyzer) sets `tail_first`: the newest time is then taken from the
+file's last lines, every event kept is checked against it, and the first newer
+one raises `NewerThanTail` (the reader starts again with the exact pass), so a
+time-ordered file is read once. stdin is
 first copied to an unnamed temporary file so it can be read twice. Events with
 no usable timestamp are never dropped by `since`. For Loki, `since` counts
 back from now.
@@ -41,6 +45,7 @@ import gzip
 import heapq
 import io
 import json
+import os
 import re
 import shutil
 import sys
@@ -58,8 +63,11 @@ from mgt.logs.events import (
     EVENT_TYPES,
     MAX_LINE_BYTES,
     LogEvent,
+    has_long_digit_run,
+    ordinary_time_text,
     parse_event,
     parse_event_line,
+    parse_line_part,
     parse_timestamp,
 )
 
@@ -74,6 +82,7 @@ __all__ = [
     "EventSource",
     "FileSource",
     "LokiSource",
+    "NewerThanTail",
     "open_source",
     "parse_duration",
 ]
@@ -223,6 +232,10 @@ class FileSource(EventSource):
         super().__init__()
         self.path = path
         self.since_ns = since_ns
+        # Take `since`'s newest time from the file's last lines (see `tail_newest`) and raise
+        # NewerThanTail from the iteration if an event proves it wrong; for a reader that
+        # can start again (the analyzer), which then does, with the exact scan.
+        self.tail_first = False
         self.description = "stdin" if path == "-" else path
         self._spool: IO[bytes] | None = None
         if path != "-":
@@ -277,8 +290,11 @@ class FileSource(EventSource):
         """Every event of the file in file order, `since` applied; malformed units counted."""
         self.skipped = 0
         cutoff = None
+        guess = None  # the tail's newest time, trusted until an event is newer
         if self.since_ns is not None:
-            newest = self.newest_timestamp()
+            if self.tail_first:
+                guess = self.tail_newest()
+            newest = guess if guess is not None else self.newest_timestamp()
             cutoff = None if newest is None else newest - self.since_ns
         try:
             with self._open() as fh:
@@ -289,31 +305,68 @@ class FileSource(EventSource):
                             self.skipped += 1
                         elif cutoff is None or event.timestamp is None \
                                 or event.timestamp >= cutoff:
+                            if guess is not None and event.timestamp is not None \
+                                    and event.timestamp > guess:
+                                self._not_ordered()
                             yield event
                     return
-                # JSON lines, the common case: the loop of _lines and parse_event inlined.
-                readline = fh.readline
-                while True:
-                    line = readline(MAX_LINE_BYTES + 1)
-                    if not line:
-                        break
-                    if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-                        _drop_rest_of_line(fh)
-                        self.skipped += 1
-                        continue
-                    event = parse_event_line(line)
-                    if event is None:
-                        if not line.isspace():  # blank lines are no event, and not malformed
+                # JSON lines, the common case: blocks of whole lines, each line parsed as
+                # readline would cut it (see _line_parts), the digit check once a block.
+                for parts, newline, digits_checked in _line_parts(fh):
+                    for part in parts:
+                        if part is None:  # longer than MAX_LINE_BYTES
                             self.skipped += 1
-                        continue
-                    if cutoff is not None and event.timestamp is not None \
-                            and event.timestamp < cutoff:
-                        continue
-                    yield event
+                            continue
+                        event = parse_line_part(part, digits_checked, newline)
+                        if event is None:
+                            if part and not part.isspace():  # blank lines are no event,
+                                self.skipped += 1  # and not malformed
+                            continue
+                        if cutoff is not None and event.timestamp is not None:
+                            if event.timestamp < cutoff:
+                                continue
+                            if guess is not None and event.timestamp > guess:
+                                self._not_ordered()
+                        yield event
         except (OSError, EOFError, zlib.error) as err:
             self.skipped += 1
             detail = str(err) or type(err).__name__
             self.notes.append(f"{self.description}: stopped reading: {detail}")
+
+    def _not_ordered(self) -> None:
+        self.tail_first = False
+        raise NewerThanTail(f"{self.description}: an event is newer than the file's last lines")
+
+    def tail_newest(self) -> int | None:
+        """The newest event time among the last lines of a plain JSON-lines file, or None.
+
+        At most the newest time of the file (its last lines are events the reading
+        pass yields too); equal to it when the file is in time order. None for gzip,
+        arrays, stdin, small files (the exact scan is cheap there) and a tail with no
+        timed event.
+        """
+        if self.path == "-":
+            return None
+        try:
+            with self._open() as fh:
+                if not isinstance(fh.raw, io.FileIO) or self._is_array(fh):
+                    return None
+                size = os.fstat(fh.raw.fileno()).st_size
+                if size <= 4 * _BLOCK:
+                    return None
+                fh.seek(size - _BLOCK)
+                data = fh.read(_BLOCK)
+        except (OSError, ValueError):
+            return None
+        start = data.find(b"\n") + 1  # the first line may be cut: it is left out
+        if start <= 0:
+            return None
+        newest: int | None = None
+        for line in _split_lines(data[start:]):
+            if not line.isspace():
+                event = parse_event_line(line)
+                newest = _later(newest, None if event is None else event.timestamp)
+        return newest
 
     def newest_timestamp(self) -> int | None:
         """The newest timestamp of the events in the file (`since` aside), or None.
@@ -423,6 +476,12 @@ class _CappedGzip(io.RawIOBase):
     def close(self) -> None:
         self._inner.close()
         super().close()
+class NewerThanTail(Exception):
+    """An iteration with `tail_first` met an event newer than the file's last lines.
+
+    The events yielded so far used a `since` cutoff that was too early: start the
+    iteration again (`tail_first` is now off, so it takes the exact newest time).
+    """
 
 
 class _Unclosable(io.RawIOBase):
@@ -446,6 +505,48 @@ def _drop_rest_of_line(fh: io.BufferedReader[io.RawIOBase]) -> None:
         rest = fh.readline(_CHUNK)
         if not rest or rest.endswith(b"\n"):
             return
+
+
+def _line_parts(
+    fh: io.BufferedReader[io.RawIOBase],
+) -> Iterator[tuple[list[bytes | None], bool, bool]]:
+    """The rest of the file as (lines without their newline, had a newline, digits checked).
+
+    Cut exactly as `readline(MAX_LINE_BYTES + 1)` cuts them, a block at a time: a
+    line longer than MAX_LINE_BYTES (newline aside) is None and the rest of it is
+    dropped; the file's last line, when it has no newline, comes alone with False.
+    "Digits checked": the block holds no run of 19 digits (see `has_long_digit_run`).
+    `read1` takes what one read of the underlying file gives, so a read that fails
+    (a truncated gzip) loses what a readline would lose: the line it was in.
+    """
+    rest = b""
+    dropping = False  # inside an overlong line, already reported
+    while True:
+        data = fh.read1(_BLOCK)
+        if not data:
+            if rest:
+                yield ([rest] if len(rest) <= MAX_LINE_BYTES else [None]), False, \
+                    not has_long_digit_run(rest)
+            return
+        if dropping:
+            newline = data.find(b"\n")
+            if newline < 0:
+                continue
+            data, dropping = data[newline + 1 :], False
+        end = data.rfind(b"\n")
+        if end < 0:
+            rest += data
+            if len(rest) > MAX_LINE_BYTES:
+                yield [None], True, True
+                rest, dropping = b"", True
+            continue
+        chunk = rest + data[:end]
+        rest = data[end + 1 :]
+        parts: list[bytes | None] = list(chunk.split(b"\n"))
+        first = parts[0]
+        if first is not None and len(first) > MAX_LINE_BYTES:  # only it can hold `rest`
+            parts[0] = None
+        yield parts, True, not has_long_digit_run(chunk)
 
 
 def _lines(fh: io.BufferedReader[io.RawIOBase]) -> Iterator[tuple[Any, int]]:
@@ -632,6 +733,13 @@ _TS_ANY = re.compile(
 # \u0060-\u007f: an escape that could spell a letter of "timestamp" in a key.
 _ESCAPED_LOWER = re.compile(rb"\\u00[67][0-9a-fA-F]")
 _SMALL_BLOCK = 64  # lines: below this, a block is simply parsed line by line
+# The same canonical time as a str of 24 characters, "YYYY-MM-DDTHH:MM:SS.mmmZ".
+_CANONICAL_TEXT = re.compile(
+    r"[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z"
+)
+_CANONICAL_LOW_TEXT, _CANONICAL_HIGH_TEXT = _CANONICAL_LOW.decode(), _CANONICAL_HIGH.decode()
 
 
 def _newest_in_block(block: bytes) -> int | None:
@@ -646,16 +754,12 @@ def _newest_in_block(block: bytes) -> int | None:
     which is checked by parsing that one line. When every time is canonical
     UTC (`_TS_CANONICAL`), text order is time order and even the parsing of
     times is left to the greatest. Otherwise the block is split in two, down
-    to blocks small enough to parse line by line.
+    to blocks small enough to parse line by line; a block where no line starts
+    with a `"timestamp"` (the key last, say) is parsed line by line at once.
     """
     lines = block.count(b"\n") - 1
-    if lines < _SMALL_BLOCK:
-        newest = None
-        for line in _split_lines(block[1:]):
-            if not line.isspace():
-                event = parse_event_line(line)
-                newest = _later(newest, None if event is None else event.timestamp)
-        return newest
+    if lines < _SMALL_BLOCK or _TS_ANY.search(block) is None:
+        return _newest_of_lines(block)
     if block.count(b'"timestamp"') == lines and (
         b"\\" not in block or _ESCAPED_LOWER.search(block) is None
     ):
@@ -678,6 +782,35 @@ def _newest_in_block(block: bytes) -> int | None:
     if middle <= 0:  # a first line longer than half the block
         middle = block.find(b"\n", len(block) // 2)
     return _later(_newest_in_block(block[: middle + 1]), _newest_in_block(block[middle:]))
+
+
+def _newest_of_lines(block: bytes) -> int | None:
+    """`_newest_in_block` by decoding every line (the block's digit check done once).
+
+    A line that is an ordinary event (see `ordinary_time_text`) with a canonical
+    UTC time in the range that parses is only compared as text — text order is
+    time order there — and the greatest such text is parsed once at the end; any
+    other line is parsed in full.
+    """
+    digits_checked = not has_long_digit_run(block)
+    parts = block[1:].split(b"\n")
+    unterminated = parts.pop()  # b"" when the block ends with a newline
+    newest = None
+    top = ""
+    for part in parts:
+        if part and not part.isspace():  # a blank line is no event
+            text = ordinary_time_text(part, digits_checked)
+            if text is not None and _CANONICAL_TEXT.fullmatch(text) \
+                    and _CANONICAL_LOW_TEXT <= text < _CANONICAL_HIGH_TEXT:
+                if text > top:
+                    top = text
+                continue
+            event = parse_line_part(part, digits_checked, True)
+            newest = _later(newest, None if event is None else event.timestamp)
+    if unterminated and not unterminated.isspace():
+        event = parse_line_part(unterminated, digits_checked, False)
+        newest = _later(newest, None if event is None else event.timestamp)
+    return newest if not top else _later(newest, parse_timestamp(top))
 
 
 def _leading_times(block: bytes, lines: int) -> list[int] | None:

@@ -1,0 +1,87 @@
+"""`mgt serve` arguments → mgt.toml's schedules run on time → exit 0 (1 a run failed, 130 stopped).
+
+Progress goes to stdout, one line per run started, resumed, interrupted or
+finished, with its run id, status and cost (`--json`: one JSON object a line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mgt.errors import UsageError
+
+__all__ = ["serve_main"]
+
+NOW_ENV = "MGT_SERVE_NOW"
+
+
+def serve_main(args: argparse.Namespace) -> int:
+    from mgt.runtime.project import find_project_file
+    from mgt.serve.config import load_schedules
+    from mgt.serve.runner import Clock, Server
+
+    if args.config:
+        config = Path(args.config)
+    else:
+        found = find_project_file(Path.cwd())
+        if found is None:
+            raise UsageError("no mgt.toml here or above: pass --config FILE")
+        config = found
+    schedules = load_schedules(config)
+    if not schedules:
+        raise UsageError(f"{config}: no [[schedule]] tables: nothing to serve")
+    clock = Clock(_start_time(args.now or os.environ.get(NOW_ENV)))
+    runs_dir = Path(args.runs_dir)
+    emit = _json_line if args.json else _text_line
+    if not args.once:
+        for s in schedules:
+            emit({"event": "schedule", "schedule": s.name, "when": s.when,
+                  "machine": str(s.machine)})
+    server = Server(schedules, runs_dir, config.resolve().parent, clock=clock,
+                    once=args.once, emit=emit)
+    return server.run()
+
+
+def _start_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"--now/{NOW_ENV}: not an ISO 8601 time: {text!r}") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _json_line(event: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _text_line(event: dict[str, Any]) -> None:
+    kind, name = event["event"], event["schedule"]
+    run = event.get("run_id") or "-"
+    cost = event.get("cost_usd")
+    spent = f" ${cost:.4f}" if isinstance(cost, int | float) else ""
+    if kind == "schedule":
+        line = f"{name}: {event['when']} → {event['machine']}"
+    elif kind == "started":
+        line = f"{name}: started run {run}" + (f" (tick {event['tick']})" if event.get("tick")
+                                               else "")
+    elif kind == "resumed":
+        line = f"{name}: resumed run {run}"
+    elif kind == "interrupted":
+        line = f"{name}: run {run} interrupted{spent}; the next mgt serve resumes it"
+    elif kind == "finished":
+        line = f"{name}: run {run} {event['status']}{spent}"
+        if event.get("error"):
+            line += f": {event['error']}"
+    else:
+        line = f"{name}: {event.get('message', kind)}"
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
