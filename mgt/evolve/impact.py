@@ -28,12 +28,12 @@ ones are computed again next cycle.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mgt.analyze.analyzer import Analysis, run_analysis
+from mgt.analyze.analyzer import Analysis
 from mgt.analyze.thresholds import Thresholds
 from mgt.evolve.ledger import LedgerPR
 from mgt.evolve.metadata import SCHEMA_VERSION, fingerprint, pattern_key, sanitize
@@ -74,8 +74,8 @@ class Window:
 
 
 # ---------------------------------------------------------------- the analyzer, two windows
-# The one place that reads the logs for verdicts: today's analyzer over two time-filtered
-# passes. A one-pass two-window analyzer API can replace this function as it is.
+# The one place that reads the logs for verdicts: both windows from one read of the
+# source (`mgt.analyze.windows.analyze_windows`).
 
 
 def _ns(when: datetime) -> int:
@@ -86,29 +86,23 @@ def window_figures(
     source: str | None, split_at: datetime, length: timedelta, thresholds: Thresholds,
     now: datetime | None = None,
 ) -> tuple[Window, Window]:
-    """The analyses of [split-length, split) and [split, split+length) of `source`."""
-    from mgt.logs.sources import open_source
+    """The analyses of [split-length, split) and [split, split+length) of `source`, read once.
 
-    start, end = split_at - length, split_at + length
-    now = now or datetime.now(UTC)
-    is_url = source is None or source.startswith(("http://", "https://"))
-    # Loki reads a time range back from now; a file is read whole and filtered here.
-    since = max(1, _ns(now) - _ns(start)) if is_url else None
+    `now` is kept for callers that judge whether the after-window has ended; the read
+    itself asks Loki for the two windows only and routes a file's events by their time.
+    """
+    from mgt.analyze.windows import analyze_windows
 
-    def window(lo: datetime, hi: datetime) -> Window:
-        lo_ns, hi_ns = _ns(lo), _ns(hi)
-        with open_source(source, since=since) as src:
-            def events() -> Iterator[Any]:
-                for event in src.iter_events():
-                    ts = event.timestamp
-                    if ts is not None and lo_ns <= ts < hi_ns:
-                        yield event
+    length_ns = max(1, int(length.total_seconds() * 1_000_000_000))
+    before, after = analyze_windows(source, _ns(split_at), length_ns, thresholds=thresholds)
 
-            analysis = run_analysis(events(), thresholds=thresholds, skipped=0,
-                                    source=src.description)
+    def window(lo: datetime, hi: datetime, part: Any) -> Window:
+        analysis = Analysis(report=part.report, aggregates=part.aggregates,
+                            thresholds=thresholds)
         return Window(lo, hi, analysis)
 
-    return window(start, split_at), window(split_at, end)
+    return (window(split_at - length, split_at, before),
+            window(split_at, split_at + length, after))
 
 
 # ---------------------------------------------------------------- figures

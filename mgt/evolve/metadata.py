@@ -73,10 +73,27 @@ def pattern_key(pattern_type: str, details: Mapping[str, Any]) -> dict[str, str]
 
 
 def fingerprint(pattern_type: str, key: Mapping[str, str]) -> str:
-    """A stable 16-hex-digit hash of a pattern's type and identifying key."""
-    canonical = json.dumps([pattern_type, {k: key[k] for k in sorted(key)}],
-                           ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8", "backslashreplace")).hexdigest()[:16]
+    """A stable hash of a pattern's type and identifying key: the analyzer's own fingerprint.
+
+    The key fields of a PatternReport pattern are put back into the grouping key the
+    analyzer's rule used (`mgt.analyze.fingerprint`), so a fingerprint recorded in a PR
+    is the one `analyze_windows` keys its figures by.
+    """
+    from mgt.analyze.fingerprint import pattern_fingerprint
+
+    if pattern_type in ("slow_llm", "token_bloat"):
+        group_by = key.get("group_by", "node")
+        grouping = f"{group_by}:{key.get(group_by, 'unknown')}"
+    elif pattern_type == "failed_transition":
+        grouping = f"{key.get('from', '')}\x00{key.get('to', '')}"
+    elif pattern_type == "repeated_error":
+        grouping = key.get("template", "")
+    elif pattern_type == "dead_path":
+        grouping = key.get("node", "")
+    else:  # a type this version does not know: its whole key, canonically
+        grouping = json.dumps({k: key[k] for k in sorted(key)}, ensure_ascii=False,
+                              separators=(",", ":"))
+    return pattern_fingerprint(pattern_type, grouping)
 
 
 def _share(part: Any, whole: Any) -> float | None:

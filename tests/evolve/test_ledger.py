@@ -212,3 +212,18 @@ def test_window_binding_is_checked(make_ctx: MakeCtx, repo: Path, tmp_path: Path
     out = read_ledger_step(ledger_ctx(make_ctx, repo, report_of(source), source,
                                       window=str(int(timedelta(hours=2).total_seconds())) + "s"))
     assert out["verdicts"] == []
+
+
+def test_a_pr_fingerprint_is_the_analyzers_own() -> None:
+    """The fingerprint a PR records from its report pattern is the one the analyzer (and so
+    the one-pass window figures of impact verdicts) keys the same pattern by."""
+    from mgt.analyze.analyzer import analyze_source
+    from mgt.evolve.metadata import fingerprint, pattern_key
+
+    sample = Path(__file__).parents[2] / "examples" / "logs" / "tidepool-events.jsonl"
+    analysis = analyze_source(str(sample), since="all")
+    patterns = analysis.report["patterns"]
+    assert {p["type"] for p in patterns} >= {"slow_llm", "failed_transition", "repeated_error"}
+    for p in patterns:
+        assert fingerprint(p["type"], pattern_key(p["type"], p["details"])) == \
+            analysis.fingerprints[p["id"]], p["id"]
