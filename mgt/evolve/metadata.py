@@ -20,7 +20,6 @@ samples, so the same problem found on another day has the same fingerprint.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
