@@ -779,39 +779,72 @@ def _strings(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
+def _verdict_figures(verdict: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A ledger verdict's per-pattern primary figure, before and after the merge."""
+    if not verdict or not isinstance(verdict.get("patterns"), list):
+        return None
+    labels: list[str] = []
+    was: list[float | None] = []
+    now: list[float | None] = []
+    change: list[str] = []
+    for p in verdict["patterns"]:
+        if not isinstance(p, Mapping) or not isinstance(p.get("metric"), str):
+            continue
+        metric = p["metric"]
+        raw_before, raw_after = p.get("before"), p.get("after")
+        before: Mapping[str, Any] = raw_before if isinstance(raw_before, Mapping) else {}
+        after: Mapping[str, Any] = raw_after if isinstance(raw_after, Mapping) else {}
+        labels.append(f"{p.get('id', '?')} {metric}")
+        was.append(_number(before.get(metric)))
+        now.append(_number(after.get(metric)))
+        relative = _number(p.get("change"))
+        change.append(f"{relative * 100:+.0f}%" if relative is not None else "")
+    if not labels:
+        return None
+    return {"labels": labels, "before": was, "after": now, "change": change}
+
+
 def pr_records(repo: Path) -> list[PRView]:
-    """The local PR records under `<git dir>/mgt/prs/`, newest first."""
-    directory = _git_dir(repo) / "mgt" / "prs"
+    """The target's sleeptime PRs on its local forge, read as `mgt prs` reads them (the
+    ledger: state from git, verdicts and reverts from the records), newest first."""
+    from mgt.evolve.ledger import read_local
+
+    _git_dir(repo)  # a clear error for a directory that is not a repository
     views: list[PRView] = []
-    paths = directory.glob("*.json") if directory.is_dir() else iter(())
-    for path in paths:
-        if not path.stem.isdigit():
-            continue
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError):
-            continue
-        if not isinstance(record, dict):
-            continue
+    for pr in read_local(repo):
+        record: dict[str, Any] = {}
+        if pr.record_path is not None:
+            try:
+                loaded = json.loads(pr.record_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError, RecursionError):
+                loaded = None
+            record = loaded if isinstance(loaded, dict) else {}
         body = record.get("body")
-        if not isinstance(body, str):
-            body_file = path.with_suffix(".md")
+        if not isinstance(body, str) and pr.record_path is not None:
+            body_file = pr.record_path.with_suffix(".md")
             body = body_file.read_text("utf-8", "replace") if body_file.is_file() else ""
-        verdict = record.get("verdict")
+        if pr.verdict:
+            verdict: str | None = str(pr.verdict.get("verdict", ""))
+        elif pr.state == "merged" and pr.kind == "pr":
+            verdict = "awaiting"
+        else:
+            verdict = str(record["verdict"]) if record.get("verdict") is not None else None
+        if pr.revert_pr and verdict:
+            verdict += f" (revert #{pr.revert_pr})"
         views.append(PRView(
-            number=int(path.stem),
-            title=str(record.get("title", "")),
-            branch=str(record.get("head", record.get("branch_name", ""))),
-            base=str(record.get("base", "")),
-            state=str(record.get("state", "")),
+            number=pr.number,
+            title=pr.title,
+            branch=pr.head,
+            base=pr.base,
+            state=pr.state,
             draft=record.get("draft") is True,
             created=str(record.get("created_at", "")),
-            patterns=_strings(record.get("patterns_addressed")),
-            files=_strings(record.get("files_changed")),
+            patterns=[str(p.get("id", "")) for p in pr.patterns] or pr.patterns_addressed,
+            files=pr.files_changed or _strings(record.get("files_changed")),
             labels=_strings(record.get("labels")),
-            body=str(mask_secrets(body)),
-            verdict=str(verdict) if verdict is not None else None,
-            figures=_figures(record),
+            body=str(mask_secrets(body or "")),
+            verdict=verdict,
+            figures=_verdict_figures(pr.verdict) or _figures(record),
         ))
     views.sort(key=lambda v: v.number, reverse=True)
     return views

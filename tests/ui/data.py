@@ -170,30 +170,70 @@ def make_report(path: Path) -> Path:
     return path
 
 
+def _git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t",
+                           *args], check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def _branch_commit(repo: Path, branch: str, name: str) -> str:
+    """A commit on a new branch (from main), the way open-pr leaves a sleeptime PR."""
+    _git(repo, "checkout", "-q", "-b", branch, "main")
+    (repo / name).write_text(f"{branch}\n")
+    _git(repo, "add", name)
+    _git(repo, "commit", "-q", "-m", f"change on {branch}")
+    sha = _git(repo, "rev-parse", "HEAD")
+    _git(repo, "checkout", "-q", "main")
+    return sha
+
+
 def make_repo(path: Path) -> Path:
-    """A git repository with local PR records: plain, measured (a verdict), and hostile."""
+    """A git repository with local PR records as the ledger reads them: an open PR, a merged
+    one with an impact verdict, and a hostile one (markup everywhere, a branch that is gone)."""
     path.mkdir(parents=True)
-    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+    (path / "README").write_text("target\n")
+    _git(path, "add", "README")
+    _git(path, "commit", "-q", "-m", "initial")
+    open_sha = _branch_commit(path, "sleeptime/2026-01-16-slow-llm", "a.txt")
+    merged_sha = _branch_commit(path, "sleeptime/2026-01-17-dmscene", "b.txt")
+    _git(path, "merge", "-q", "--no-ff", "-m", "merge the dmScene change",
+         "sleeptime/2026-01-17-dmscene")
     prs = path / ".git" / "mgt" / "prs"
     prs.mkdir(parents=True)
     base: dict[str, Any] = {
         "head": "sleeptime/2026-01-16-slow-llm", "base": "main", "draft": True,
-        "state": "open", "labels": ["sleeptime"], "reviewers": [], "commit_sha": "0" * 40,
+        "labels": ["sleeptime"], "reviewers": [], "commit_sha": open_sha,
         "files_changed": ["templates/dm_scene.jinja"], "created_at": "2026-01-16T03:00:00Z",
+    }
+    verdict = {
+        "schema": 1, "kind": "verdict", "pr": 2, "verdict": "improved",
+        "merged_at": "2026-01-17T12:00:00Z", "window_seconds": 86400,
+        "patterns": [
+            {"id": "slow-llm-dmscene", "type": "slow_llm", "key": {"node": "dmScene"},
+             "metric": "slow_share", "before": {"slow_share": 0.93},
+             "after": {"slow_share": 0.12}, "change": -0.871, "verdict": "improved"},
+            {"id": "token-bloat-dmscene", "type": "token_bloat", "key": {"node": "dmScene"},
+             "metric": "bloat_share", "before": {"bloat_share": 0.8},
+             "after": {"bloat_share": 0.05}, "change": -0.9375, "verdict": "improved"},
+        ],
+    }
+    hostile_verdict = {
+        "kind": "verdict", "pr": 3, "verdict": "regressed",
+        "patterns": [{"id": XSS_SCRIPT, "type": "slow_llm", "key": {"node": XSS_IMG},
+                      "metric": XSS_IMG, "before": {XSS_IMG: 1.0}, "after": {XSS_IMG: 2.0},
+                      "change": 1.0, "reason": XSS_ALL}],
     }
     records = {
         1: {**base, "title": "sleeptime: trim the dmScene prompt",
             "patterns_addressed": ["token-bloat-dmscene"], "body": "## Summary\n\nplain"},
         2: {**base, "title": "sleeptime: speed up slow LLM calls at dmScene",
-            "head": "sleeptime/2026-01-17-dmscene", "state": "merged",
+            "head": "sleeptime/2026-01-17-dmscene", "commit_sha": merged_sha,
             "patterns_addressed": ["slow-llm-dmscene", "token-bloat-dmscene"],
-            "body": "## Summary\n\nmeasured", "verdict": "improved",
-            "figures_before": {"p95_latency_ms": 7709.8, "prompt_tokens_avg": 6494.2},
-            "figures_after": {"p95_latency_ms": 3120.0, "prompt_tokens_avg": 2210.5}},
+            "body": "## Summary\n\nmeasured", "mgt_verdict": verdict},
         3: {**base, "title": f"sleeptime: {XSS_ALL}", "head": XSS_IMG,
-            "patterns_addressed": [XSS_SCRIPT], "body": XSS_ALL, "verdict": XSS_IMG,
-            "labels": [XSS_SVG],
-            "figures_before": {XSS_IMG: 1.0}, "figures_after": {XSS_IMG: 2.0}},
+            "patterns_addressed": [XSS_SCRIPT], "body": XSS_ALL, "mgt_verdict": hostile_verdict,
+            "labels": [XSS_SVG]},
     }
     for number, record in records.items():
         (prs / f"{number}.json").write_text(json.dumps({"number": number, **record}))

@@ -208,16 +208,18 @@ def test_a_file_that_is_not_a_report_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_pr_records_newest_first_with_verdict_and_figures(repo: Path) -> None:
-    prs = views.pr_records(repo)
+    prs = views.pr_records(repo)  # the ledger's view: states from git, verdicts from records
     assert [p.number for p in prs] == [3, 2, 1]
     measured = prs[1]
     assert measured.verdict == "improved" and measured.state == "merged"
     assert measured.patterns == ["slow-llm-dmscene", "token-bloat-dmscene"]
-    assert measured.figures == {"labels": ["p95_latency_ms", "prompt_tokens_avg"],
-                                "before": [7709.8, 6494.2], "after": [3120.0, 2210.5],
-                                "change": ["-60%", "-66%"]}
+    assert measured.figures == {
+        "labels": ["slow-llm-dmscene slow_share", "token-bloat-dmscene bloat_share"],
+        "before": [0.93, 0.8], "after": [0.12, 0.05], "change": ["-87%", "-94%"]}
     plain = prs[2]
-    assert plain.verdict is None and plain.figures is None and plain.body == "## Summary\n\nplain"
+    assert (plain.state, plain.verdict, plain.figures) == ("open", None, None)
+    assert plain.body == "## Summary\n\nplain"
+    assert prs[0].state == "closed"  # its branch does not exist
 
 
 def test_a_repository_without_records_has_none_and_a_non_repository_is_an_error(
