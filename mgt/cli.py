@@ -157,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="run what is due, then exit")
     p.add_argument("--json", action="store_true", help="progress as JSON lines")
     p.add_argument("--now", help=argparse.SUPPRESS)  # a fixed start time, for tests
+    p.add_argument("--ui", type=int, metavar="PORT", help="also serve the web view of the "
+                   "runs (as mgt ui) on PORT (0: a free one)")
+    p.add_argument("--ui-host", default="127.0.0.1", metavar="H",
+                   help="the web view's address (127.0.0.1; another needs $MGT_UI_TOKEN)")
     _runs_dir(p)
     return parser
 

@@ -45,7 +45,16 @@ def serve_main(args: argparse.Namespace) -> int:
                   "machine": str(s.machine)})
     server = Server(schedules, runs_dir, config.resolve().parent, clock=clock,
                     once=args.once, emit=emit)
-    return server.run()
+    if args.ui is None:
+        return server.run()
+    from mgt.ui.cli import start_in_background
+
+    url, stop_ui = start_in_background(runs_dir, args.ui_host, args.ui)
+    emit({"event": "ui", "schedule": "-", "url": url})
+    try:
+        return server.run()
+    finally:
+        stop_ui()
 
 
 def _start_time(text: str | None) -> datetime | None:
@@ -68,7 +77,9 @@ def _text_line(event: dict[str, Any]) -> None:
     run = event.get("run_id") or "-"
     cost = event.get("cost_usd")
     spent = f" ${cost:.4f}" if isinstance(cost, int | float) else ""
-    if kind == "schedule":
+    if kind == "ui":
+        line = f"web view of the runs at {event['url']}"
+    elif kind == "schedule":
         line = f"{name}: {event['when']} → {event['machine']}"
     elif kind == "started":
         line = f"{name}: started run {run}" + (f" (tick {event['tick']})" if event.get("tick")

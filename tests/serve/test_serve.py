@@ -273,3 +273,38 @@ def test_a_serve_killed_outright_leaves_its_run_to_the_next_one(project: Path) -
     assert f"nightly: resumed run {run_id}" in again.stdout
     assert f"nightly: run {run_id} succeeded" in again.stdout
     assert runs(project) == [run_id]
+
+
+def test_serve_also_serves_the_web_view_of_its_runs(project: Path) -> None:
+    import re
+    import urllib.request
+
+    config(project, nightly())
+    (project / "hold").touch()
+    server = spawn("serve", "--runs-dir", "runs", "--ui", "0", cwd=project,
+                   env={"MGT_SERVE_NOW": "2026-01-15T10:00:00Z", "MGT_UI_TOKEN": ""})
+    try:
+        wait_for("the run to start", lambda: marks(project) == ["n"], server)
+        wait_for("its run id in the state", lambda: in_flight_id(project) is not None, server)
+        [run_id] = runs(project)
+        assert server.stdout is not None
+        lines = [server.stdout.readline() for _ in range(3)]  # schedule, web view, started
+        found = re.search(r"web view of the runs at (http://127\.0\.0\.1:\d+/)", "".join(lines))
+        assert found, lines
+        with urllib.request.urlopen(found.group(1), timeout=30) as page:
+            assert page.status == 200
+            assert run_id in page.read().decode()  # the run under way, on the runs list
+    finally:
+        (project / "hold").unlink()
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=60)
+
+
+def test_serve_refuses_a_web_view_off_loopback_without_a_token(project: Path) -> None:
+    config(project, nightly())
+    result = mgt("serve", "--runs-dir", "runs", "--once", "--ui", "0", "--ui-host", "0.0.0.0",
+                 cwd=project, env={"MGT_SERVE_NOW": "2026-01-15T10:00:00Z", "MGT_UI_TOKEN": ""})
+    assert result.returncode == 2
+    assert "without an access token" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert marks(project) == []  # refused before anything ran
