@@ -81,7 +81,8 @@ def attempt_processes(run_id: str, attempt: str, started: Callable[[int], None]
 
 
 def end_leftovers(run_id: str, pgids: Iterable[int] = (),
-                  grace: float = LEFTOVER_GRACE_SECONDS) -> list[int]:
+                  grace: float = LEFTOVER_GRACE_SECONDS,
+                  tee_under: Path | None = None) -> list[int]:
     """End what is left of a killed run's steps; returns the process groups it ended.
 
     Candidates are the journaled groups (`pgids`) and the group of every process whose
@@ -89,10 +90,17 @@ def end_leftovers(run_id: str, pgids: Iterable[int] = (),
     before mgt was killed, whose group was never journaled). A group is ended only
     when one of its processes carries the mark: a recorded pgid the system has since
     given to someone else is left alone. SIGTERM, up to `grace` seconds, then SIGKILL.
+
+    A zellij-cc pane runs `claude ... | tee OUTPUT_FILE` under the zellij server, not
+    under mgt, so it carries no mark; it is found by its `tee` writing a file under
+    `tee_under` (the run's `states/` directory, unique to the run), and its pipeline's
+    group (the pane's Claude with it) is ended too.
     """
     mark = f"{RUN_ID_VAR}={run_id}".encode()
     pids = _all_pids()
     marked = [pid for pid in pids if pid != os.getpid() and _environ_has(pid, mark)]
+    if tee_under is not None:
+        marked += [pid for pid in pids if pid != os.getpid() and _tees_into(pid, tee_under)]
     ours = {g for g in (_pgid_of(pid) for pid in marked) if g is not None}
     groups = sorted(ours | {g for g in pgids if g in ours})
     groups = [g for g in groups if g not in {os.getpgrp(), 0, 1}]  # never our own group
@@ -107,6 +115,18 @@ def end_leftovers(run_id: str, pgids: Iterable[int] = (),
     for pgid in groups:
         _signal_group(pgid, signal.SIGKILL)
     return groups
+
+
+def _tees_into(pid: int, directory: Path) -> bool:
+    """Whether `pid` is a `tee` writing a file under `directory` (a zellij-cc pane's)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    if not argv or os.path.basename(argv[0]) != b"tee":
+        return False
+    prefix = os.fsencode(str(directory.absolute())) + b"/"
+    return any(arg.startswith(prefix) for arg in argv[1:])
 
 
 def _environ_has(pid: int, entry: bytes) -> bool:

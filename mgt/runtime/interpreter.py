@@ -245,7 +245,8 @@ class Interpreter:
         self._load_old_outputs()
         from mgt.executors.process import end_leftovers
 
-        end_leftovers(self.journal.run_id, self.run.processes.values())
+        end_leftovers(self.journal.run_id, self.run.processes.values(),
+                      tee_under=self.journal.run_dir / "states")
         self._emit(RunResumed(state=self.run.state or self.machine.start))
         self.journal.write_info(status="running")
         return self._guarded(self._drive)

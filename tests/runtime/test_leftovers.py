@@ -120,3 +120,60 @@ def test_a_journaled_group_that_is_not_the_runs_is_left_alone(tmp_path: Path) ->
         marked.kill()
         stranger.wait()
         marked.wait()
+
+
+def _pane(tmp_path: Path, output: Path) -> subprocess.Popen[bytes]:
+    """What a zellij-cc pane runs, `claude ... | tee OUTPUT`, started as the zellij server
+    would: in a session of its own, not a child of mgt, with none of mgt's marks."""
+    env = {k: v for k, v in os.environ.items() if k not in (RUN_ID_VAR, ATTEMPT_VAR)}
+    return subprocess.Popen(["sh", "-c", f"sleep 48.5 | tee '{output}' >/dev/null"],
+                            cwd=tmp_path, env=env, start_new_session=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_zellij_pane_writing_into_the_runs_states_is_ended_and_others_are_not(
+    tmp_path: Path,
+) -> None:
+    states = tmp_path / "runs" / "20260101-000000-x-abcd" / "states"
+    (states / "refine" / "1").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    ours = _pane(tmp_path, states / "refine" / "1" / "result.json")
+    theirs = _pane(tmp_path, elsewhere / "result.json")
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(
+            any(b"tee" in Path(f"/proc/{p}/cmdline").read_bytes() for p in _children(proc.pid))
+            for proc in (ours, theirs)
+        ):
+            time.sleep(0.05)
+        ended = end_leftovers("20260101-000000-x-abcd", tee_under=states)
+        assert ended == [ours.pid]  # the pane's pipeline group, Claude (here: sleep) with it
+        assert ours.wait(timeout=30) != 0
+        assert _alive(theirs.pid)
+    finally:
+        for proc in (ours, theirs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        kill_processes_with("sleep 48.5")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                stat = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                found.append(int(name))
+    return found
