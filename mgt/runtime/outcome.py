@@ -366,7 +366,9 @@ def classify(
     else:
         output, reason = extract_json(result.text)
     if reason is not None:
-        if schema is None and default_output is not None:
+        # A state without a schema takes the answer's text instead of unparsable JSON, but
+        # never a value too deep to journal: that one is refused like any hostile answer.
+        if schema is None and default_output is not None and reason != _too_deep_reason():
             output, reason = default_output(result), None
         else:
             return Outcome("schema_invalid", problems=[reason], error=reason)
