@@ -88,24 +88,16 @@ def _repo(ctx: StepContext) -> Path:
 
 
 def _github_client(ctx: StepContext, repo: Path) -> tuple[LedgerClient, str]:
-    from mgt.evolve.git import GitFailure, git
-    from mgt.evolve.github import parse_github_remote, token_from_env
+    from mgt.evolve.github import token_from_env
+    from mgt.evolve.pr import github_repo_name
     from mgt.evolve.target import load_target_config
 
     target = load_target_config(repo)
     remote = str(_binding(ctx, "remote") or target.remote or "origin")
-    import os
-
-    name = (_binding(ctx, "github_repo") or target.github_repo
-            or os.environ.get("GITHUB_REPOSITORY"))
-    if not name:
-        try:
-            name = parse_github_remote(git(repo, "config", "--get", f"remote.{remote}.url"))
-        except GitFailure:
-            name = None
-    if not name:
-        raise StepFailure(f"read-ledger: cannot tell which GitHub repository remote '{remote}' "
-                          'is; set [evolve].github_repo = "owner/name" in mgt.toml')
+    try:
+        name = github_repo_name(repo, target, remote, _binding(ctx, "github_repo"))
+    except EvolveError as e:
+        raise StepFailure(f"read-ledger: {e}") from None
     return LedgerClient(str(name), token_from_env()), remote
 
 

@@ -66,10 +66,12 @@ __all__ = [
     "changes_input",
     "check_pr_result",
     "file_pr_settings",
+    "github_repo_name",
     "open_pr",
     "patch_digest",
     "resolve_github_repo",
     "safety_problems",
+    "unique_branch",
 ]
 
 FORGES = ("local", "github")
@@ -236,9 +238,10 @@ def _addressed(
                                          order[id(p)]))
 
 
-def _unique_branch(repo: Path, wanted: str, remote_heads: set[str]) -> str:
+def unique_branch(repo: Path, wanted: str, taken: set[str]) -> str:
+    """`wanted`, or `wanted-2`, `-3`...: the first name no local branch (nor `taken`) has."""
     name, n = wanted, 1
-    while branch_exists(repo, name) or name in remote_heads:
+    while branch_exists(repo, name) or name in taken:
         n += 1
         name = f"{wanted}-{n}"
     return name
@@ -367,7 +370,7 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
         footer=settings.footer,
         title=str(ctx.bindings["title"]) if ctx.bindings.get("title") else None,
     )
-    branch = _unique_branch(repo, fill(settings.branch_format, values), remote_heads)
+    branch = unique_branch(repo, fill(settings.branch_format, values), remote_heads)
     if branch == base:
         raise EvolveError(f"the branch name '{branch}' is the base branch; refusing to commit")
     title = fill(settings.title_format, values).strip()
@@ -545,12 +548,15 @@ def _with_validation(body: str, note: str) -> str:
     return f"{body.rstrip()}\n\n{section}"
 
 
-def resolve_github_repo(ctx: StepContext, repo: Path, target: TargetConfig, remote: str) -> str:
-    """owner/name of the GitHub repository `remote` is: named in the config, else its URL."""
+def github_repo_name(repo: Path, target: TargetConfig, remote: str,
+                     named: object = None) -> str:
+    """owner/name of the target's GitHub repository: `named` (a binding, a flag), the
+    config's `[evolve].github_repo`, $GITHUB_REPOSITORY, else remote `remote`'s URL."""
     from mgt.evolve.github import parse_github_remote
 
-    named = (ctx.bindings.get("github_repo") or ctx.machine_inputs.get("github_repo")
-             or target.github_repo or os.environ.get("GITHUB_REPOSITORY"))
+    named = named or target.github_repo or os.environ.get("GITHUB_REPOSITORY")
+    if named:
+        return str(named)
     try:
         # The configured URL, before any url.*.insteadOf rewriting: it names the repository.
         url = git(repo, "config", "--get", f"remote.{remote}.url").strip()
@@ -559,13 +565,27 @@ def resolve_github_repo(ctx: StepContext, repo: Path, target: TargetConfig, remo
             f"remote '{remote}' is not configured in {repo}; add it (git remote add {remote} "
             "URL) or name another in mgt.toml [evolve].remote"
         ) from None
-    name = str(named) if named else parse_github_remote(url)
+    name = parse_github_remote(url)
     if not name:
         raise EvolveError(
             f"cannot tell which GitHub repository remote '{remote}' ({url}) is; set "
             '[evolve].github_repo = "owner/name" in the target\'s mgt.toml or GITHUB_REPOSITORY'
         )
     return name
+
+
+def resolve_github_repo(ctx: StepContext, repo: Path, target: TargetConfig, remote: str) -> str:
+    """owner/name of the GitHub repository `remote` is (which must exist: the branch is pushed
+    to it): named in the bindings or config, else its URL."""
+    try:
+        git(repo, "config", "--get", f"remote.{remote}.url")
+    except GitFailure:
+        raise EvolveError(
+            f"remote '{remote}' is not configured in {repo}; add it (git remote add {remote} "
+            "URL) or name another in mgt.toml [evolve].remote"
+        ) from None
+    return github_repo_name(repo, target, remote, ctx.bindings.get("github_repo")
+                            or ctx.machine_inputs.get("github_repo"))
 
 
 def _file_on_github(

@@ -51,28 +51,15 @@ def figures_text(pr: Mapping[str, Any], patterns: Sequence[Mapping[str, Any]]) -
 
 
 def _github_repo(args: argparse.Namespace, repo: Path) -> str:
-    from mgt.evolve.git import GitFailure, git
-    from mgt.evolve.github import parse_github_remote
+    from mgt.errors import EvolveError
+    from mgt.evolve.pr import github_repo_name
     from mgt.evolve.target import load_target_config
 
-    if args.github_repo:
-        return str(args.github_repo)
     target = load_target_config(repo)
-    if target.github_repo:
-        return target.github_repo
-    import os
-
-    if os.environ.get("GITHUB_REPOSITORY"):
-        return os.environ["GITHUB_REPOSITORY"]
-    remote = target.remote or "origin"
     try:
-        name = parse_github_remote(git(repo, "config", "--get", f"remote.{remote}.url"))
-    except GitFailure:
-        name = None
-    if not name:
-        raise UsageError(f"cannot tell which GitHub repository remote '{remote}' of {repo} is; "
-                         "pass --github-repo owner/name")
-    return name
+        return github_repo_name(repo, target, target.remote or "origin", args.github_repo)
+    except EvolveError as e:
+        raise UsageError(f"{e}; or pass --github-repo owner/name") from None
 
 
 def main(args: argparse.Namespace) -> int:

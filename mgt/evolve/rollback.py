@@ -32,6 +32,7 @@ from mgt.evolve.git import (
 from mgt.evolve.impact import verdict_text
 from mgt.evolve.ledger import LedgerClient, LedgerPR, record_local
 from mgt.evolve.metadata import SCHEMA_VERSION, render_block
+from mgt.evolve.pr import unique_branch
 
 __all__ = ["file_revert", "needs_revert", "revert_body"]
 
@@ -62,14 +63,6 @@ def revert_body(pr: LedgerPR, verdict: Mapping[str, Any], run_id: str) -> tuple[
     return title, body
 
 
-def _unique_branch(repo: Path, wanted: str, taken: set[str]) -> str:
-    name, n = wanted, 1
-    while branch_exists(repo, name) or name in taken:
-        n += 1
-        name = f"{wanted}-{n}"
-    return name
-
-
 def file_revert(
     repo: Path, pr: LedgerPR, verdict: Mapping[str, Any], *, run_id: str,
     client: LedgerClient | None = None, remote: str = "origin", draft: bool = True,
@@ -94,7 +87,7 @@ def file_revert(
     if rev_parse(repo, pr.merge_sha) is None:
         raise EvolveError(f"the merge commit {pr.merge_sha[:12]} of PR #{pr.number} is not in "
                           f"{repo}")
-    branch = _unique_branch(repo, f"sleeptime/revert-{pr.number}-{now.date().isoformat()}",
+    branch = unique_branch(repo, f"sleeptime/revert-{pr.number}-{now.date().isoformat()}",
                             set())
     parents = git(repo, "rev-list", "--parents", "-n", "1", pr.merge_sha).split()[1:]
     mainline = ["-m", "1"] if len(parents) > 1 else []
