@@ -15,6 +15,7 @@ from mgt.span import Span
 
 __all__ = [
     "Binding",
+    "FanOut",
     "Final",
     "Ident",
     "Import",
@@ -99,6 +100,20 @@ class On:
 
 
 @dataclass(frozen=True, slots=True)
+class FanOut:
+    """`for ITEM in LIST [max N]` with the state's failure policy: the step runs per item."""
+
+    item: Ident
+    items: Expr
+    max: int | None  # None: no cap written (all items at once)
+    max_span: Span | None
+    tolerate: int = 0  # `tolerate N failures`
+    tolerate_span: Span | None = None
+    cancel_on_failure: bool = False  # `cancel on first failure`
+    span: Span | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class State:
     name: Ident
     run: Run | None  # None only when the source omitted `run` (a check error)
@@ -108,6 +123,7 @@ class State:
     retries: tuple[Retry, ...]
     transitions: tuple[On, ...]
     span: Span
+    fan_out: FanOut | None = None  # `for ... in ...`: the step runs once per item
 
 
 @dataclass(frozen=True, slots=True)

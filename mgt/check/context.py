@@ -35,6 +35,8 @@ def possible_events(state: ast.State) -> tuple[str, ...]:
     output checks may answer `guardrail` too.
     """
     run = state.run
+    if state.fan_out is not None:  # items fail alone; the state fails past the tolerance
+        return ("done", "error")
     if run is None or run.kind in ("formula", "polecat"):
         return EVENTS
     events = {"done", "error"}
@@ -134,6 +136,14 @@ class Context:
         return None
 
     def output_type(self, state: ast.State) -> ExprType:
+        from mgt.expr.types import fan_out_result
+
+        if state.fan_out is not None:
+            return fan_out_result(self.step_output_type(state))
+        return self.step_output_type(state)
+
+    def step_output_type(self, state: ast.State) -> ExprType:
+        """The output of the state's step (of each item's step, for a fan-out)."""
         from mgt.expr.types import ANY, COMMAND_OUTPUT
 
         schema = self.output_schema(state)
@@ -146,6 +156,29 @@ class Context:
     @cached_property
     def state_types(self) -> dict[str, ExprType]:
         return {name: self.output_type(state) for name, state in self.states.items()}
+
+    @cached_property
+    def item_names(self) -> dict[str, str]:
+        """Each fan-out item name → the state that binds it (for 'used outside' errors)."""
+        names: dict[str, str] = {}
+        for name, state in self.states.items():
+            if state.fan_out is not None:
+                names.setdefault(state.fan_out.item.text, name)
+        return names
+
+    def hidden_items(self, state: ast.State | None) -> dict[str, str]:
+        """Why each item name of another fan-out (or of this one, in a guard) is not visible."""
+        hidden: dict[str, str] = {}
+        for item, owner in self.item_names.items():
+            if item in self.states:
+                continue
+            hidden[item] = (
+                f"'{item}' is the item name of the fan-out in state '{owner}' and exists "
+                "only in that state's `with` bindings"
+                + ("; a guard reads the list of item results as 'output'"
+                   if state is not None and state.name.text == owner else "")
+            )
+        return hidden
 
     @cached_property
     def input_types(self) -> dict[str, ExprType]:

@@ -208,8 +208,10 @@ class Builder(Transformer[Token, Any]):
         retries: list[ast.Retry] = []
         transitions: list[ast.On] = []
         seen: dict[str, Span] = {}
+        fan_out: ast.FanOut | None = None
+        policy: dict[str, _Clause] = {}
         for clause in clauses:
-            if clause.kind in ("run", "output", "timeout"):
+            if clause.kind in ("run", "output", "timeout", "for", "tolerate", "cancel"):
                 if clause.kind in seen:
                     first = seen[clause.kind]
                     raise ParseError(
@@ -228,8 +230,27 @@ class Builder(Transformer[Token, Any]):
                 bindings.extend(clause.value)
             elif clause.kind == "retry":
                 retries.append(clause.value)
+            elif clause.kind == "for":
+                fan_out = clause.value
+            elif clause.kind in ("tolerate", "cancel"):
+                policy[clause.kind] = clause
             else:
                 transitions.append(clause.value)
+        if policy and fan_out is None:
+            clause = next(iter(policy.values()))
+            raise ParseError(
+                f"'{clause.kind}' is a failure policy of a fan-out; state '{name}' has no "
+                "'for ITEM in LIST' clause",
+                clause.keyword,
+            )
+        if fan_out is not None and policy:
+            tolerate = policy.get("tolerate")
+            fan_out = replace(
+                fan_out,
+                tolerate=tolerate.value[0] if tolerate else 0,
+                tolerate_span=tolerate.value[1] if tolerate else None,
+                cancel_on_failure="cancel" in policy,
+            )
         return ast.State(
             name=self.ident(name),
             run=run,
@@ -239,6 +260,7 @@ class Builder(Transformer[Token, Any]):
             retries=tuple(retries),
             transitions=tuple(transitions),
             span=self.span(keyword, clauses[-1]),
+            fan_out=fan_out,
         )
 
     # ---- clauses ---------------------------------------------------------
@@ -325,6 +347,44 @@ class Builder(Transformer[Token, Any]):
         keyword, event, _when, guard, _arrow, target = children
         on = ast.On(self.ident(event), guard, self.ident(target), self.span(keyword, target))
         return _Clause("on", on, self.span(keyword), on.span)
+
+    def amount(self, children: list[Any]) -> tuple[int, Span]:
+        minus, number = children
+        text = str(number)
+        if not text.isdigit():
+            raise self.fail(f"expected a whole number, not '{text}'", minus or number, number)
+        value = self._int(text, number)
+        return (-value if minus is not None else value), self.span(minus or number, number)
+
+    def for_clause(self, children: list[Any]) -> _Clause:
+        keyword, item, _in, items, _max, amount = children
+        last = amount[1] if amount is not None else items.span
+        span = Span(self.file, keyword.line, keyword.column, last.end_line, last.end_column)
+        fan_out = ast.FanOut(
+            item=self.ident(item),
+            items=items,
+            max=amount[0] if amount is not None else None,
+            max_span=amount[1] if amount is not None else None,
+            span=span,
+        )
+        return _Clause("for", fan_out, self.span(keyword), span)
+
+    def tolerate_clause(self, children: list[Any]) -> _Clause:
+        keyword, (count, count_span), word = children
+        if str(word) not in ("failure", "failures"):
+            raise self.fail(f"expected 'failures' after 'tolerate {count}', found '{word}'",
+                            word)
+        if count < 0:
+            raise ParseError("a number of tolerated failures cannot be negative", count_span)
+        return _Clause("tolerate", (count, count_span), self.span(keyword),
+                       self.span(keyword, word))
+
+    def cancel_clause(self, children: list[Any]) -> _Clause:
+        keyword, _on, first, failure = children
+        if (str(first), str(failure)) != ("first", "failure"):
+            raise self.fail(f"expected 'cancel on first failure', found 'cancel on {first} "
+                            f"{failure}'", first, failure)
+        return _Clause("cancel", True, self.span(keyword), self.span(keyword, failure))
 
     # ---- expressions -----------------------------------------------------
 
