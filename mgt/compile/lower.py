@@ -30,6 +30,7 @@ from mgt.compile.model import (
     IMPLICIT_FAIL,
     BuiltinStep,
     CommandStep,
+    FanOutSpec,
     FinalSpec,
     FormulaStep,
     InputSpec,
@@ -277,6 +278,20 @@ class _Lowering:
             retries=self.retries(decl, formula),
             transitions=self.transitions(decl),
             step=self.step(run_spec, formula, polecat),
+            fan_out=self.fan_out(decl),
+        )
+
+    def fan_out(self, decl: ast.State) -> FanOutSpec | None:
+        fan_out = decl.fan_out
+        if fan_out is None:
+            return None
+        return FanOutSpec(
+            item=fan_out.item.text,
+            items=fan_out.items,
+            max=fan_out.max,
+            tolerate=fan_out.tolerate,
+            cancel_on_failure=fan_out.cancel_on_failure,
+            items_source=self.text_of(fan_out.items.span),
         )
 
     def step(self, run: RunSpec, formula: Formula | None, polecat: Polecat | None) -> Step:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVENTS",
+    "FanOutSpec",
     "IMPLICIT_FAIL",
     "BuiltinStep",
     "CommandStep",
@@ -118,6 +119,22 @@ class TransitionSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class FanOutSpec:
+    """`for ITEM in LIST max N`: the state's step runs once per item, `max` at a time.
+
+    The state is `done` when at most `tolerate` items fail; with `cancel_on_failure`
+    the first failure beyond that stops the items still running and skips the rest.
+    """
+
+    item: str
+    items: Expr
+    max: int | None = None  # None: every item at once
+    tolerate: int = 0
+    cancel_on_failure: bool = False
+    items_source: str = ""  # the list expression as written, for graphs
+
+
+@dataclass(frozen=True, slots=True)
 class StateSpec:
     name: str
     run: RunSpec
@@ -127,6 +144,7 @@ class StateSpec:
     retries: tuple[RetrySpec, ...] = ()
     transitions: tuple[TransitionSpec, ...] = ()
     step: Step | None = None  # set by lowering; `step_of` resolves it for hand-built specs
+    fan_out: FanOutSpec | None = None  # the step runs once per item of a list
 
     def retry_for(self, event: str) -> RetrySpec | None:
         """The retry policy that consumes `event`, if any."""

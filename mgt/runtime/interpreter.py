@@ -20,6 +20,7 @@ processes is ended (`mgt.executors.process.end_leftovers`).
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ from mgt.runtime.events import (
     Backoff,
     Event,
     GuardFailed,
+    ItemFinished,
+    ItemStarted,
     ProcessStarted,
     RunFinished,
     RunInterrupted,
@@ -200,6 +203,9 @@ class Interpreter:
         self._on_event = on_event
         self._sleep = sleep
         self._info_written = float("-inf")
+        # fan-out items run on threads: one journal writer at a time, one executor per kind
+        self._emit_lock = threading.RLock()
+        self._executor_lock = threading.Lock()
         self.run: RunState = journal.state
         # every state, so `STATE.attempts` is 0 (not null) before STATE runs, as checked
         for name in machine.states:
@@ -393,9 +399,13 @@ class Interpreter:
             self._emit(ProcessStarted(state=name, attempt=number, pgid=pgid))
 
         try:
-            bindings = self._bindings(spec)
-            with attempt_processes(self.journal.run_id, f"{name}/{number}", started):
-                result, outcome = self._dispatch(spec, number, attempt_dir, bindings, feedback)
+            if spec.fan_out is not None:
+                outcome = self._run_fan_out(spec, number, attempt_dir, feedback)
+            else:
+                bindings = self._bindings(spec)
+                with attempt_processes(self.journal.run_id, f"{name}/{number}", started):
+                    result, outcome = self._dispatch(spec, number, attempt_dir, bindings,
+                                                     feedback)
         except _StepError as err:
             outcome = err.outcome
         except TooDeep as err:  # a binding or a builtin's output the journal cannot keep
@@ -424,12 +434,15 @@ class Interpreter:
             self.journal.write_output(name, outcome.output)
         return outcome
 
-    def _bindings(self, spec: StateSpec) -> dict[str, Any]:
+    def _bindings(self, spec: StateSpec, item: Mapping[str, Any] | None = None
+                  ) -> dict[str, Any]:
         from mgt.errors import ExprError
         from mgt.expr.evaluate import evaluate
 
         env = self.scope.names()
         env["output"] = None
+        for key, value in (item or {}).items():  # a fan-out's item name, in its bindings only
+            env[key] = value
         values: dict[str, Any] = {}
         for key, expr in spec.bindings:
             try:
@@ -565,11 +578,153 @@ class Interpreter:
         )
 
     def _executor(self, kind: str) -> Executor:
-        if kind not in self._executor_cache:
-            if self._executors is None:
-                raise ExecutorError(f"no executor available for a {kind} step")
-            self._executor_cache[kind] = self._executors(kind)
-        return self._executor_cache[kind]
+        with self._executor_lock:
+            if kind not in self._executor_cache:
+                if self._executors is None:
+                    raise ExecutorError(f"no executor available for a {kind} step")
+                self._executor_cache[kind] = self._executors(kind)
+            return self._executor_cache[kind]
+
+    # ------------------------------------------------------------------ fan-out
+
+    def _run_fan_out(self, spec: StateSpec, attempt: int, attempt_dir: Path,
+                     feedback: str | None) -> Outcome:
+        """Run the state's step once per item, `max` at a time, and join them.
+
+        Items finished earlier in this visit (journaled `item_finished`) are kept and not
+        run again: after a kill, only the unfinished ones; after a retry, the failed ones.
+        """
+        from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+        from mgt.errors import ExprError
+        from mgt.expr.evaluate import evaluate
+
+        fan = spec.fan_out
+        assert fan is not None
+        env = self.scope.names()
+        env["output"] = None
+        try:
+            items = evaluate(fan.items, env)
+        except ExprError as err:
+            return Outcome("error", error=f"the list of the fan-out: {err}", retryable=False)
+        if not isinstance(items, list):
+            return Outcome("error", error="the list of the fan-out is not a list but "
+                           f"{type(items).__name__}", retryable=False)
+        results: dict[int, ItemFinished] = {
+            i: ev for i, ev in self.run.visit.items.items() if i < len(items)}
+        todo = [i for i in range(len(items)) if i not in results]
+        control = _FanOutControl()
+        if fan.cancel_on_failure and _failures(results.values()) > fan.tolerate:
+            control.stop.set()
+        if results:
+            self._emit_progress(spec.name, f"{len(results)} of {len(items)} items kept from "
+                                "before; running the rest")
+        workers = max(1, min(fan.max or len(todo), len(todo)))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"mgt-{spec.name}")
+        try:
+            pending: set[Future[ItemFinished | None]] = {
+                pool.submit(self._run_item, spec, attempt, attempt_dir, i, items[i], feedback,
+                            control)
+                for i in todo}
+            while pending:
+                # a timeout, so Ctrl-C and SIGTERM reach this thread while items run
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in done:
+                    event = future.result()
+                    if event is None:
+                        continue
+                    results[event.index] = event
+                    running = len(control.running)
+                    self._emit_progress(spec.name, f"item {event.index}: {event.outcome} "
+                                        f"({len(results)} of {len(items)} finished, "
+                                        f"{running} running)")
+                    if fan.cancel_on_failure and not control.stop.is_set() \
+                            and _failures(results.values()) > fan.tolerate:
+                        control.cancel()
+        except BaseException:
+            control.interrupt()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        ordered = [results[i].result() for i in range(len(items)) if i in results]
+        failed = [results[i] for i in range(len(items))
+                  if i in results and results[i].outcome != "done"]
+        if len(failed) <= fan.tolerate:
+            return Outcome("done", output=ordered)
+        first = failed[0]
+        detail = f": {first.error}" if first.error else ""
+        return Outcome(
+            "error", output=ordered,
+            error=f"{len(failed)} of {len(items)} items failed (tolerated: {fan.tolerate}); "
+                  f"first, item {first.index} ({first.outcome}){detail}")
+
+    def _run_item(self, spec: StateSpec, attempt: int, attempt_dir: Path, index: int,
+                  value: Any, feedback: str | None, control: _FanOutControl
+                  ) -> ItemFinished | None:
+        """One item on a pool thread: its step, journaled as `item_started`/`item_finished`.
+
+        Returns None when the run was interrupted: an item cut short is not finished and
+        runs again on resume.
+        """
+        from mgt.executors.process import attempt_processes
+
+        fan = spec.fan_out
+        assert fan is not None
+        key = _item_key(value)
+        if control.stop.is_set():
+            return self._item_finished(spec, attempt, index, key, Outcome(
+                "error", error="cancelled after an earlier item failed"), ExecResult(),
+                control, cancelled=True)
+        item_dir = attempt_dir / "items" / str(index)
+        item_dir.mkdir(parents=True, exist_ok=True)
+        self._emit(ItemStarted(state=spec.name, attempt=attempt, index=index, key=key))
+        control.running.add(index)
+
+        def started(pgid: int) -> None:
+            control.started(index, pgid)
+            self._emit(ProcessStarted(state=spec.name, attempt=attempt, pgid=pgid, item=index))
+
+        result = ExecResult()
+        try:
+            bindings = self._bindings(spec, {fan.item: value})
+            label = f"{spec.name}/{attempt}/{index}"
+            with attempt_processes(self.journal.run_id, label, started):
+                result, outcome = self._dispatch(spec, attempt, item_dir, bindings, feedback)
+        except _StepError as err:
+            outcome = err.outcome
+        except TooDeep as err:
+            outcome = Outcome("error", error=f"a value of item {index} is {err}",
+                              retryable=False)
+        except MgtError as err:
+            outcome = Outcome("error", error=str(err))
+        except Exception as err:  # a bug on a pool thread must not vanish with the thread
+            outcome = Outcome("error", error=f"item {index}: {type(err).__name__}: {err}")
+        finally:
+            control.finished(index)
+        return self._item_finished(spec, attempt, index, key, outcome, result, control,
+                                   cancelled=index in control.cancelled)
+
+    def _item_finished(self, spec: StateSpec, attempt: int, index: int, key: str | None,
+                       outcome: Outcome, result: ExecResult, control: _FanOutControl,
+                       *, cancelled: bool) -> ItemFinished | None:
+        if control.interrupted:
+            return None
+        outcome = _keepable(outcome)
+        event = ItemFinished(
+            state=spec.name, attempt=attempt, index=index, key=key,
+            outcome="cancelled" if cancelled else outcome.event,
+            output=jsonable(outcome.output) if not cancelled else None,
+            error=("cancelled after an earlier item failed" if cancelled
+                   else outcome.error or (outcome.problems[0] if outcome.problems else None)),
+            cost_usd=round(result.cost_usd or 0.0, 8),
+            input_tokens=result.input_tokens or 0,
+            output_tokens=result.output_tokens or 0,
+        )
+        with self._emit_lock:
+            if control.interrupted:
+                return None
+            self._emit(event)
+        return event
 
     def _run_builtin(self, name: str, ctx: StepContext) -> ExecResult:
         from mgt.extensions import resolve
@@ -632,13 +787,16 @@ class Interpreter:
     # ------------------------------------------------------------------ journal plumbing
 
     def _emit(self, event: Event) -> None:
-        stamped = self.journal.emit(event)
-        if self._on_event is not None:
-            self._on_event(stamped.to_json(), self.totals)
+        with self._emit_lock:
+            stamped = self.journal.emit(event)
+            if self._on_event is not None:
+                self._on_event(stamped.to_json(), self.totals)
 
     def _emit_progress(self, state: str, message: str) -> None:
         if self._on_event is not None:
-            self._on_event({"type": "progress", "state": state, "message": message}, self.totals)
+            with self._emit_lock:
+                self._on_event({"type": "progress", "state": state, "message": message},
+                               self.totals)
 
     def _write_info(self, *, force: bool = True, **fields: Any) -> None:
         """Refresh run.json; a routine refresh is skipped if one was written very recently.
@@ -702,6 +860,71 @@ class _Job:
     bindings: dict[str, Any]
     feedback: str | None
     ctx: StepContext
+
+
+class _FanOutControl:
+    """What the items of one fan-out share: the stop flag and their running process groups."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.interrupted = False
+        self.running: set[int] = set()
+        self.cancelled: set[int] = set()
+        self._groups: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def started(self, index: int, pgid: int) -> None:
+        with self._lock:
+            self._groups[index] = pgid
+            stopping = self.stop.is_set()
+            if stopping:
+                self.cancelled.add(index)
+        if stopping:  # the policy stopped the fan-out while this item was forking
+            _end_group(pgid)
+
+    def finished(self, index: int) -> None:
+        with self._lock:
+            self._groups.pop(index, None)
+            self.running.discard(index)
+
+    def cancel(self) -> None:
+        """Stop the items: those not started are skipped, running ones are ended."""
+        with self._lock:
+            self.stop.set()
+            groups = dict(self._groups)
+            self.cancelled |= set(self.running)
+        for pgid in groups.values():
+            _end_group(pgid)
+
+    def interrupt(self) -> None:
+        """The run is interrupted: end every item's processes and journal none of them."""
+        self.interrupted = True
+        self.cancel()
+
+
+def _end_group(pgid: int) -> None:
+    from mgt.executors.process import kill_group
+
+    kill_group(pgid, grace=2.0)
+
+
+def _failures(items: Any) -> int:
+    return sum(1 for ev in items if ev.outcome != "done")
+
+
+def _item_key(value: Any) -> str | None:
+    """An item's key, shown beside its index: a text or number item itself, or the `key`,
+    `id` or `name` field of an object item."""
+    if isinstance(value, str):
+        return value[:200]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, dict):
+        for field_name in ("key", "id", "name"):
+            found = value.get(field_name)
+            if isinstance(found, str | int) and not isinstance(found, bool):
+                return str(found)[:200]
+    return None
 
 
 class _StepError(Exception):
