@@ -1,0 +1,157 @@
+"""Fan-out states run by a real `mgt exec`: the cap, input order, the failure policy,
+cancellation of running items, and a kill -9 mid-fan-out resumed with finished items kept.
+
+Items are real shell commands; they leave marks in the working directory so the tests
+see what ran, how many at once and how often, never how long anything took.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.runtime.procs import journal, kill_processes_with, mgt, only_run, spawn, wait_for_event
+
+#: Each item marks itself running, notes how many are running, works, then unmarks.
+COUNTING = ("mkdir -p running; touch running/$n; ls running | wc -l >> peaks; "
+            "echo $n >> ran; sleep 0.2; rm running/$n; echo out-$n")
+
+
+def _machine(body: str, items: str = '["a", "b", "c", "d", "e", "f"]') -> str:
+    return f"""\
+machine fan
+input items: json = {items}
+
+state each:
+{body}
+    on done when count(output, it.outcome == "done") == len(output) -> all_done
+    on done -> some_done
+    on error -> failed
+
+final all_done: succeed
+final some_done: succeed "some items failed"
+final failed: fail
+"""
+
+
+def _exec(work: Path, text: str, *extra: str) -> dict[str, Any]:
+    (work / "fan.mgt").write_text(text)
+    proc = mgt("exec", "fan.mgt", "--runs-dir", "runs", "--json", *extra, cwd=work)
+    assert proc.stdout, proc.stderr
+    summary: dict[str, Any] = json.loads(proc.stdout)
+    return summary
+
+
+def _items(work: Path) -> list[dict[str, Any]]:
+    events = journal(only_run(work / "runs"))
+    finished = [e for e in events if e["type"] == "attempt_finished" and e["state"] == "each"]
+    output: list[dict[str, Any]] = finished[-1]["output"]
+    return output
+
+
+def test_items_run_under_the_cap_and_come_back_in_input_order(tmp_path: Path) -> None:
+    body = f'    for n in input.items max 2\n    run command "{COUNTING}"\n    with n = n\n'
+    summary = _exec(tmp_path, _machine(body))
+    assert summary["final"] == "all_done", summary
+    peaks = [int(x) for x in (tmp_path / "peaks").read_text().split()]
+    assert len(peaks) == 6 and max(peaks) <= 2  # never more than `max 2` at once
+    items = _items(tmp_path)
+    assert [i["index"] for i in items] == [0, 1, 2, 3, 4, 5]
+    assert [i["key"] for i in items] == ["a", "b", "c", "d", "e", "f"]
+    assert [i["output"]["stdout"] for i in items] == [f"out-{k}\n" for k in "abcdef"]
+    assert {i["outcome"] for i in items} == {"done"}
+
+
+@pytest.mark.parametrize(("tolerate", "final"), [("", "failed"), ("    tolerate 1 failure\n",
+                                                                    "some_done")])
+def test_the_failure_policy_decides_the_states_outcome(tmp_path: Path, tolerate: str,
+                                                       final: str) -> None:
+    body = ('    for n in input.items max 3\n    run command "test $n != c"\n'
+            f"    with n = n\n{tolerate}")
+    summary = _exec(tmp_path, _machine(body))
+    assert summary["final"] == final, summary
+    items = _items(tmp_path)
+    assert [i["outcome"] for i in items] == ["done", "done", "error", "done", "done", "done"]
+    assert "exited with 1" in items[2]["error"]
+
+
+def test_cancel_on_first_failure_stops_running_items_and_skips_the_rest(tmp_path: Path
+                                                                        ) -> None:
+    # item a fails at once; b and c sleep until they are stopped; d..f never start
+    step = ('if [ $n = a ]; then exit 3; fi; echo $$ >> pids; sleep 41.5; echo woke >> woke')
+    body = (f'    for n in input.items max 3\n    run command "{step}"\n    with n = n\n'
+            "    cancel on first failure\n    timeout 2m\n")
+    try:
+        summary = _exec(tmp_path, _machine(body))
+    finally:
+        kill_processes_with("sleep 41.5")
+    assert summary["final"] == "failed", summary
+    items = _items(tmp_path)
+    assert items[0]["outcome"] == "error"
+    assert {i["outcome"] for i in items[1:]} == {"cancelled"}
+    assert not (tmp_path / "woke").exists()
+    for pid in (tmp_path / "pids").read_text().split() if (tmp_path / "pids").exists() else []:
+        assert not Path(f"/proc/{pid}").exists() or _zombie(int(pid)), "an item kept running"
+
+
+def test_an_item_name_is_bound_per_item_and_lists_of_objects_are_keyed(tmp_path: Path) -> None:
+    items = '[{"id": "x1", "size": 2}, {"id": "x2", "size": 5}]'
+    body = ('    for job in input.items max 2\n    run command "echo $size"\n'
+            "    with size = job.size * 10\n")
+    summary = _exec(tmp_path, _machine(body, items))
+    assert summary["final"] == "all_done", summary
+    results = _items(tmp_path)
+    assert [r["key"] for r in results] == ["x1", "x2"]
+    assert [r["output"]["stdout"] for r in results] == ["20\n", "50\n"]
+
+
+def test_an_empty_list_is_done_with_no_items(tmp_path: Path) -> None:
+    body = '    for n in input.items max 2\n    run command "exit 1"\n    with n = n\n'
+    summary = _exec(tmp_path, _machine(body, "[]"))
+    assert summary["final"] == "all_done", summary
+    assert _items(tmp_path) == []
+
+
+def test_kill_9_mid_fan_out_resumes_with_finished_items_kept(tmp_path: Path) -> None:
+    # a and b finish at once; c and d wait for a `go` file that appears only after the kill
+    step = ("echo $n >> ran; if [ $n = c ] || [ $n = d ]; then "
+            "while [ ! -e go ]; do sleep 0.05; done; fi; echo out-$n")
+    body = (f'    for n in input.items max 2\n    run command "{step}"\n    with n = n\n'
+            "    timeout 2m\n")
+    (tmp_path / "fan.mgt").write_text(_machine(body, '["a", "b", "c", "d"]'))
+    proc = spawn("exec", "fan.mgt", "--runs-dir", "runs", cwd=tmp_path)
+    try:
+        run_dir = wait_for_event(
+            tmp_path / "runs", proc,
+            lambda e: e["type"] == "process_started" and e.get("item") == 3,
+            "item d to start")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert sorted((tmp_path / "ran").read_text().split()) == ["a", "b", "c", "d"]
+    finished = [e["index"] for e in journal(run_dir) if e["type"] == "item_finished"]
+    assert sorted(finished) == [0, 1]
+    (tmp_path / "go").touch()
+    resumed = mgt("resume", run_dir.name, "--runs-dir", "runs", "--json", cwd=tmp_path)
+    summary = json.loads(resumed.stdout)
+    assert summary["final"] == "all_done", resumed.stderr
+    # a and b ran once (kept); c and d, cut short, ran again
+    assert sorted((tmp_path / "ran").read_text().split()) == ["a", "b", "c", "c", "d", "d"]
+    items = _items(tmp_path)
+    assert [i["output"]["stdout"] for i in items] == [f"out-{k}\n" for k in "abcd"]
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rfind(")") + 2] == "Z"
