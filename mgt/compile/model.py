@@ -18,10 +18,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVENTS",
-    "FanOutSpec",
     "IMPLICIT_FAIL",
     "BuiltinStep",
     "CommandStep",
+    "FanOutSpec",
     "FinalSpec",
     "FormulaStep",
     "InputSpec",

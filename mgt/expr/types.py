@@ -45,8 +45,6 @@ if TYPE_CHECKING:
     from mgt.defs import FormulaInput, SchemaRegistry
 
 __all__ = [
-    "element_type",
-    "fan_out_result",
     "ANY",
     "BOOLEAN",
     "COMMAND_OUTPUT",
@@ -58,6 +56,8 @@ __all__ = [
     "ExprType",
     "Kind",
     "Scope",
+    "element_type",
+    "fan_out_result",
     "fits_declared",
     "fits_input",
     "input_type",
