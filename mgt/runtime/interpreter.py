@@ -301,6 +301,8 @@ class Interpreter:
                 self._attempt(spec, self._feedback_of_last_retry(spec))
                 continue
             outcome = outcome_of(visit.pending)
+            if spec.fan_out is not None:  # its retry clauses were used by each item
+                spec = _without_retries(spec)
             action = decide(self._router, spec, [e.outcome for e in visit.retried],
                             outcome, self.scope, attempt=visit.pending.attempt,
                             timeout_seconds=self._timeout(spec))
@@ -689,7 +691,8 @@ class Interpreter:
             bindings = self._bindings(spec, {fan.item: value})
             label = f"{spec.name}/{attempt}/{index}"
             with attempt_processes(self.journal.run_id, label, started):
-                result, outcome = self._dispatch(spec, attempt, item_dir, bindings, feedback)
+                result, outcome = self._item_attempts(spec, attempt, item_dir, bindings,
+                                                      feedback, control)
         except _StepError as err:
             outcome = err.outcome
         except TooDeep as err:
@@ -703,6 +706,39 @@ class Interpreter:
             control.finished(index)
         return self._item_finished(spec, attempt, index, key, outcome, result, control,
                                    cancelled=index in control.cancelled)
+
+    def _item_attempts(self, spec: StateSpec, attempt: int, item_dir: Path,
+                       bindings: dict[str, Any], feedback: str | None,
+                       control: _FanOutControl) -> tuple[ExecResult, Outcome]:
+        """An item's step, retried by the state's `retry` clauses (each item on its own);
+        the cost of every try is counted."""
+        from mgt.runtime.outcome import feedback_text
+
+        used: dict[int, int] = {}
+        spent = ExecResult(cost_usd=0.0, input_tokens=0, output_tokens=0)
+        tries = 0
+        while True:
+            tries += 1
+            step_dir = item_dir if tries == 1 else item_dir / f"try-{tries}"
+            step_dir.mkdir(parents=True, exist_ok=True)
+            result, outcome = self._dispatch(spec, attempt, step_dir, bindings, feedback)
+            spent.cost_usd = (spent.cost_usd or 0.0) + (result.cost_usd or 0.0)
+            spent.input_tokens = (spent.input_tokens or 0) + (result.input_tokens or 0)
+            spent.output_tokens = (spent.output_tokens or 0) + (result.output_tokens or 0)
+            retry = spec.retry_for(outcome.event) if outcome.retryable else None
+            if retry is None or control.stop.is_set():
+                break
+            clause = spec.retries.index(retry)
+            if used.get(clause, 0) >= retry.count:
+                break
+            used[clause] = used.get(clause, 0) + 1
+            feedback = feedback_text(outcome, tries, timeout_seconds=self._timeout(spec),
+                                     schema=spec.output_schema) if retry.feedback else None
+            if retry.backoff_seconds and control.stop.wait(retry.backoff_seconds):
+                break
+        result.cost_usd, result.input_tokens, result.output_tokens = (
+            spent.cost_usd, spent.input_tokens, spent.output_tokens)
+        return result, outcome
 
     def _item_finished(self, spec: StateSpec, attempt: int, index: int, key: str | None,
                        outcome: Outcome, result: ExecResult, control: _FanOutControl,
@@ -906,6 +942,12 @@ def _end_group(pgid: int) -> None:
     from mgt.executors.process import kill_group
 
     kill_group(pgid, grace=2.0)
+
+
+def _without_retries(spec: StateSpec) -> StateSpec:
+    from dataclasses import replace
+
+    return replace(spec, retries=())
 
 
 def _failures(items: Any) -> int:

@@ -155,3 +155,31 @@ def _zombie(pid: int) -> bool:
     except OSError:
         return True
     return stat[stat.rfind(")") + 2] == "Z"
+
+
+def test_retry_clauses_retry_each_item_on_its_own(tmp_path: Path) -> None:
+    # b and d fail on their first try only; the others never fail
+    step = ('echo $n >> ran; if [ $n = b ] || [ $n = d ]; then '
+            'if [ ! -e tried-$n ]; then touch tried-$n; exit 1; fi; fi')
+    body = (f'    for n in input.items max 2\n    run command "{step}"\n    with n = n\n'
+            "    retry 1 on error\n")
+    summary = _exec(tmp_path, _machine(body, '["a", "b", "c", "d"]'))
+    assert summary["final"] == "all_done", summary
+    assert sorted((tmp_path / "ran").read_text().split()) == ["a", "b", "b", "c", "d", "d"]
+    events = journal(only_run(tmp_path / "runs"))
+    assert [e["attempt"] for e in events if e["type"] == "attempt_started"] == [1]
+
+
+def test_graph_draws_a_fan_out_as_a_region(tmp_path: Path) -> None:
+    body = ('    for n in input.items max 3\n    run command "echo $n"\n    with n = n\n'
+            "    tolerate 1 failure\n")
+    (tmp_path / "fan.mgt").write_text(_machine(body))
+    text = mgt("graph", "fan.mgt", cwd=tmp_path).stdout
+    assert "each [for n in input.items max 3 (tolerate 1): command echo $n]" in text
+    mermaid = mgt("graph", "fan.mgt", "--format", "mermaid", cwd=tmp_path).stdout
+    assert "    state each {" in mermaid and "each__each : for n in input.items max 3" in mermaid
+    dot = mgt("graph", "fan.mgt", "--format", "dot", cwd=tmp_path).stdout
+    assert "subgraph cluster_fanout_0 {" in dot
+    assert 'label="for n in input.items max 3 (tolerate 1)"' in dot
+    # a fan-out ends with done or error only: no implicit edges for the others
+    assert "timeout" not in text
