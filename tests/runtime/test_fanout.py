@@ -183,3 +183,43 @@ def test_graph_draws_a_fan_out_as_a_region(tmp_path: Path) -> None:
     assert 'label="for n in input.items max 3 (tolerate 1)"' in dot
     # a fan-out ends with done or error only: no implicit edges for the others
     assert "timeout" not in text
+
+
+POLECAT = """\
+[polecat]
+name = "echo"
+description = "answers with what it is asked"
+
+[model]
+name = "claude-haiku-4-5"
+
+[prompt.system]
+content = "Answer briefly."
+"""
+
+
+def test_every_items_cost_counts_toward_the_totals_and_the_budget(tmp_path: Path) -> None:
+    (tmp_path / "polecats").mkdir()
+    (tmp_path / "polecats" / "echo.toml").write_text(POLECAT)
+    (tmp_path / "recorded").mkdir()
+    (tmp_path / "recorded" / "each.json").write_text(json.dumps({
+        "type": "result", "subtype": "success", "is_error": False, "result": "ok",
+        "total_cost_usd": 0.25, "usage": {"input_tokens": 100, "output_tokens": 10}}))
+    text = _machine('    for n in input.items max 1\n    run polecat echo prompt "say hi"\n'
+                    "    with n = n\n").replace(
+        "input items", 'import polecats from "polecats"\ninput items')
+    # one at a time: four items spend the $1.00 budget, the fifth and sixth are refused
+    summary = _exec(tmp_path, text, "--executor", "replay", "--replay-dir", "recorded",
+                    "--budget-usd", "1.0")
+    assert summary["final"] == "failed", summary
+    items = _items(tmp_path)
+    assert [i["outcome"] for i in items] == ["done"] * 4 + ["error"] * 2
+    assert "budget exhausted" in items[4]["error"]
+    shown = mgt("show", only_run(tmp_path / "runs").name, "--runs-dir", "runs", "--json",
+                cwd=tmp_path)
+    data = json.loads(shown.stdout)
+    assert data["cost_usd"] == pytest.approx(1.0)
+    assert data["tokens"] == {"input": 400, "output": 40}
+    each = next(s for s in data["states"] if s["state"] == "each")
+    assert [i["outcome"] for i in each["items"]] == ["done"] * 4 + ["error"] * 2
+    assert each["cost_usd"] == pytest.approx(1.0)
