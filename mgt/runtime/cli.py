@@ -353,7 +353,8 @@ def _show_data(record: RunRecord) -> dict[str, Any]:
                 for a in state.attempts
             ],
             "output": state.output,
-            **({"items": _items_of(state, record.status)} if state.items or state.items_running else {}),
+            **({"items": _items_of(state, record.status)}
+               if state.items or state.items_running else {}),
         })
     return {
         **record.summary(),
