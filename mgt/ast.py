@@ -15,6 +15,7 @@ from mgt.span import Span
 
 __all__ = [
     "Binding",
+    "Branch",
     "FanOut",
     "Final",
     "Ident",
@@ -26,6 +27,7 @@ __all__ = [
     "Run",
     "State",
     "TypeRef",
+    "branch_state",
 ]
 
 RunKind = TypingLiteral["formula", "polecat", "command", "builtin"]
@@ -114,6 +116,18 @@ class FanOut:
 
 
 @dataclass(frozen=True, slots=True)
+class Branch:
+    """`branch NAME:` and its block: one step of a state that runs its branches at once."""
+
+    name: Ident
+    run: Run | None
+    bindings: tuple[Binding, ...]
+    output: Ident | None
+    timeout: DurationLit | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class State:
     name: Ident
     run: Run | None  # None only when the source omitted `run` (a check error)
@@ -124,6 +138,9 @@ class State:
     transitions: tuple[On, ...]
     span: Span
     fan_out: FanOut | None = None  # `for ... in ...`: the step runs once per item
+    branches: tuple[Branch, ...] = ()  # `branch NAME:` blocks, run at once and joined
+    tolerate: int = 0  # a branch state's `tolerate N failures` (a fan-out keeps its own)
+    cancel_on_failure: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,3 +164,11 @@ class MachineDecl:
     finals: tuple[Final, ...]
     source_path: str
     span: Span
+
+
+def branch_state(state: State, branch: Branch) -> State:
+    """A branch as a state of its own (its state's name and retries): what the checks and
+    lowering treat it as."""
+    return State(name=state.name, run=branch.run, bindings=branch.bindings,
+                 output=branch.output, timeout=branch.timeout, retries=state.retries,
+                 transitions=(), span=branch.span)

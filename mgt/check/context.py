@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from mgt.check.flow import Flow
     from mgt.expr.types import ExprType
 
-__all__ = ["EVENTS", "Check", "Context", "possible_events"]
+__all__ = ["EVENTS", "Check", "Context", "branch_state", "possible_events"]
 
 Check = Callable[["Context"], Iterator[Diagnostic]]
 
@@ -35,8 +35,8 @@ def possible_events(state: ast.State) -> tuple[str, ...]:
     output checks may answer `guardrail` too.
     """
     run = state.run
-    if state.fan_out is not None:  # items fail alone; the state fails past the tolerance
-        return ("done", "error")
+    if state.fan_out is not None or state.branches:  # items fail alone; the state fails
+        return ("done", "error")                       # past the tolerance
     if run is None or run.kind in ("formula", "polecat"):
         return EVENTS
     events = {"done", "error"}
@@ -58,6 +58,9 @@ def run_label(state: ast.State) -> str:
         return "a command step"
     target = run.target.text if run.target else "?"
     return f"{run.kind} '{target}'"
+
+
+branch_state = ast.branch_state
 
 
 @dataclass
@@ -136,11 +139,27 @@ class Context:
         return None
 
     def output_type(self, state: ast.State) -> ExprType:
-        from mgt.expr.types import fan_out_result
+        from mgt.expr.types import branches_result, fan_out_result
 
         if state.fan_out is not None:
             return fan_out_result(self.step_output_type(state))
+        if state.branches:
+            return branches_result({
+                b.name.text: self.step_output_type(branch_state(state, b))
+                for b in state.branches})
         return self.step_output_type(state)
+
+    @cached_property
+    def step_states(self) -> list[ast.State]:
+        """Every step the machine runs, as a state: each state, or each branch of a state
+        of branches (named as its state, so flow and messages find the state)."""
+        steps: list[ast.State] = []
+        for state in self.machine.states:
+            if state.branches:
+                steps += [branch_state(state, b) for b in state.branches]
+            else:
+                steps.append(state)
+        return steps
 
     def step_output_type(self, state: ast.State) -> ExprType:
         """The output of the state's step (of each item's step, for a fan-out)."""

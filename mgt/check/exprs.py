@@ -118,7 +118,7 @@ def check_guards(ctx: Context) -> Iterator[Diagnostic]:
 
 def check_binding_names(ctx: Context) -> Iterator[Diagnostic]:
     """Formula states: every binding names an input, every required input is bound."""
-    for state in ctx.states.values():
+    for state in ctx.step_states:
         run = state.run
         if run is None or run.kind != "formula" or run.target is None:
             continue
@@ -147,7 +147,7 @@ def check_binding_names(ctx: Context) -> Iterator[Diagnostic]:
 
 def check_bindings(ctx: Context) -> Iterator[Diagnostic]:
     """Type every binding; for a formula, the value must fit the input's declared type."""
-    for state in ctx.states.values():
+    for state in ctx.step_states:
         scope = _binding_scope(ctx, state)
         run = state.run
         formula = None
@@ -198,7 +198,7 @@ def _output_reads(expr: ex.Expr) -> Iterator[tuple[str, Span]]:
 def check_output_availability(ctx: Context) -> Iterator[Diagnostic]:
     """A guard or binding may read `T.output` only where T has surely finished with done."""
     flow = ctx.flow
-    for state in ctx.states.values():
+    for state in ctx.step_states:
         name = state.name.text
         if name not in flow.reachable:
             continue

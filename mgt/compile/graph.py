@@ -212,6 +212,8 @@ def _event_order(event: str) -> tuple[int, str]:
 
 
 def _run_text(spec: StateSpec) -> str:
+    if spec.branches:
+        return " | ".join(f"{name}: {_run_text(branch)}" for name, branch in spec.branches)
     run = spec.run
     if run.kind == "command":
         return f"command {_shorten(run.command or '', 40)}"
@@ -219,17 +221,23 @@ def _run_text(spec: StateSpec) -> str:
 
 
 def _region_of(spec: StateSpec) -> str | None:
-    """How a fan-out state's region is labelled: its `for` clause and failure policy."""
+    """How a fan-out or branches region is labelled: its `for` clause or its branches, and
+    its failure policy."""
     fan = spec.fan_out
-    if fan is None:
+    if fan is not None:
+        text = f"for {fan.item} in {_shorten(fan.items_source, 40)}"
+        if fan.max is not None:
+            text += f" max {fan.max}"
+        tolerate, cancel = fan.tolerate, fan.cancel_on_failure
+    elif spec.branches:
+        text = "parallel " + ", ".join(name for name, _ in spec.branches)
+        tolerate, cancel = spec.tolerate, spec.cancel_on_failure
+    else:
         return None
-    text = f"for {fan.item} in {_shorten(fan.items_source, 40)}"
-    if fan.max is not None:
-        text += f" max {fan.max}"
     policy = []
-    if fan.tolerate:
-        policy.append(f"tolerate {fan.tolerate}")
-    if fan.cancel_on_failure:
+    if tolerate:
+        policy.append(f"tolerate {tolerate}")
+    if cancel:
         policy.append("cancel on first failure")
     return text + (f" ({', '.join(policy)})" if policy else "")
 

@@ -257,6 +257,15 @@ class _Lowering:
     def state(self, decl: ast.State) -> StateSpec:
         name = decl.name.text
         run = decl.run
+        if decl.branches:  # each branch is lowered as a state of its own
+            branches = tuple((b.name.text, self.state(ast.branch_state(decl, b)))
+                             for b in decl.branches)
+            return StateSpec(
+                name=name, run=RunSpec(kind="builtin"), retries=(),
+                transitions=self.transitions(decl), step=BuiltinStep(""),
+                branches=branches, tolerate=decl.tolerate,
+                cancel_on_failure=decl.cancel_on_failure,
+            )
         if run is None:
             self.fail(f"state '{name}' has no `run` clause", decl.span)
             run_spec = RunSpec(kind="builtin", target="noop")

@@ -145,6 +145,10 @@ class StateSpec:
     transitions: tuple[TransitionSpec, ...] = ()
     step: Step | None = None  # set by lowering; `step_of` resolves it for hand-built specs
     fan_out: FanOutSpec | None = None  # the step runs once per item of a list
+    #: parallel branches (name, the branch as a state of its own), run at once and joined
+    branches: tuple[tuple[str, StateSpec], ...] = ()
+    tolerate: int = 0  # branches that may fail while the state is still done
+    cancel_on_failure: bool = False  # a failure past the tolerance stops the other branches
 
     def retry_for(self, event: str) -> RetrySpec | None:
         """The retry policy that consumes `event`, if any."""

@@ -56,6 +56,7 @@ __all__ = [
     "ExprType",
     "Kind",
     "Scope",
+    "branches_result",
     "element_type",
     "fan_out_result",
     "fits_declared",
@@ -165,6 +166,22 @@ def fan_out_result(item_output: ExprType) -> ExprType:
         label="item result",
     )
     return list_of(result, label="fan-out results")
+
+
+def branches_result(outputs: Mapping[str, ExprType]) -> ExprType:
+    """A state of branches' output: each branch's result, by branch name."""
+    outcome = ExprType("string", label="branch outcome", values=ITEM_OUTCOMES)
+    optional_text = replace(STRING, optional=True, why="only a failed branch has an error")
+    return object_of({
+        name: object_of({
+            "outcome": outcome,
+            "output": replace(t, optional=True,
+                              why="a branch that did not finish with done has no output")
+            if not t.is_any else t,
+            "error": optional_text,
+        }, label=f"branch {name}")
+        for name, t in outputs.items()
+    }, label="branch results")
 
 
 def state_type(output: ExprType | None) -> ExprType:

@@ -301,7 +301,7 @@ class Interpreter:
                 self._attempt(spec, self._feedback_of_last_retry(spec))
                 continue
             outcome = outcome_of(visit.pending)
-            if spec.fan_out is not None:  # its retry clauses were used by each item
+            if spec.fan_out is not None or spec.branches:  # each item used its retries
                 spec = _without_retries(spec)
             action = decide(self._router, spec, [e.outcome for e in visit.retried],
                             outcome, self.scope, attempt=visit.pending.attempt,
@@ -401,7 +401,7 @@ class Interpreter:
             self._emit(ProcessStarted(state=name, attempt=number, pgid=pgid))
 
         try:
-            if spec.fan_out is not None:
+            if spec.fan_out is not None or spec.branches:
                 outcome = self._run_fan_out(spec, number, attempt_dir, feedback)
             else:
                 bindings = self._bindings(spec)
@@ -456,6 +456,8 @@ class Interpreter:
     # ------------------------------------------------------------------ one runner per step kind
 
     def _step(self, spec: StateSpec) -> Step:
+        if spec.step is not None:  # lowered (a branch shares its state's name: not by name)
+            return spec.step
         step = self._steps.get(spec.name)
         if step is None:
             try:
@@ -591,43 +593,36 @@ class Interpreter:
 
     def _run_fan_out(self, spec: StateSpec, attempt: int, attempt_dir: Path,
                      feedback: str | None) -> Outcome:
-        """Run the state's step once per item, `max` at a time, and join them.
+        """Run the state's items (one step per element of its list, or its branches), `max`
+        at a time, and join them.
 
         Items finished earlier in this visit (journaled `item_finished`) are kept and not
-        run again: after a kill, only the unfinished ones; after a retry, the failed ones.
+        run again: after a kill, only the unfinished ones run.
         """
         from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-        from mgt.errors import ExprError
-        from mgt.expr.evaluate import evaluate
-
+        jobs = self._jobs_of(spec)
+        if isinstance(jobs, Outcome):
+            return jobs
         fan = spec.fan_out
-        assert fan is not None
-        env = self.scope.names()
-        env["output"] = None
-        try:
-            items = evaluate(fan.items, env)
-        except ExprError as err:
-            return Outcome("error", error=f"the list of the fan-out: {err}", retryable=False)
-        if not isinstance(items, list):
-            return Outcome("error", error="the list of the fan-out is not a list but "
-                           f"{type(items).__name__}", retryable=False)
+        tolerate = fan.tolerate if fan is not None else spec.tolerate
+        cancel = fan.cancel_on_failure if fan is not None else spec.cancel_on_failure
+        cap = fan.max if fan is not None else None
         results: dict[int, ItemFinished] = {
-            i: ev for i, ev in self.run.visit.items.items() if i < len(items)}
-        todo = [i for i in range(len(items)) if i not in results]
+            i: ev for i, ev in self.run.visit.items.items() if i < len(jobs)}
+        todo = [job for job in jobs if job.index not in results]
         control = _FanOutControl()
-        if fan.cancel_on_failure and _failures(results.values()) > fan.tolerate:
+        if cancel and _failures(results.values()) > tolerate:
             control.stop.set()
         if results:
-            self._emit_progress(spec.name, f"{len(results)} of {len(items)} items kept from "
+            self._emit_progress(spec.name, f"{len(results)} of {len(jobs)} items kept from "
                                 "before; running the rest")
-        workers = max(1, min(fan.max or len(todo), len(todo)))
+        workers = max(1, min(cap or len(todo), len(todo)))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"mgt-{spec.name}")
         try:
             pending: set[Future[ItemFinished | None]] = {
-                pool.submit(self._run_item, spec, attempt, attempt_dir, i, items[i], feedback,
-                            control)
-                for i in todo}
+                pool.submit(self._run_item, job, attempt, attempt_dir, feedback, control)
+                for job in todo}
             while pending:
                 # a timeout, so Ctrl-C and SIGTERM reach this thread while items run
                 done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -638,31 +633,56 @@ class Interpreter:
                     results[event.index] = event
                     running = len(control.running)
                     self._emit_progress(spec.name, f"item {event.index}: {event.outcome} "
-                                        f"({len(results)} of {len(items)} finished, "
+                                        f"({len(results)} of {len(jobs)} finished, "
                                         f"{running} running)")
-                    if fan.cancel_on_failure and not control.stop.is_set() \
-                            and _failures(results.values()) > fan.tolerate:
+                    if cancel and not control.stop.is_set() \
+                            and _failures(results.values()) > tolerate:
                         control.cancel()
         except BaseException:
             control.interrupt()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
-        ordered = [results[i].result() for i in range(len(items)) if i in results]
-        failed = [results[i] for i in range(len(items))
-                  if i in results and results[i].outcome != "done"]
-        if len(failed) <= fan.tolerate:
-            return Outcome("done", output=ordered)
+        finished = [results[job.index] for job in jobs if job.index in results]
+        output: Any
+        if fan is not None:
+            output = [ev.result() for ev in finished]
+        else:  # branches: an object keyed by branch name
+            output = {ev.key: {k: v for k, v in ev.result().items() if k not in ("index", "key")}
+                      for ev in finished}
+        failed = [ev for ev in finished if ev.outcome != "done"]
+        if len(failed) <= tolerate:
+            return Outcome("done", output=output)
         first = failed[0]
         detail = f": {first.error}" if first.error else ""
+        what = "items" if fan is not None else "branches"
+        which = f"item {first.index}" if fan is not None else f"branch '{first.key}'"
         return Outcome(
-            "error", output=ordered,
-            error=f"{len(failed)} of {len(items)} items failed (tolerated: {fan.tolerate}); "
-                  f"first, item {first.index} ({first.outcome}){detail}")
+            "error", output=output,
+            error=f"{len(failed)} of {len(jobs)} {what} failed (tolerated: {tolerate}); "
+                  f"first, {which} ({first.outcome}){detail}")
 
-    def _run_item(self, spec: StateSpec, attempt: int, attempt_dir: Path, index: int,
-                  value: Any, feedback: str | None, control: _FanOutControl
-                  ) -> ItemFinished | None:
+    def _jobs_of(self, spec: StateSpec) -> list[_Item] | Outcome:
+        """The items of a fan-out (its list, evaluated now) or of a state of branches."""
+        from mgt.errors import ExprError
+        from mgt.expr.evaluate import evaluate
+
+        fan = spec.fan_out
+        if fan is None:
+            return [_Item(i, name, branch, {}) for i, (name, branch) in enumerate(spec.branches)]
+        env = self.scope.names()
+        env["output"] = None
+        try:
+            items = evaluate(fan.items, env)
+        except ExprError as err:
+            return Outcome("error", error=f"the list of the fan-out: {err}", retryable=False)
+        if not isinstance(items, list):
+            return Outcome("error", error="the list of the fan-out is not a list but "
+                           f"{type(items).__name__}", retryable=False)
+        return [_Item(i, _item_key(v), spec, {fan.item: v}) for i, v in enumerate(items)]
+
+    def _run_item(self, job: _Item, attempt: int, attempt_dir: Path, feedback: str | None,
+                  control: _FanOutControl) -> ItemFinished | None:
         """One item on a pool thread: its step, journaled as `item_started`/`item_finished`.
 
         Returns None when the run was interrupted: an item cut short is not finished and
@@ -670,9 +690,7 @@ class Interpreter:
         """
         from mgt.executors.process import attempt_processes
 
-        fan = spec.fan_out
-        assert fan is not None
-        key = _item_key(value)
+        spec, index, key = job.spec, job.index, job.key
         if control.stop.is_set():
             return self._item_finished(spec, attempt, index, key, Outcome(
                 "error", error="cancelled after an earlier item failed"), ExecResult(),
@@ -688,7 +706,7 @@ class Interpreter:
 
         result = ExecResult()
         try:
-            bindings = self._bindings(spec, {fan.item: value})
+            bindings = self._bindings(spec, job.names)
             label = f"{spec.name}/{attempt}/{index}"
             with attempt_processes(self.journal.run_id, label, started):
                 result, outcome = self._item_attempts(spec, attempt, item_dir, bindings,
@@ -896,6 +914,17 @@ class _Job:
     bindings: dict[str, Any]
     feedback: str | None
     ctx: StepContext
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One item of a fan-out or one branch: its stable index, its key, the state it runs as
+    and the names its bindings see (the item name)."""
+
+    index: int
+    key: str | None
+    spec: StateSpec
+    names: dict[str, Any]
 
 
 class _FanOutControl:

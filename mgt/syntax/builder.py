@@ -210,6 +210,8 @@ class Builder(Transformer[Token, Any]):
         seen: dict[str, Span] = {}
         fan_out: ast.FanOut | None = None
         policy: dict[str, _Clause] = {}
+        branches: list[ast.Branch] = []
+        branch_names: dict[str, Span] = {}
         for clause in clauses:
             if clause.kind in ("run", "output", "timeout", "for", "tolerate", "cancel"):
                 if clause.kind in seen:
@@ -232,15 +234,28 @@ class Builder(Transformer[Token, Any]):
                 retries.append(clause.value)
             elif clause.kind == "for":
                 fan_out = clause.value
+            elif clause.kind == "branch":
+                branch: ast.Branch = clause.value
+                if branch.name.text in branch_names:
+                    raise ParseError(
+                        f"state '{name}' has two branches named '{branch.name.text}' (the "
+                        f"first is on line {branch_names[branch.name.text].line})",
+                        branch.name.span)
+                branch_names[branch.name.text] = branch.name.span
+                branches.append(branch)
             elif clause.kind in ("tolerate", "cancel"):
                 policy[clause.kind] = clause
             else:
                 transitions.append(clause.value)
-        if policy and fan_out is None:
+        if branches and (run is not None or fan_out is not None):
+            raise ParseError(
+                f"state '{name}' has branches and a '{'run' if run is not None else 'for'}' "
+                "clause; a state runs one step, a fan-out, or branches", branches[0].span)
+        if policy and fan_out is None and not branches:
             clause = next(iter(policy.values()))
             raise ParseError(
-                f"'{clause.kind}' is a failure policy of a fan-out; state '{name}' has no "
-                "'for ITEM in LIST' clause",
+                f"'{clause.kind}' is a failure policy of a fan-out or of branches; state "
+                f"'{name}' has no 'for ITEM in LIST' clause and no branches",
                 clause.keyword,
             )
         if fan_out is not None and policy:
@@ -261,6 +276,9 @@ class Builder(Transformer[Token, Any]):
             transitions=tuple(transitions),
             span=self.span(keyword, clauses[-1]),
             fan_out=fan_out,
+            branches=tuple(branches),
+            tolerate=policy["tolerate"].value[0] if "tolerate" in policy and branches else 0,
+            cancel_on_failure="cancel" in policy and bool(branches),
         )
 
     # ---- clauses ---------------------------------------------------------
@@ -368,6 +386,33 @@ class Builder(Transformer[Token, Any]):
             span=span,
         )
         return _Clause("for", fan_out, self.span(keyword), span)
+
+    def branch_clause(self, children: list[Any]) -> _Clause:
+        keyword, name, *clauses = children
+        run: ast.Run | None = None
+        output: ast.Ident | None = None
+        timeout: ex.DurationLit | None = None
+        bindings: list[ast.Binding] = []
+        seen: dict[str, Span] = {}
+        for clause in clauses:
+            if clause.kind in seen and clause.kind != "with":
+                raise ParseError(
+                    f"branch '{name}' has a second '{clause.kind}' clause (the first is on "
+                    f"line {seen[clause.kind].line})", clause.keyword)
+            seen[clause.kind] = clause.keyword
+            if clause.kind == "run":
+                run = clause.value
+            elif clause.kind == "output":
+                output = clause.value
+            elif clause.kind == "timeout":
+                timeout = clause.value
+            else:
+                bindings.extend(clause.value)
+        if run is None:
+            raise ParseError(f"branch '{name}' has no 'run' clause", self.span(keyword, name))
+        branch = ast.Branch(self.ident(name), run, tuple(bindings), output, timeout,
+                            self.span(keyword, clauses[-1]))
+        return _Clause("branch", branch, self.span(keyword), branch.span)
 
     def tolerate_clause(self, children: list[Any]) -> _Clause:
         keyword, (count, count_span), word = children

@@ -240,7 +240,7 @@ def _expected_words(expected: set[str], literals: Mapping[str, str]) -> str:
     if expected >= set(_CLAUSES):
         phrases.append("a clause (run, with, output, timeout, retry or on)")
         # the fan-out clauses are rarer; naming them here would bury the common ones
-        expected -= {*_CLAUSES, "_DEDENT", "FOR", "TOLERATE", "CANCEL"}
+        expected -= {*_CLAUSES, "_DEDENT", "FOR", "TOLERATE", "CANCEL", "BRANCH"}
     if set(_RUN_KINDS) <= expected:
         phrases.append("formula, polecat, command or builtin")
         expected -= set(_RUN_KINDS)

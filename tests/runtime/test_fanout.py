@@ -223,3 +223,69 @@ def test_every_items_cost_counts_toward_the_totals_and_the_budget(tmp_path: Path
     each = next(s for s in data["states"] if s["state"] == "each")
     assert [i["outcome"] for i in each["items"]] == ["done"] * 4 + ["error"] * 2
     assert each["cost_usd"] == pytest.approx(1.0)
+
+
+BRANCHES = """\
+machine checks
+input target: str = "x"
+
+state checks:
+    branch lint:
+        run command "echo linted $t"
+        with t = input.target
+    branch tests:
+        run command "echo $$ >> pids; {tests}"
+        timeout 1m
+    branch review:
+        run command "sleep 0.2; echo reviewed"
+{policy}    on done when output.lint.outcome == "done" and output.tests.outcome == "done" -> clean
+    on done -> partly
+    on error -> failed
+
+final clean: succeed
+final partly: succeed
+final failed: fail
+"""
+
+
+def _branches(work: Path, tests: str, policy: str = "") -> dict[str, Any]:
+    (work / "b.mgt").write_text(BRANCHES.format(tests=tests, policy=policy))
+    proc = mgt("exec", "b.mgt", "--runs-dir", "runs", "--json", cwd=work)
+    assert proc.stdout, proc.stderr
+    summary: dict[str, Any] = json.loads(proc.stdout)
+    return summary
+
+
+def test_branches_run_their_own_steps_and_join_by_name(tmp_path: Path) -> None:
+    summary = _branches(tmp_path, "echo tested")
+    assert summary["final"] == "clean", summary
+    out = summary["outputs"]["checks"]
+    assert list(out) == ["lint", "tests", "review"]
+    assert out["lint"]["output"]["stdout"] == "linted x\n"
+    assert out["tests"]["output"]["stdout"] == "tested\n"
+    assert out["review"] == {"outcome": "done", "output": {
+        "exit_code": 0, "stdout": "reviewed\n", "stderr": ""}}
+
+
+def test_a_failed_branch_fails_the_state_unless_tolerated(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert _branches(tmp_path / "a", "exit 4")["final"] == "failed"
+    summary = _branches(tmp_path / "b", "exit 4", "    tolerate 1 failure\n")
+    assert summary["final"] == "partly", summary
+    assert summary["outputs"]["checks"]["tests"]["outcome"] == "error"
+
+
+def test_a_branch_failing_with_cancel_stops_the_others(tmp_path: Path) -> None:
+    text = BRANCHES.replace('sleep 0.2; echo reviewed', 'sleep 43.5; echo reviewed')
+    (tmp_path / "b.mgt").write_text(text.format(tests="sleep 0.3; exit 2",
+                                                policy="    cancel on first failure\n"))
+    try:
+        proc = mgt("exec", "b.mgt", "--runs-dir", "runs", "--json", cwd=tmp_path)
+    finally:
+        kill_processes_with("sleep 43.5")
+    summary = json.loads(proc.stdout)
+    assert summary["final"] == "failed", summary
+    events = journal(only_run(tmp_path / "runs"))
+    outcomes = {e["key"]: e["outcome"] for e in events if e["type"] == "item_finished"}
+    assert outcomes == {"lint": "done", "tests": "error", "review": "cancelled"}
