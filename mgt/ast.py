@@ -30,7 +30,7 @@ __all__ = [
     "branch_state",
 ]
 
-RunKind = TypingLiteral["formula", "polecat", "command", "builtin"]
+RunKind = TypingLiteral["formula", "polecat", "command", "builtin", "machine"]
 ImportKind = TypingLiteral["polecats", "formulas", "schemas"]
 InputType = TypingLiteral["str", "int", "float", "bool", "duration", "path", "json", "enum"]
 FinalStatus = TypingLiteral["succeed", "fail"]
@@ -74,6 +74,8 @@ class Run:
     prompt: str | None  # `run polecat NAME prompt "..."`
     command: str | None  # `run command "..."`
     span: Span
+    machine: str | None = None  # `run machine "path.mgt"`, relative to this file
+    machine_span: Span | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +151,7 @@ class Final:
     status: FinalStatus
     message: str | None
     span: Span
+    returns: Expr | None = None  # `returns EXPR`: what the machine returns, run as a step
 
 
 @dataclass(frozen=True, slots=True)

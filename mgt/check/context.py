@@ -35,6 +35,8 @@ def possible_events(state: ast.State) -> tuple[str, ...]:
     output checks may answer `guardrail` too.
     """
     run = state.run
+    if run is not None and run.kind == "machine":  # the child's own outcomes stay inside it
+        return ("done", "error")
     if state.fan_out is not None or state.branches:  # items fail alone; the state fails
         return ("done", "error")                       # past the tolerance
     if run is None or run.kind in ("formula", "polecat"):
@@ -149,6 +151,19 @@ class Context:
                 for b in state.branches})
         return self.step_output_type(state)
 
+    def machine_output_type(self, run: ast.Run) -> ExprType:
+        """What a `run machine` step returns: the child's `returns` type (any if unknown)."""
+        from mgt.check.imports import Definitions
+        from mgt.check.machines import returns_type, sub_machine
+        from mgt.expr.types import ANY
+
+        child = sub_machine(self, run)
+        if child is None or child.machine is None:
+            return ANY
+        defs = Definitions(polecats=dict(child.polecats), formulas=dict(child.formulas),
+                           schemas=child.schemas)
+        return returns_type(Context(child.machine, defs))
+
     @cached_property
     def step_states(self) -> list[ast.State]:
         """Every step the machine runs, as a state: each state, or each branch of a state
@@ -170,6 +185,8 @@ class Context:
             return self.schema_type(schema)
         if state.run is not None and state.run.kind == "command":
             return COMMAND_OUTPUT
+        if state.run is not None and state.run.kind == "machine":
+            return self.machine_output_type(state.run)
         return ANY
 
     @cached_property

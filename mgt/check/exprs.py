@@ -53,6 +53,12 @@ def _binding_scope(ctx: Context, state: ast.State | None = None) -> Scope:
                  locals=local, hidden=hidden)
 
 
+def binding_type(ctx: Context, state: ast.State, binding: ast.Binding) -> ExprType | None:
+    """The type of a binding's value (None when it does not check: reported elsewhere)."""
+    t, problems = _typed(binding.value, _binding_scope(ctx, state), guard=False)
+    return None if t is None or any(p.is_error for p in problems) else t
+
+
 def item_type(ctx: Context, state: ast.State) -> ExprType:
     """The type of a fan-out's item: the element type of its list (any when unknown)."""
     from mgt.expr.types import ANY, element_type

@@ -35,6 +35,7 @@ from mgt.compile.model import (
     FormulaStep,
     InputSpec,
     Machine,
+    MachineStep,
     PolecatStep,
     RetrySpec,
     RunSpec,
@@ -186,7 +187,8 @@ class _Lowering:
         inputs = tuple(self.input(i) for i in decl.inputs)
         states = {s.name.text: self.state(s) for s in decl.states}
         finals = {
-            f.name.text: FinalSpec(f.name.text, f.status, f.message) for f in decl.finals
+            f.name.text: FinalSpec(f.name.text, f.status, f.message, returns=f.returns)
+            for f in decl.finals
         }
         if any(t.target == IMPLICIT_FAIL for s in states.values() for t in s.transitions):
             finals[IMPLICIT_FAIL] = FinalSpec(
@@ -275,6 +277,7 @@ class _Lowering:
                 target=run.target.text if run.target is not None else None,
                 prompt=run.prompt,
                 command=run.command,
+                machine=run.machine,
             )
         formula = self.formula_of(decl)
         polecat = self.polecat_of(decl)
@@ -305,6 +308,8 @@ class _Lowering:
 
     def step(self, run: RunSpec, formula: Formula | None, polecat: Polecat | None) -> Step:
         """What the state runs, looked up once here so the runtime looks nothing up."""
+        if run.kind == "machine" and run.machine is not None:
+            return self.sub_machine(run.machine)
         if run.kind == "formula" and formula is not None:
             return FormulaStep(formula, polecat)
         if run.kind == "polecat":
@@ -312,6 +317,21 @@ class _Lowering:
         if run.kind == "command":
             return CommandStep(run.command or "")
         return BuiltinStep(run.target or "")
+
+    def sub_machine(self, written: str) -> Step:
+        """`run machine "x.mgt"`: the child compiled now (the checker has refused cycles)."""
+        from mgt.check import check_file
+
+        path = (Path(self.decl.source_path).resolve().parent / written).resolve()
+        try:
+            child = lower_checked(check_file(path))
+        except CheckError:
+            self.fail(f"machine \"{written}\" does not check; run: mgt check {written}", None)
+            return BuiltinStep("")
+        except MgtError as err:
+            self.fail(f"machine \"{written}\": {err}", None)
+            return BuiltinStep("")
+        return MachineStep(str(path), child)
 
     def formula_of(self, decl: ast.State) -> Formula | None:
         run = decl.run

@@ -26,6 +26,7 @@ __all__ = [
     "FormulaStep",
     "InputSpec",
     "Machine",
+    "MachineStep",
     "PolecatStep",
     "RetrySpec",
     "RunSpec",
@@ -41,7 +42,7 @@ EVENTS: tuple[str, ...] = ("done", "schema_invalid", "guardrail", "timeout", "er
 #: Name of the implicit final that unhandled events go to. Not a legal .mgt identifier.
 IMPLICIT_FAIL = "_fail"
 
-RunKind = Literal["formula", "polecat", "command", "builtin"]
+RunKind = Literal["formula", "polecat", "command", "builtin", "machine"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,7 @@ class RunSpec:
     target: str | None = None  # formula, polecat or builtin name
     prompt: str | None = None  # `run polecat NAME prompt "..."`
     command: str | None = None  # `run command "..."`
+    machine: str | None = None  # `run machine "path.mgt"`, as written
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,17 @@ class BuiltinStep:
     name: str
 
 
+@dataclass(frozen=True)
+class MachineStep:
+    """`run machine "x.mgt"`: the child machine, compiled (its path resolved)."""
+
+    kind: ClassVar[RunKind] = "machine"
+    path: str
+    machine: Machine
+
+
 #: What a state runs, with what it needs already looked up (one runner per kind).
-Step = FormulaStep | PolecatStep | CommandStep | BuiltinStep
+Step = FormulaStep | PolecatStep | CommandStep | BuiltinStep | MachineStep
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +179,7 @@ class FinalSpec:
     status: Literal["succeed", "fail"]
     message: str | None = None
     implicit: bool = False
+    returns: Expr | None = None  # `returns EXPR`: what the machine returns, run as a step
 
 
 @dataclass(frozen=True)
@@ -211,4 +223,6 @@ def step_of(spec: StateSpec, polecats: Mapping[str, Polecat],
         return PolecatStep(run.target or "", polecats.get(run.target or ""), run.prompt or "")
     if run.kind == "command":
         return CommandStep(run.command or "")
+    if run.kind == "machine":
+        raise ValueError("a machine step is resolved by lowering")
     return BuiltinStep(run.target or "")

@@ -33,6 +33,7 @@ from mgt.compile.model import (
     CommandStep,
     FormulaStep,
     Machine,
+    MachineStep,
     PolecatStep,
     StateSpec,
     Step,
@@ -503,7 +504,69 @@ class Interpreter:
             return self._run_builtin_step(job, step)
         if isinstance(step, CommandStep):
             return self._run_command_step(job, step)
+        if isinstance(step, MachineStep):
+            return self._run_machine_step(job, step)
         return self._run_model_step(job, step)
+
+    def _run_machine_step(self, job: _Job, step: MachineStep) -> tuple[ExecResult, Outcome]:
+        """Run (or resume, or read back) the child machine in its own run directory.
+
+        The child's run lives under this run's `machines/`, named after the state, its visit
+        and the item and try (never the attempt number, which a resume changes), so a resumed
+        parent finds its child: finished, its result is read back; unfinished, it resumes.
+        """
+        from mgt.expr.evaluate import evaluate
+        from mgt.runtime.journal import RunJournal
+
+        spec = job.spec
+        relative = job.attempt_dir.relative_to(self.journal.run_dir / "states" / spec.name)
+        visits = self.run.states[spec.name].visits if spec.name in self.run.states else 1
+        child_id = "-".join([spec.name, f"v{visits}", *relative.parts[1:]])
+        machines = self.journal.run_dir / "machines"
+        child = step.machine
+        inputs = {i.name: i.default for i in child.inputs if i.default is not None}
+        inputs.update(job.bindings)
+        budget = None if self.budget_usd is None else max(0.0, self.budget_usd
+                                                           - self.run.cost_usd)
+
+        def forward(event: dict[str, Any], totals: Totals) -> None:
+            if event.get("type") == "state_entered" and not event.get("final"):
+                self._emit_progress(spec.name, f"{child_id}: ▶ {event.get('state')}")
+
+        if (machines / child_id / "events.jsonl").is_file():
+            journal = RunJournal.open(machines, child_id)
+        else:
+            journal = RunJournal.create(machines, child_id)
+        with journal:
+            interpreter = Interpreter(child, journal, inputs, executors=self._executors,
+                                      budget_usd=budget, cwd=self.cwd, on_event=forward,
+                                      extensions=self.extensions)
+            if journal.state.finished is not None:
+                result = interpreter._result(journal.state.status, journal.state.final,
+                                             journal.state.message)
+            elif journal.state.events:
+                result = interpreter.resume()
+            else:
+                result = interpreter.start()
+            scope = interpreter.scope
+        spent = ExecResult(cost_usd=result.totals.cost_usd,
+                           input_tokens=result.totals.input_tokens,
+                           output_tokens=result.totals.output_tokens)
+        if result.status == "interrupted":
+            raise Interrupted(f"machine {child.name} was interrupted")
+        if result.status != "succeeded":
+            spent.error = (f"machine '{child.name}' ended at '{result.final}'"
+                           + (f": {result.message}" if result.message else ""))
+            return spent, Outcome("error", error=spent.error)
+        final = child.finals.get(result.final or "")
+        value: Any = None
+        if final is not None and final.returns is not None:
+            try:
+                value = evaluate(final.returns, scope.names())
+            except MgtError as err:
+                return spent, Outcome("error", error=f"machine '{child.name}' returns: {err}")
+        spent.output = jsonable(value)
+        return spent, Outcome("done", output=spent.output)
 
     def _run_builtin_step(self, job: _Job, step: BuiltinStep) -> tuple[ExecResult, Outcome]:
         result = self._run_builtin(step.name, job.ctx)

@@ -187,12 +187,13 @@ class Builder(Transformer[Token, Any]):
         return _Start(self.ident(name), self.span(keyword, name))
 
     def final_decl(self, children: list[Any]) -> ast.Final:
-        keyword, name, status, message = children
+        keyword, name, status, message, _returns, value = children
         return ast.Final(
             self.ident(name),
             "succeed" if status.type == "SUCCEED" else "fail",
             message.value if message is not None else None,
-            self.span(keyword, message or status),
+            self.span(keyword, value or message or status),
+            returns=value,
         )
 
     def final_status(self, children: list[Any]) -> Token:
@@ -314,6 +315,12 @@ class Builder(Transformer[Token, Any]):
     def run_builtin(self, children: list[Any]) -> _Clause:
         keyword, _, name = children
         return self._run(keyword, "builtin", name, target=self.ident(name))
+
+    def run_machine(self, children: list[Any]) -> _Clause:
+        keyword, _, path = children
+        clause = self._run(keyword, "machine", path)
+        run = replace(clause.value, machine=path.value, machine_span=path.span)
+        return _Clause("run", run, clause.keyword, clause.span)
 
     def with_clause(self, children: list[Any]) -> _Clause:
         keyword, *bindings = children
