@@ -15,7 +15,15 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.procs import journal, kill_processes_with, mgt, only_run, spawn, wait_for_event
+from tests.runtime.procs import (
+    journal,
+    kill_processes_with,
+    mgt,
+    only_run,
+    spawn,
+    wait_for,
+    wait_for_event,
+)
 
 #: Each item marks itself running, notes how many are running, works, then unmarks.
 COUNTING = ("mkdir -p running; touch running/$n; ls running | wc -l >> peaks; "
@@ -289,3 +297,68 @@ def test_a_branch_failing_with_cancel_stops_the_others(tmp_path: Path) -> None:
     events = journal(only_run(tmp_path / "runs"))
     outcomes = {e["key"]: e["outcome"] for e in events if e["type"] == "item_finished"}
     assert outcomes == {"lint": "done", "tests": "error", "review": "cancelled"}
+
+
+CHILD = """\
+machine child
+input word: str
+
+state first:
+    run command "echo first-$w >> ran; echo $w$w"
+    with w = input.word
+    on done -> second
+
+state second:
+    run command "echo second-$w >> ran; if [ $w = b ]; then {wait}; fi; echo ok"
+    with w = input.word
+    timeout 2m
+    on done -> done
+
+final done: succeed returns first.output.stdout
+""".replace("{wait}", "while [ ! -e go ]; do sleep 0.05; done")
+
+PARENT = """\
+machine parent
+input words: json = ["a", "b"]
+
+state each:
+    for w in input.words max 2
+    run machine "child.mgt"
+    with word = w
+    on done when all(output, it.outcome == "done") -> ok
+    on done -> some
+    on error -> failed
+
+final ok: succeed
+final some: succeed
+final failed: fail
+"""
+
+
+def test_a_sub_machine_per_item_resumes_inside_the_child_after_kill_9(tmp_path: Path) -> None:
+    (tmp_path / "child.mgt").write_text(CHILD)
+    (tmp_path / "parent.mgt").write_text(PARENT)
+    proc = spawn("exec", "parent.mgt", "--runs-dir", "runs", cwd=tmp_path)
+    try:
+        wait_for_event(tmp_path / "runs", proc,
+                       lambda e: e["type"] == "item_finished" and e["index"] == 0,
+                       "item a to finish")
+        run_dir = only_run(tmp_path / "runs")
+        child_b = run_dir / "machines" / "each-v1-items-1"
+        wait_for("child b's second state to start", lambda: any(
+            e["type"] == "process_started" and e["state"] == "second"
+            for e in journal(child_b)), proc)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    (tmp_path / "go").touch()
+    resumed = mgt("resume", run_dir.name, "--runs-dir", "runs", "--json", cwd=tmp_path)
+    summary = json.loads(resumed.stdout)
+    assert summary["final"] == "ok", resumed.stderr
+    ran = (tmp_path / "ran").read_text().split()
+    # a's child finished before the kill and is kept; b's child resumed at `second`
+    assert sorted(ran) == ["first-a", "first-b", "second-a", "second-b", "second-b"]
+    assert [i["output"] for i in summary["outputs"]["each"]] == ["aa\n", "bb\n"]
