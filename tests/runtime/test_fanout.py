@@ -362,3 +362,33 @@ def test_a_sub_machine_per_item_resumes_inside_the_child_after_kill_9(tmp_path: 
     # a's child finished before the kill and is kept; b's child resumed at `second`
     assert sorted(ran) == ["first-a", "first-b", "second-a", "second-b", "second-b"]
     assert [i["output"] for i in summary["outputs"]["each"]] == ["aa\n", "bb\n"]
+
+
+def test_sigterm_mid_fan_out_stops_running_items_and_journals_none_of_them(tmp_path: Path
+                                                                           ) -> None:
+    step = "echo $$ >> pids; sleep 44.5"
+    body = (f'    for n in input.items max 2\n    run command "{step}"\n    with n = n\n'
+            "    timeout 2m\n")
+    (tmp_path / "fan.mgt").write_text(_machine(body, '["a", "b", "c"]'))
+    proc = spawn("exec", "fan.mgt", "--runs-dir", "runs", cwd=tmp_path)
+    try:
+        run_dir = wait_for_event(
+            tmp_path / "runs", proc,
+            lambda e: e["type"] == "process_started" and e.get("item") == 1, "item b")
+        wait_for_event(tmp_path / "runs", proc,
+                       lambda e: e["type"] == "process_started" and e.get("item") == 0,
+                       "item a")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        pids = [int(p) for p in (tmp_path / "pids").read_text().split()] \
+            if (tmp_path / "pids").exists() else []
+        alive = [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]
+        kill_processes_with("sleep 44.5")
+    assert alive == [], "an item's process outlived the interrupted run"
+    events = journal(run_dir)
+    assert not [e for e in events if e["type"] == "item_finished"]
+    assert events[-1]["type"] == "run_interrupted"
