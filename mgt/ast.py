@@ -15,6 +15,8 @@ from mgt.span import Span
 
 __all__ = [
     "Binding",
+    "Branch",
+    "FanOut",
     "Final",
     "Ident",
     "Import",
@@ -25,9 +27,10 @@ __all__ = [
     "Run",
     "State",
     "TypeRef",
+    "branch_state",
 ]
 
-RunKind = TypingLiteral["formula", "polecat", "command", "builtin"]
+RunKind = TypingLiteral["formula", "polecat", "command", "builtin", "machine"]
 ImportKind = TypingLiteral["polecats", "formulas", "schemas"]
 InputType = TypingLiteral["str", "int", "float", "bool", "duration", "path", "json", "enum"]
 FinalStatus = TypingLiteral["succeed", "fail"]
@@ -71,6 +74,8 @@ class Run:
     prompt: str | None  # `run polecat NAME prompt "..."`
     command: str | None  # `run command "..."`
     span: Span
+    machine: str | None = None  # `run machine "path.mgt"`, relative to this file
+    machine_span: Span | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +104,32 @@ class On:
 
 
 @dataclass(frozen=True, slots=True)
+class FanOut:
+    """`for ITEM in LIST [max N]` with the state's failure policy: the step runs per item."""
+
+    item: Ident
+    items: Expr
+    max: int | None  # None: no cap written (all items at once)
+    max_span: Span | None
+    tolerate: int = 0  # `tolerate N failures`
+    tolerate_span: Span | None = None
+    cancel_on_failure: bool = False  # `cancel on first failure`
+    span: Span | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    """`branch NAME:` and its block: one step of a state that runs its branches at once."""
+
+    name: Ident
+    run: Run | None
+    bindings: tuple[Binding, ...]
+    output: Ident | None
+    timeout: DurationLit | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class State:
     name: Ident
     run: Run | None  # None only when the source omitted `run` (a check error)
@@ -108,6 +139,10 @@ class State:
     retries: tuple[Retry, ...]
     transitions: tuple[On, ...]
     span: Span
+    fan_out: FanOut | None = None  # `for ... in ...`: the step runs once per item
+    branches: tuple[Branch, ...] = ()  # `branch NAME:` blocks, run at once and joined
+    tolerate: int = 0  # a branch state's `tolerate N failures` (a fan-out keeps its own)
+    cancel_on_failure: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +151,7 @@ class Final:
     status: FinalStatus
     message: str | None
     span: Span
+    returns: Expr | None = None  # `returns EXPR`: what the machine returns, run as a step
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,3 +167,11 @@ class MachineDecl:
     finals: tuple[Final, ...]
     source_path: str
     span: Span
+
+
+def branch_state(state: State, branch: Branch) -> State:
+    """A branch as a state of its own (its state's name and retries): what the checks and
+    lowering treat it as."""
+    return State(name=state.name, run=branch.run, bindings=branch.bindings,
+                 output=branch.output, timeout=branch.timeout, retries=state.retries,
+                 transitions=(), span=branch.span)

@@ -21,9 +21,10 @@ __all__ = ["ALL_CHECKS", "check_file", "check_source"]
 
 
 def _all_checks() -> tuple[Check, ...]:
-    from mgt.check import exprs, flow, names, polecats, runs
+    from mgt.check import exprs, flow, machines, names, polecats, runs
 
-    return (*names.CHECKS, *runs.CHECKS, *polecats.CHECKS, *flow.CHECKS, *exprs.CHECKS)
+    return (*names.CHECKS, *runs.CHECKS, *polecats.CHECKS, *flow.CHECKS, *exprs.CHECKS,
+            *machines.CHECKS)
 
 
 ALL_CHECKS: tuple[Check, ...] = _all_checks()

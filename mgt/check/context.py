@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from mgt.check.flow import Flow
     from mgt.expr.types import ExprType
 
-__all__ = ["EVENTS", "Check", "Context", "possible_events"]
+__all__ = ["EVENTS", "Check", "Context", "branch_state", "possible_events"]
 
 Check = Callable[["Context"], Iterator[Diagnostic]]
 
@@ -35,6 +35,10 @@ def possible_events(state: ast.State) -> tuple[str, ...]:
     output checks may answer `guardrail` too.
     """
     run = state.run
+    if run is not None and run.kind == "machine":  # the child's own outcomes stay inside it
+        return ("done", "error")
+    if state.fan_out is not None or state.branches:  # items fail alone; the state fails
+        return ("done", "error")                       # past the tolerance
     if run is None or run.kind in ("formula", "polecat"):
         return EVENTS
     events = {"done", "error"}
@@ -56,6 +60,9 @@ def run_label(state: ast.State) -> str:
         return "a command step"
     target = run.target.text if run.target else "?"
     return f"{run.kind} '{target}'"
+
+
+branch_state = ast.branch_state
 
 
 @dataclass
@@ -134,6 +141,43 @@ class Context:
         return None
 
     def output_type(self, state: ast.State) -> ExprType:
+        from mgt.expr.types import branches_result, fan_out_result
+
+        if state.fan_out is not None:
+            return fan_out_result(self.step_output_type(state))
+        if state.branches:
+            return branches_result({
+                b.name.text: self.step_output_type(branch_state(state, b))
+                for b in state.branches})
+        return self.step_output_type(state)
+
+    def machine_output_type(self, run: ast.Run) -> ExprType:
+        """What a `run machine` step returns: the child's `returns` type (any if unknown)."""
+        from mgt.check.imports import Definitions
+        from mgt.check.machines import returns_type, sub_machine
+        from mgt.expr.types import ANY
+
+        child = sub_machine(self, run)
+        if child is None or child.machine is None:
+            return ANY
+        defs = Definitions(polecats=dict(child.polecats), formulas=dict(child.formulas),
+                           schemas=child.schemas)
+        return returns_type(Context(child.machine, defs))
+
+    @cached_property
+    def step_states(self) -> list[ast.State]:
+        """Every step the machine runs, as a state: each state, or each branch of a state
+        of branches (named as its state, so flow and messages find the state)."""
+        steps: list[ast.State] = []
+        for state in self.machine.states:
+            if state.branches:
+                steps += [branch_state(state, b) for b in state.branches]
+            else:
+                steps.append(state)
+        return steps
+
+    def step_output_type(self, state: ast.State) -> ExprType:
+        """The output of the state's step (of each item's step, for a fan-out)."""
         from mgt.expr.types import ANY, COMMAND_OUTPUT
 
         schema = self.output_schema(state)
@@ -141,11 +185,36 @@ class Context:
             return self.schema_type(schema)
         if state.run is not None and state.run.kind == "command":
             return COMMAND_OUTPUT
+        if state.run is not None and state.run.kind == "machine":
+            return self.machine_output_type(state.run)
         return ANY
 
     @cached_property
     def state_types(self) -> dict[str, ExprType]:
         return {name: self.output_type(state) for name, state in self.states.items()}
+
+    @cached_property
+    def item_names(self) -> dict[str, str]:
+        """Each fan-out item name → the state that binds it (for 'used outside' errors)."""
+        names: dict[str, str] = {}
+        for name, state in self.states.items():
+            if state.fan_out is not None:
+                names.setdefault(state.fan_out.item.text, name)
+        return names
+
+    def hidden_items(self, state: ast.State | None) -> dict[str, str]:
+        """Why each item name of another fan-out (or of this one, in a guard) is not visible."""
+        hidden: dict[str, str] = {}
+        for item, owner in self.item_names.items():
+            if item in self.states:
+                continue
+            hidden[item] = (
+                f"'{item}' is the item name of the fan-out in state '{owner}' and exists "
+                "only in that state's `with` bindings"
+                + ("; a guard reads the list of item results as 'output'"
+                   if state is not None and state.name.text == owner else "")
+            )
+        return hidden
 
     @cached_property
     def input_types(self) -> dict[str, ExprType]:

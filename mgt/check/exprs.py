@@ -27,8 +27,9 @@ _BINDING_OUTPUT = (
 
 
 def _guard_scope(ctx: Context, state: ast.State, event: str) -> Scope:
+    hidden = ctx.hidden_items(state)
     if event == "done":
-        return Scope(ctx.input_types, ctx.output_type(state), ctx.state_types)
+        return Scope(ctx.input_types, ctx.output_type(state), ctx.state_types, hidden=hidden)
     return Scope(
         ctx.input_types,
         None,
@@ -36,11 +37,68 @@ def _guard_scope(ctx: Context, state: ast.State, event: str) -> Scope:
         output_missing_reason=(
             f"'output' exists only after 'done'; this guard is on '{event}'"
         ),
+        hidden=hidden,
     )
 
 
-def _binding_scope(ctx: Context) -> Scope:
-    return Scope(ctx.input_types, None, ctx.state_types, output_missing_reason=_BINDING_OUTPUT)
+def _binding_scope(ctx: Context, state: ast.State | None = None) -> Scope:
+    """The names a `with` binding may read: a fan-out's bindings also see its item."""
+    hidden = ctx.hidden_items(None)
+    local: dict[str, ExprType] = {}
+    if state is not None and state.fan_out is not None:
+        item = state.fan_out.item.text
+        hidden.pop(item, None)
+        local[item] = item_type(ctx, state)
+    return Scope(ctx.input_types, None, ctx.state_types, output_missing_reason=_BINDING_OUTPUT,
+                 locals=local, hidden=hidden)
+
+
+def binding_type(ctx: Context, state: ast.State, binding: ast.Binding) -> ExprType | None:
+    """The type of a binding's value (None when it does not check: reported elsewhere)."""
+    t, problems = _typed(binding.value, _binding_scope(ctx, state), guard=False)
+    return None if t is None or any(p.is_error for p in problems) else t
+
+
+def item_type(ctx: Context, state: ast.State) -> ExprType:
+    """The type of a fan-out's item: the element type of its list (any when unknown)."""
+    from mgt.expr.types import ANY, element_type
+
+    fan_out = state.fan_out
+    if fan_out is None:
+        return ANY
+    t, problems = _typed(fan_out.items, _binding_scope(ctx), guard=False)
+    if t is None or any(p.is_error for p in problems) or t.kind != "list":
+        return ANY
+    return element_type(t)
+
+
+def check_fan_out(ctx: Context) -> Iterator[Diagnostic]:
+    """A fan-out's list is a list, its cap at least 1, its item name free and not shadowing."""
+    for state in ctx.states.values():
+        fan_out = state.fan_out
+        if fan_out is None:
+            continue
+        if fan_out.max is not None and fan_out.max < 1:
+            yield Diagnostic.error(
+                f"a fan-out runs at least one item at a time; 'max {fan_out.max}' is below 1",
+                fan_out.max_span, "write 'max 1' to run the items one after another")
+        item = fan_out.item
+        if item.text in ("input", "output", "it") or item.text in ctx.states:
+            what = "a state" if item.text in ctx.states else "a name of the language"
+            yield Diagnostic.error(
+                f"item name '{item.text}' is already {what}; choose another name", item.span)
+        t, problems = _typed(fan_out.items, _binding_scope(ctx), guard=False)
+        yield from problems
+        if t is not None and not any(p.is_error for p in problems) \
+                and t.kind not in ("list", "any"):
+            yield Diagnostic.error(
+                f"a fan-out runs over a list; this is {t.describe()}", fan_out.items.span)
+        if fan_out.tolerate and fan_out.tolerate_span is not None:
+            length = fan_out.items
+            if isinstance(length, ex.ListExpr) and fan_out.tolerate >= len(length.items) > 0:
+                yield Diagnostic.warning(
+                    f"tolerating {fan_out.tolerate} failures of {len(length.items)} items: "
+                    "the state is done even when every item fails", fan_out.tolerate_span)
 
 
 def _typed(
@@ -66,7 +124,7 @@ def check_guards(ctx: Context) -> Iterator[Diagnostic]:
 
 def check_binding_names(ctx: Context) -> Iterator[Diagnostic]:
     """Formula states: every binding names an input, every required input is bound."""
-    for state in ctx.states.values():
+    for state in ctx.step_states:
         run = state.run
         if run is None or run.kind != "formula" or run.target is None:
             continue
@@ -95,8 +153,8 @@ def check_binding_names(ctx: Context) -> Iterator[Diagnostic]:
 
 def check_bindings(ctx: Context) -> Iterator[Diagnostic]:
     """Type every binding; for a formula, the value must fit the input's declared type."""
-    scope = _binding_scope(ctx)
-    for state in ctx.states.values():
+    for state in ctx.step_states:
+        scope = _binding_scope(ctx, state)
         run = state.run
         formula = None
         if run is not None and run.kind == "formula" and run.target is not None:
@@ -146,11 +204,13 @@ def _output_reads(expr: ex.Expr) -> Iterator[tuple[str, Span]]:
 def check_output_availability(ctx: Context) -> Iterator[Diagnostic]:
     """A guard or binding may read `T.output` only where T has surely finished with done."""
     flow = ctx.flow
-    for state in ctx.states.values():
+    for state in ctx.step_states:
         name = state.name.text
         if name not in flow.reachable:
             continue
         reads: list[tuple[ex.Expr, bool, str]] = [(b.value, False, "with") for b in state.bindings]
+        if state.fan_out is not None:
+            reads.append((state.fan_out.items, False, "with"))
         reads += [(on.guard, on.event.text == "done", on.event.text)
                   for on in state.transitions if on.guard is not None]
         for expr, after_done, where in reads:
@@ -187,5 +247,6 @@ CHECKS: tuple[Check, ...] = (
     check_guards,
     check_binding_names,
     check_bindings,
+    check_fan_out,
     check_output_availability,
 )

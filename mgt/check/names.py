@@ -84,7 +84,7 @@ def check_start(ctx: Context) -> Iterator[Diagnostic]:
 
 def check_run_present(ctx: Context) -> Iterator[Diagnostic]:
     for state in ctx.machine.states:
-        if state.run is None:
+        if state.run is None and not state.branches:
             yield Diagnostic.error(
                 f"state '{state.name.text}' has no 'run' clause",
                 state.name.span,
@@ -140,7 +140,7 @@ def check_shadowed_transitions(ctx: Context) -> Iterator[Diagnostic]:
 
 
 def check_duplicate_bindings(ctx: Context) -> Iterator[Diagnostic]:
-    for state in ctx.machine.states:
+    for state in ctx.step_states:
         for binding, first in _repeats(state.bindings):
             yield Diagnostic.error(
                 f"'{binding.name.text}' is already bound on line {first.span.line}",

@@ -29,7 +29,7 @@ __all__ = ["CHECKS", "check_polecat_models", "check_polecat_tools"]
 def _used_polecats(ctx: Context) -> list[Polecat]:
     """The polecats the machine's states run, directly or through a formula, once each."""
     found: dict[str, Polecat] = {}
-    for state in ctx.machine.states:
+    for state in ctx.step_states:
         run = state.run
         if run is None or run.target is None:
             continue

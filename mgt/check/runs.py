@@ -36,7 +36,7 @@ def _unknown(
 def check_run_targets(ctx: Context) -> Iterator[Diagnostic]:
     from mgt.extensions import BUILTINS
 
-    for state in ctx.machine.states:
+    for state in ctx.step_states:
         run = state.run
         if run is None or run.target is None:
             continue
@@ -59,7 +59,7 @@ def check_run_targets(ctx: Context) -> Iterator[Diagnostic]:
 
 def check_formula_polecats(ctx: Context) -> Iterator[Diagnostic]:
     """A formula runs on its [execution].polecat, which the machine must import."""
-    for state in ctx.machine.states:
+    for state in ctx.step_states:
         run = state.run
         if run is None or run.kind != "formula" or run.target is None:
             continue
@@ -84,7 +84,7 @@ def check_formula_polecats(ctx: Context) -> Iterator[Diagnostic]:
 def check_output_schemas(ctx: Context) -> Iterator[Diagnostic]:
     registry = ctx.defs.schemas
     known = list(registry) if registry is not None else []
-    for state in ctx.machine.states:
+    for state in ctx.step_states:
         schema = ctx.output_schema(state)
         if schema is None or (registry is not None and schema in registry):
             continue
@@ -111,7 +111,7 @@ def check_output_schemas(ctx: Context) -> Iterator[Diagnostic]:
 
 
 def check_prompts(ctx: Context) -> Iterator[Diagnostic]:
-    for state in ctx.machine.states:
+    for state in ctx.step_states:
         run = state.run
         if run is None or run.kind != "polecat":
             continue
@@ -126,14 +126,14 @@ def check_prompts(ctx: Context) -> Iterator[Diagnostic]:
 
 
 def check_commands(ctx: Context) -> Iterator[Diagnostic]:
-    for state in ctx.machine.states:
+    for state in ctx.step_states:
         run = state.run
         if run is not None and run.kind == "command" and not (run.command or "").strip():
             yield Diagnostic.error("'run command' needs a command; this one is empty", run.span)
 
 
 def check_retries(ctx: Context) -> Iterator[Diagnostic]:
-    for state in ctx.machine.states:
+    for state in ctx.step_states:
         claimed: dict[str, ast.Retry] = {}
         for retry in state.retries:
             if not 0 <= retry.count <= MAX_RETRIES:
@@ -162,7 +162,7 @@ def check_retries(ctx: Context) -> Iterator[Diagnostic]:
 
 
 def check_timeouts(ctx: Context) -> Iterator[Diagnostic]:
-    for state in ctx.machine.states:
+    for state in ctx.step_states:
         if state.timeout is not None and state.timeout.seconds <= 0:
             yield Diagnostic.error("timeout must be longer than 0", state.timeout.span)
 

@@ -63,6 +63,7 @@ class Node:
     detail: str | None = None  # states: what the state runs
     implicit: bool = False
     visited: bool = False
+    region: str | None = None  # a fan-out: `for ITEM in LIST max N` and its policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +151,8 @@ def graph_of(machine: Machine, taken: TakenPath | None = None) -> Graph:
     retried = taken.retried if taken else frozenset()
     visited = taken.visited(machine.start) if taken else set()
     nodes: list[Node] = [
-        Node(name, name, detail=_run_text(spec), visited=name in visited)
+        Node(name, name, detail=_run_text(spec), visited=name in visited,
+             region=_region_of(spec))
         for name, spec in machine.states.items()
     ]
     nodes += [
@@ -210,10 +212,34 @@ def _event_order(event: str) -> tuple[int, str]:
 
 
 def _run_text(spec: StateSpec) -> str:
+    if spec.branches:
+        return " | ".join(f"{name}: {_run_text(branch)}" for name, branch in spec.branches)
     run = spec.run
     if run.kind == "command":
         return f"command {_shorten(run.command or '', 40)}"
     return f"{run.kind} {run.target or ''}".rstrip()
+
+
+def _region_of(spec: StateSpec) -> str | None:
+    """How a fan-out or branches region is labelled: its `for` clause or its branches, and
+    its failure policy."""
+    fan = spec.fan_out
+    if fan is not None:
+        text = f"for {fan.item} in {_shorten(fan.items_source, 40)}"
+        if fan.max is not None:
+            text += f" max {fan.max}"
+        tolerate, cancel = fan.tolerate, fan.cancel_on_failure
+    elif spec.branches:
+        text = "parallel " + ", ".join(name for name, _ in spec.branches)
+        tolerate, cancel = spec.tolerate, spec.cancel_on_failure
+    else:
+        return None
+    policy = []
+    if tolerate:
+        policy.append(f"tolerate {tolerate}")
+    if cancel:
+        policy.append("cancel on first failure")
+    return text + (f" ({', '.join(policy)})" if policy else "")
 
 
 def _shorten(text: str, width: int) -> str:
@@ -321,6 +347,8 @@ def render_text(graph: Graph) -> str:
         if node.final:
             continue
         out.append("")
+        if node.region:
+            out.append(line(f"{node.name} [{node.region}: {node.detail}]", node.visited))
         for edge in (e for e in graph.edges if e.source == node.name):
             target = labels.get(edge.target, edge.target)
             arrow = (f"-.{edge.label}.->" if edge.implicit and edge.target == IMPLICIT_FAIL
@@ -379,6 +407,12 @@ def render_mermaid(graph: Graph) -> str:
         if node.final:
             note = str(node.status) + (f" — {node.message}" if node.message else "")
             out.append(f"    {ids[node.name]} : {_mermaid_text(note)}")
+        elif node.region:  # a composite state: the region, with the step run per item
+            item = f"{ids[node.name]}__each"
+            out.append(f"    state {ids[node.name]} {{")
+            out.append(f'        state "{_mermaid_text(node.detail or "")}" as {item}')
+            out.append(f"        {item} : {_mermaid_text(node.region)}")
+            out.append("    }")
         elif node.detail:
             out.append(f"    {ids[node.name]} : {_mermaid_text(node.detail)}")
     out.append(f"    [*] --> {ids[graph.start]}")
@@ -421,7 +455,14 @@ def render_dot(graph: Graph) -> str:
     start_id = next(c for c in ("__start", "__start_", "__start__") if c not in names)
     dot.add_node(pydot.Node(_dot_q(start_id), shape="point", width="0.15", label='""',
                             fillcolor="black"))
-    for node in graph.nodes:
+    for number, node in enumerate(graph.nodes):
+        if node.region:  # a fan-out is drawn as a region around its state
+            cluster = pydot.Cluster(
+                f"fanout_{number}", label=_dot_label(node.region), style="dashed",
+                color=_RETRY_COLOR, fontcolor=_RETRY_COLOR, fontsize="9")
+            cluster.add_node(pydot.Node(_dot_q(node.name), **_node_attrs(node)))
+            dot.add_subgraph(cluster)  # type: ignore[arg-type]  # a Cluster is a Subgraph
+            continue
         dot.add_node(pydot.Node(_dot_q(node.name), **_node_attrs(node)))
     start_attrs: dict[str, Any] = _TAKEN if graph.node(graph.start).visited else {}
     dot.add_edge(pydot.Edge(_dot_q(start_id), _dot_q(graph.start), **start_attrs))

@@ -30,10 +30,12 @@ from mgt.compile.model import (
     IMPLICIT_FAIL,
     BuiltinStep,
     CommandStep,
+    FanOutSpec,
     FinalSpec,
     FormulaStep,
     InputSpec,
     Machine,
+    MachineStep,
     PolecatStep,
     RetrySpec,
     RunSpec,
@@ -185,7 +187,8 @@ class _Lowering:
         inputs = tuple(self.input(i) for i in decl.inputs)
         states = {s.name.text: self.state(s) for s in decl.states}
         finals = {
-            f.name.text: FinalSpec(f.name.text, f.status, f.message) for f in decl.finals
+            f.name.text: FinalSpec(f.name.text, f.status, f.message, returns=f.returns)
+            for f in decl.finals
         }
         if any(t.target == IMPLICIT_FAIL for s in states.values() for t in s.transitions):
             finals[IMPLICIT_FAIL] = FinalSpec(
@@ -256,6 +259,15 @@ class _Lowering:
     def state(self, decl: ast.State) -> StateSpec:
         name = decl.name.text
         run = decl.run
+        if decl.branches:  # each branch is lowered as a state of its own
+            branches = tuple((b.name.text, self.state(ast.branch_state(decl, b)))
+                             for b in decl.branches)
+            return StateSpec(
+                name=name, run=RunSpec(kind="builtin"), retries=(),
+                transitions=self.transitions(decl), step=BuiltinStep(""),
+                branches=branches, tolerate=decl.tolerate,
+                cancel_on_failure=decl.cancel_on_failure,
+            )
         if run is None:
             self.fail(f"state '{name}' has no `run` clause", decl.span)
             run_spec = RunSpec(kind="builtin", target="noop")
@@ -265,6 +277,7 @@ class _Lowering:
                 target=run.target.text if run.target is not None else None,
                 prompt=run.prompt,
                 command=run.command,
+                machine=run.machine,
             )
         formula = self.formula_of(decl)
         polecat = self.polecat_of(decl)
@@ -277,10 +290,26 @@ class _Lowering:
             retries=self.retries(decl, formula),
             transitions=self.transitions(decl),
             step=self.step(run_spec, formula, polecat),
+            fan_out=self.fan_out(decl),
+        )
+
+    def fan_out(self, decl: ast.State) -> FanOutSpec | None:
+        fan_out = decl.fan_out
+        if fan_out is None:
+            return None
+        return FanOutSpec(
+            item=fan_out.item.text,
+            items=fan_out.items,
+            max=fan_out.max,
+            tolerate=fan_out.tolerate,
+            cancel_on_failure=fan_out.cancel_on_failure,
+            items_source=self.text_of(fan_out.items.span),
         )
 
     def step(self, run: RunSpec, formula: Formula | None, polecat: Polecat | None) -> Step:
         """What the state runs, looked up once here so the runtime looks nothing up."""
+        if run.kind == "machine" and run.machine is not None:
+            return self.sub_machine(run.machine)
         if run.kind == "formula" and formula is not None:
             return FormulaStep(formula, polecat)
         if run.kind == "polecat":
@@ -288,6 +317,21 @@ class _Lowering:
         if run.kind == "command":
             return CommandStep(run.command or "")
         return BuiltinStep(run.target or "")
+
+    def sub_machine(self, written: str) -> Step:
+        """`run machine "x.mgt"`: the child compiled now (the checker has refused cycles)."""
+        from mgt.check import check_file
+
+        path = (Path(self.decl.source_path).resolve().parent / written).resolve()
+        try:
+            child = lower_checked(check_file(path))
+        except CheckError:
+            self.fail(f"machine \"{written}\" does not check; run: mgt check {written}", None)
+            return BuiltinStep("")
+        except MgtError as err:
+            self.fail(f"machine \"{written}\": {err}", None)
+            return BuiltinStep("")
+        return MachineStep(str(path), child)
 
     def formula_of(self, decl: ast.State) -> Formula | None:
         run = decl.run

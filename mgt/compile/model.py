@@ -21,10 +21,12 @@ __all__ = [
     "IMPLICIT_FAIL",
     "BuiltinStep",
     "CommandStep",
+    "FanOutSpec",
     "FinalSpec",
     "FormulaStep",
     "InputSpec",
     "Machine",
+    "MachineStep",
     "PolecatStep",
     "RetrySpec",
     "RunSpec",
@@ -40,7 +42,7 @@ EVENTS: tuple[str, ...] = ("done", "schema_invalid", "guardrail", "timeout", "er
 #: Name of the implicit final that unhandled events go to. Not a legal .mgt identifier.
 IMPLICIT_FAIL = "_fail"
 
-RunKind = Literal["formula", "polecat", "command", "builtin"]
+RunKind = Literal["formula", "polecat", "command", "builtin", "machine"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,7 @@ class RunSpec:
     target: str | None = None  # formula, polecat or builtin name
     prompt: str | None = None  # `run polecat NAME prompt "..."`
     command: str | None = None  # `run command "..."`
+    machine: str | None = None  # `run machine "path.mgt"`, as written
 
 
 @dataclass(frozen=True)
@@ -96,8 +99,17 @@ class BuiltinStep:
     name: str
 
 
+@dataclass(frozen=True)
+class MachineStep:
+    """`run machine "x.mgt"`: the child machine, compiled (its path resolved)."""
+
+    kind: ClassVar[RunKind] = "machine"
+    path: str
+    machine: Machine
+
+
 #: What a state runs, with what it needs already looked up (one runner per kind).
-Step = FormulaStep | PolecatStep | CommandStep | BuiltinStep
+Step = FormulaStep | PolecatStep | CommandStep | BuiltinStep | MachineStep
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +130,22 @@ class TransitionSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class FanOutSpec:
+    """`for ITEM in LIST max N`: the state's step runs once per item, `max` at a time.
+
+    The state is `done` when at most `tolerate` items fail; with `cancel_on_failure`
+    the first failure beyond that stops the items still running and skips the rest.
+    """
+
+    item: str
+    items: Expr
+    max: int | None = None  # None: every item at once
+    tolerate: int = 0
+    cancel_on_failure: bool = False
+    items_source: str = ""  # the list expression as written, for graphs
+
+
+@dataclass(frozen=True, slots=True)
 class StateSpec:
     name: str
     run: RunSpec
@@ -127,6 +155,11 @@ class StateSpec:
     retries: tuple[RetrySpec, ...] = ()
     transitions: tuple[TransitionSpec, ...] = ()
     step: Step | None = None  # set by lowering; `step_of` resolves it for hand-built specs
+    fan_out: FanOutSpec | None = None  # the step runs once per item of a list
+    #: parallel branches (name, the branch as a state of its own), run at once and joined
+    branches: tuple[tuple[str, StateSpec], ...] = ()
+    tolerate: int = 0  # branches that may fail while the state is still done
+    cancel_on_failure: bool = False  # a failure past the tolerance stops the other branches
 
     def retry_for(self, event: str) -> RetrySpec | None:
         """The retry policy that consumes `event`, if any."""
@@ -146,6 +179,7 @@ class FinalSpec:
     status: Literal["succeed", "fail"]
     message: str | None = None
     implicit: bool = False
+    returns: Expr | None = None  # `returns EXPR`: what the machine returns, run as a step
 
 
 @dataclass(frozen=True)
@@ -189,4 +223,6 @@ def step_of(spec: StateSpec, polecats: Mapping[str, Polecat],
         return PolecatStep(run.target or "", polecats.get(run.target or ""), run.prompt or "")
     if run.kind == "command":
         return CommandStep(run.command or "")
+    if run.kind == "machine":
+        raise ValueError("a machine step is resolved by lowering")
     return BuiltinStep(run.target or "")

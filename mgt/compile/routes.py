@@ -25,6 +25,10 @@ def possible_events(state: StateSpec) -> tuple[str, ...]:
     done, error or timeout; a builtin done, error or guardrail; either also schema_invalid and
     guardrail when it declares `output SCHEMA`."""
     kind = state.run.kind
+    if kind == "machine":  # the child's own outcomes stay inside it
+        return ("done", "error")
+    if state.fan_out is not None or state.branches:  # items fail alone; the state fails
+        return ("done", "error")
     if kind not in ("command", "builtin"):
         return EVENTS
     events = {"done", "error", "timeout" if kind == "command" else "guardrail"}

@@ -56,6 +56,9 @@ __all__ = [
     "ExprType",
     "Kind",
     "Scope",
+    "branches_result",
+    "element_type",
+    "fan_out_result",
     "fits_declared",
     "fits_input",
     "input_type",
@@ -144,6 +147,41 @@ def object_of(
 COMMAND_OUTPUT = object_of(
     {"exit_code": INTEGER, "stdout": STRING, "stderr": STRING}, label="command output"
 )
+
+
+#: The outcome of one item of a fan-out (`cancelled`: never run, or stopped by the policy).
+ITEM_OUTCOMES = ("done", "schema_invalid", "guardrail", "timeout", "error", "cancelled")
+
+
+def fan_out_result(item_output: ExprType) -> ExprType:
+    """A fan-out state's output: the list of its items' results, in input order."""
+    outcome = ExprType("string", label="item outcome", values=ITEM_OUTCOMES)
+    optional_text = replace(STRING, optional=True, why="only a failed item has an error")
+    result = object_of(
+        {"index": INTEGER, "key": ANY, "outcome": outcome,
+         "output": replace(item_output, optional=True,
+                           why="an item that did not finish with done has no output")
+         if not item_output.is_any else item_output,
+         "error": optional_text},
+        label="item result",
+    )
+    return list_of(result, label="fan-out results")
+
+
+def branches_result(outputs: Mapping[str, ExprType]) -> ExprType:
+    """A state of branches' output: each branch's result, by branch name."""
+    outcome = ExprType("string", label="branch outcome", values=ITEM_OUTCOMES)
+    optional_text = replace(STRING, optional=True, why="only a failed branch has an error")
+    return object_of({
+        name: object_of({
+            "outcome": outcome,
+            "output": replace(t, optional=True,
+                              why="a branch that did not finish with done has no output")
+            if not t.is_any else t,
+            "error": optional_text,
+        }, label=f"branch {name}")
+        for name, t in outputs.items()
+    }, label="branch results")
 
 
 def state_type(output: ExprType | None) -> ExprType:
@@ -281,6 +319,11 @@ def _field_names(t: ExprType) -> list[str]:
     return []
 
 
+def element_type(t: ExprType) -> ExprType:
+    """The element type of list type `t` (a fan-out's item)."""
+    return _item(t)
+
+
 def _item(t: ExprType) -> ExprType:
     """The element type of list type `t`."""
     if t.item is not None:
@@ -309,6 +352,10 @@ class Scope:
     it: ExprType | None = None
     output_missing_reason: str = "'output' is only available in `on ... when` guards"
     present: frozenset[str] = frozenset()  # paths known not to be null here (`exists(p) and`)
+    #: names bound by the state itself (a fan-out's item name, in its `with` bindings)
+    locals: Mapping[str, ExprType] = field(default_factory=dict)
+    #: names that exist elsewhere but not here, with why (an item name outside its body)
+    hidden: Mapping[str, str] = field(default_factory=dict)
 
     def with_it(self, item: ExprType) -> Scope:
         return replace(self, it=item)
@@ -512,9 +559,13 @@ class _Checker:
                     "'it' is only defined inside count(), any() and all()", expr.span
                 )
             return scope.it
+        if name in scope.locals:
+            return scope.locals[name]
         if name in scope.states:
             return state_type(scope.states[name])
-        candidates = ["input", *scope.states]
+        if name in scope.hidden:
+            return self.error(scope.hidden[name], expr.span)
+        candidates = ["input", *scope.locals, *scope.states]
         if scope.output is not None:
             candidates.append("output")
         if scope.it is not None:

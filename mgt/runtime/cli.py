@@ -270,6 +270,12 @@ def show_main(args: argparse.Namespace) -> int:
             if att["error"]:
                 line += f"  {att['error']}"
             con.print(escape(line))
+        for item in state.get("items", []):  # a fan-out's items, by index
+            key = f" {item['key']}" if item.get("key") is not None else ""
+            line = f"  [{item['index']}]{key} {item['outcome']}"
+            line += f"  ${item['cost_usd']:.4f}" if item.get("cost_usd") else ""
+            line += f"  {item['error']}" if item.get("error") else ""
+            con.print(escape(line))
         if state["output"] is not None and state["state"] not in summarized:
             text = json.dumps(state["output"], indent=2, ensure_ascii=False)
             lines = text.splitlines()
@@ -313,6 +319,17 @@ def _run_row(record: RunRecord) -> dict[str, Any]:
     }
 
 
+def _items_of(state: Any, status: str) -> list[dict[str, Any]]:
+    """A fan-out state's items for `mgt show`: finished ones with their result, and those
+    in flight as `running` (`did not finish` in a run that is not running)."""
+    items = {i: {**ev.result(), "cost_usd": round(ev.cost_usd, 6)}
+             for i, ev in state.items.items()}
+    for i in state.items_running:
+        items[i] = {"index": i, "outcome": "running" if status == "running"
+                    else "did not finish"}
+    return [items[i] for i in sorted(items)]
+
+
 def _show_data(record: RunRecord) -> dict[str, Any]:
     info = record.info
     machine = info.get("machine") or {}
@@ -336,6 +353,8 @@ def _show_data(record: RunRecord) -> dict[str, Any]:
                 for a in state.attempts
             ],
             "output": state.output,
+            **({"items": _items_of(state, record.status)}
+               if state.items or state.items_running else {}),
         })
     return {
         **record.summary(),

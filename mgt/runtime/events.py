@@ -11,7 +11,9 @@ failure cause, the path `mgt graph --run` draws. The fold does no I/O.
     run_resumed       state
     state_entered     state [final]
     attempt_started   state, attempt [kind]
-    process_started   state, attempt, pgid        a step's process group, for resume to end
+    process_started   state, attempt, pgid [item] a step's process group, for resume to end
+    item_started      state, attempt, index [key]  one item of a fan-out began
+    item_finished     state, attempt, index, outcome [key output error cost_usd tokens]
     attempt_finished  state, attempt, outcome [cost_usd tokens error problems retryable output]
     backoff           state, seconds
     guard_failed      state, event, error
@@ -39,6 +41,8 @@ __all__ = [
     "Event",
     "EventProblem",
     "GuardFailed",
+    "ItemFinished",
+    "ItemStarted",
     "OtherEvent",
     "ProcessStarted",
     "RunFinished",
@@ -197,9 +201,60 @@ class ProcessStarted(Event):
     state: str
     attempt: int
     pgid: int
+    item: int | None = None  # the fan-out item whose step started it
 
     def fields(self) -> dict[str, Any]:
-        return {"state": self.state, "attempt": self.attempt, "pgid": self.pgid}
+        data: dict[str, Any] = {"state": self.state, "attempt": self.attempt, "pgid": self.pgid}
+        return data if self.item is None else {**data, "item": self.item}
+
+
+@dataclass(frozen=True)
+class ItemStarted(Event):
+    """Item `index` of the fan-out in `state` began (its stable id is `state[index]`)."""
+
+    type: ClassVar[str] = "item_started"
+    state: str
+    attempt: int
+    index: int
+    key: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        return {"state": self.state, "attempt": self.attempt, "index": self.index,
+                "key": self.key}
+
+
+@dataclass(frozen=True)
+class ItemFinished(Event):
+    """Item `index` of a fan-out finished; a resumed run keeps it and does not run it again."""
+
+    type: ClassVar[str] = "item_finished"
+    state: str
+    attempt: int
+    index: int
+    outcome: str  # an attempt outcome, or `cancelled`
+    key: str | None = None
+    output: Any = None
+    error: str | None = None
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def fields(self) -> dict[str, Any]:
+        return {"state": self.state, "attempt": self.attempt, "index": self.index,
+                "key": self.key, "outcome": self.outcome, "output": self.output,
+                "error": self.error, "cost_usd": self.cost_usd,
+                "tokens": {"input": self.input_tokens, "output": self.output_tokens}}
+
+    def result(self) -> dict[str, Any]:
+        """The item's entry in the fan-out's output list."""
+        data: dict[str, Any] = {"index": self.index}
+        if self.key is not None:
+            data["key"] = self.key
+        data["outcome"] = self.outcome
+        data["output"] = self.output
+        if self.error is not None:
+            data["error"] = self.error
+        return data
 
 
 @dataclass(frozen=True)
@@ -321,6 +376,21 @@ def _parse_attempt_finished(raw: Mapping[str, Any], what: str) -> Event:
     )
 
 
+def _opt_int(raw: Mapping[str, Any], key: str, what: str) -> int | None:
+    return _int(raw, key, what) if raw.get(key) is not None else None
+
+
+def _parse_item_finished(raw: Mapping[str, Any], what: str) -> Event:
+    tin, tout = _tokens(raw, what)
+    return ItemFinished(
+        state=_text(raw, "state", what), attempt=_int(raw, "attempt", what),
+        index=_int(raw, "index", what), outcome=_text(raw, "outcome", what),
+        key=_opt_text(raw, "key", what), output=raw.get("output"),
+        error=_opt_text(raw, "error", what), cost_usd=_number(raw, "cost_usd", what),
+        input_tokens=tin, output_tokens=tout,
+    )
+
+
 def _parse_backoff(raw: Mapping[str, Any], what: str) -> Event:
     return Backoff(state=_text(raw, "state", what), seconds=_number(raw, "seconds", what))
 
@@ -335,7 +405,11 @@ _PARSERS: dict[str, Callable[[Mapping[str, Any], str], Event]] = {
         kind=_opt_text(raw, "kind", what)),
     "process_started": lambda raw, what: ProcessStarted(
         state=_text(raw, "state", what), attempt=_int(raw, "attempt", what),
-        pgid=_int(raw, "pgid", what)),
+        pgid=_int(raw, "pgid", what), item=_opt_int(raw, "item", what)),
+    "item_started": lambda raw, what: ItemStarted(
+        state=_text(raw, "state", what), attempt=_int(raw, "attempt", what),
+        index=_int(raw, "index", what), key=_opt_text(raw, "key", what)),
+    "item_finished": _parse_item_finished,
     "attempt_finished": _parse_attempt_finished,
     "backoff": _parse_backoff,
     "guard_failed": lambda raw, what: GuardFailed(
@@ -393,6 +467,8 @@ class StateRecord:
     input_tokens: int = 0
     output_tokens: int = 0
     output: Any = None
+    items: dict[int, ItemFinished] = field(default_factory=dict)  # a fan-out's latest results
+    items_running: set[int] = field(default_factory=set)
 
     @property
     def last_outcome(self) -> str | None:
@@ -413,6 +489,9 @@ class Visit:
     pending: AttemptFinished | None = None
     running: AttemptStarted | None = None  # an attempt started and not finished
     backoff: Backoff | None = None  # a backoff journaled after `pending`
+    #: a fan-out's finished items in this visit, by index: a resumed attempt keeps them all,
+    #: a retry keeps those that were done
+    items: dict[int, ItemFinished] = field(default_factory=dict)
 
 
 @dataclass
@@ -434,7 +513,8 @@ class RunState:
     input_tokens: int = 0
     output_tokens: int = 0
     visit: Visit = field(default_factory=Visit)
-    processes: dict[tuple[str, int], int] = field(default_factory=dict)  # unfinished → pgid
+    #: unfinished (state, attempt) → pgid; a fan-out item's as (`state[index]`, attempt)
+    processes: dict[tuple[str, int], int] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)  # every event folded, in order
     _last_detail: dict[str, str | None] = field(default_factory=dict)
 
@@ -500,7 +580,9 @@ def _on_state_entered(run: RunState, ev: StateEntered) -> None:
     run.path.append(ev.state)
     run.visit = Visit()
     if not ev.final:
-        _record(run, ev.state).visits += 1
+        rec = _record(run, ev.state)
+        rec.visits += 1
+        rec.items_running.clear()
 
 
 def _on_attempt_started(run: RunState, ev: AttemptStarted) -> None:
@@ -509,11 +591,33 @@ def _on_attempt_started(run: RunState, ev: AttemptStarted) -> None:
     visit = run.visit
     if visit.pending is not None:
         visit.retried.append(visit.pending)  # the retry decision that was made
+        # a retry runs the failed items again; an attempt cut short keeps all it finished
+        visit.items = {i: it for i, it in visit.items.items() if it.outcome == "done"}
     visit.pending, visit.backoff, visit.running = None, None, ev
 
 
 def _on_process_started(run: RunState, ev: ProcessStarted) -> None:
-    run.processes[(ev.state, ev.attempt)] = ev.pgid
+    state = ev.state if ev.item is None else f"{ev.state}[{ev.item}]"
+    run.processes[(state, ev.attempt)] = ev.pgid
+
+
+def _on_item_started(run: RunState, ev: ItemStarted) -> None:
+    _record(run, ev.state).items_running.add(ev.index)
+
+
+def _on_item_finished(run: RunState, ev: ItemFinished) -> None:
+    rec = _record(run, ev.state)
+    rec.items[ev.index] = ev
+    rec.items_running.discard(ev.index)
+    rec.cost_usd += ev.cost_usd  # every item counts, so budgets see them as they finish
+    rec.input_tokens += ev.input_tokens
+    rec.output_tokens += ev.output_tokens
+    run.cost_usd += ev.cost_usd
+    run.input_tokens += ev.input_tokens
+    run.output_tokens += ev.output_tokens
+    run.processes.pop((f"{ev.state}[{ev.index}]", ev.attempt), None)
+    if run.state == ev.state:
+        run.visit.items[ev.index] = ev
 
 
 def _on_attempt_finished(run: RunState, ev: AttemptFinished) -> None:
@@ -533,6 +637,9 @@ def _on_attempt_finished(run: RunState, ev: AttemptFinished) -> None:
     run.output_tokens += ev.output_tokens
     run.attempts[ev.state] = max(run.attempts.get(ev.state, 0), ev.attempt)
     run.processes.pop((ev.state, ev.attempt), None)
+    run.processes = {k: v for k, v in run.processes.items()
+                     if not (k[1] == ev.attempt and k[0].startswith(ev.state + "["))}
+    _record(run, ev.state).items_running.clear()
     run._last_detail[ev.state] = ev.error or (ev.problems[0] if ev.problems else None)
     if ev.outcome == "done":
         if ev.has_output:
@@ -576,6 +683,8 @@ _HANDLERS: dict[type[Event], Callable[[RunState, Any], None]] = {
     StateEntered: _on_state_entered,
     AttemptStarted: _on_attempt_started,
     ProcessStarted: _on_process_started,
+    ItemStarted: _on_item_started,
+    ItemFinished: _on_item_finished,
     AttemptFinished: _on_attempt_finished,
     Backoff: _on_backoff,
     GuardFailed: _on_guard_failed,

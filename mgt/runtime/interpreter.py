@@ -20,6 +20,7 @@ processes is ended (`mgt.executors.process.end_leftovers`).
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from mgt.compile.model import (
     CommandStep,
     FormulaStep,
     Machine,
+    MachineStep,
     PolecatStep,
     StateSpec,
     Step,
@@ -47,6 +49,8 @@ from mgt.runtime.events import (
     Backoff,
     Event,
     GuardFailed,
+    ItemFinished,
+    ItemStarted,
     ProcessStarted,
     RunFinished,
     RunInterrupted,
@@ -200,6 +204,9 @@ class Interpreter:
         self._on_event = on_event
         self._sleep = sleep
         self._info_written = float("-inf")
+        # fan-out items run on threads: one journal writer at a time, one executor per kind
+        self._emit_lock = threading.RLock()
+        self._executor_lock = threading.Lock()
         self.run: RunState = journal.state
         # every state, so `STATE.attempts` is 0 (not null) before STATE runs, as checked
         for name in machine.states:
@@ -296,6 +303,8 @@ class Interpreter:
                 self._attempt(spec, self._feedback_of_last_retry(spec))
                 continue
             outcome = outcome_of(visit.pending)
+            if spec.fan_out is not None or spec.branches:  # each item used its retries
+                spec = _without_retries(spec)
             action = decide(self._router, spec, [e.outcome for e in visit.retried],
                             outcome, self.scope, attempt=visit.pending.attempt,
                             timeout_seconds=self._timeout(spec))
@@ -394,9 +403,13 @@ class Interpreter:
             self._emit(ProcessStarted(state=name, attempt=number, pgid=pgid))
 
         try:
-            bindings = self._bindings(spec)
-            with attempt_processes(self.journal.run_id, f"{name}/{number}", started):
-                result, outcome = self._dispatch(spec, number, attempt_dir, bindings, feedback)
+            if spec.fan_out is not None or spec.branches:
+                outcome = self._run_fan_out(spec, number, attempt_dir, feedback)
+            else:
+                bindings = self._bindings(spec)
+                with attempt_processes(self.journal.run_id, f"{name}/{number}", started):
+                    result, outcome = self._dispatch(spec, number, attempt_dir, bindings,
+                                                     feedback)
         except _StepError as err:
             outcome = err.outcome
         except TooDeep as err:  # a binding or a builtin's output the journal cannot keep
@@ -425,12 +438,15 @@ class Interpreter:
             self.journal.write_output(name, outcome.output)
         return outcome
 
-    def _bindings(self, spec: StateSpec) -> dict[str, Any]:
+    def _bindings(self, spec: StateSpec, item: Mapping[str, Any] | None = None
+                  ) -> dict[str, Any]:
         from mgt.errors import ExprError
         from mgt.expr.evaluate import evaluate
 
         env = self.scope.names()
         env["output"] = None
+        for key, value in (item or {}).items():  # a fan-out's item name, in its bindings only
+            env[key] = value
         values: dict[str, Any] = {}
         for key, expr in spec.bindings:
             try:
@@ -442,6 +458,8 @@ class Interpreter:
     # ------------------------------------------------------------------ one runner per step kind
 
     def _step(self, spec: StateSpec) -> Step:
+        if spec.step is not None:  # lowered (a branch shares its state's name: not by name)
+            return spec.step
         step = self._steps.get(spec.name)
         if step is None:
             try:
@@ -487,7 +505,69 @@ class Interpreter:
             return self._run_builtin_step(job, step)
         if isinstance(step, CommandStep):
             return self._run_command_step(job, step)
+        if isinstance(step, MachineStep):
+            return self._run_machine_step(job, step)
         return self._run_model_step(job, step)
+
+    def _run_machine_step(self, job: _Job, step: MachineStep) -> tuple[ExecResult, Outcome]:
+        """Run (or resume, or read back) the child machine in its own run directory.
+
+        The child's run lives under this run's `machines/`, named after the state, its visit
+        and the item and try (never the attempt number, which a resume changes), so a resumed
+        parent finds its child: finished, its result is read back; unfinished, it resumes.
+        """
+        from mgt.expr.evaluate import evaluate
+        from mgt.runtime.journal import RunJournal
+
+        spec = job.spec
+        relative = job.attempt_dir.relative_to(self.journal.run_dir / "states" / spec.name)
+        visits = self.run.states[spec.name].visits if spec.name in self.run.states else 1
+        child_id = "-".join([spec.name, f"v{visits}", *relative.parts[1:]])
+        machines = self.journal.run_dir / "machines"
+        child = step.machine
+        inputs = {i.name: i.default for i in child.inputs if i.default is not None}
+        inputs.update(job.bindings)
+        budget = None if self.budget_usd is None else max(0.0, self.budget_usd
+                                                           - self.run.cost_usd)
+
+        def forward(event: dict[str, Any], totals: Totals) -> None:
+            if event.get("type") == "state_entered" and not event.get("final"):
+                self._emit_progress(spec.name, f"{child_id}: ▶ {event.get('state')}")
+
+        if (machines / child_id / "events.jsonl").is_file():
+            journal = RunJournal.open(machines, child_id)
+        else:
+            journal = RunJournal.create(machines, child_id)
+        with journal:
+            interpreter = Interpreter(child, journal, inputs, executors=self._executors,
+                                      budget_usd=budget, cwd=self.cwd, on_event=forward,
+                                      extensions=self.extensions)
+            if journal.state.finished is not None:
+                result = interpreter._result(journal.state.status, journal.state.final,
+                                             journal.state.message)
+            elif journal.state.events:
+                result = interpreter.resume()
+            else:
+                result = interpreter.start()
+            scope = interpreter.scope
+        spent = ExecResult(cost_usd=result.totals.cost_usd,
+                           input_tokens=result.totals.input_tokens,
+                           output_tokens=result.totals.output_tokens)
+        if result.status == "interrupted":
+            raise Interrupted(f"machine {child.name} was interrupted")
+        if result.status != "succeeded":
+            spent.error = (f"machine '{child.name}' ended at '{result.final}'"
+                           + (f": {result.message}" if result.message else ""))
+            return spent, Outcome("error", error=spent.error)
+        final = child.finals.get(result.final or "")
+        value: Any = None
+        if final is not None and final.returns is not None:
+            try:
+                value = evaluate(final.returns, scope.names())
+            except MgtError as err:
+                return spent, Outcome("error", error=f"machine '{child.name}' returns: {err}")
+        spent.output = jsonable(value)
+        return spent, Outcome("done", output=spent.output)
 
     def _run_builtin_step(self, job: _Job, step: BuiltinStep) -> tuple[ExecResult, Outcome]:
         result = self._run_builtin(step.name, job.ctx)
@@ -566,11 +646,203 @@ class Interpreter:
         )
 
     def _executor(self, kind: str) -> Executor:
-        if kind not in self._executor_cache:
-            if self._executors is None:
-                raise ExecutorError(f"no executor available for a {kind} step")
-            self._executor_cache[kind] = self._executors(kind)
-        return self._executor_cache[kind]
+        with self._executor_lock:
+            if kind not in self._executor_cache:
+                if self._executors is None:
+                    raise ExecutorError(f"no executor available for a {kind} step")
+                self._executor_cache[kind] = self._executors(kind)
+            return self._executor_cache[kind]
+
+    # ------------------------------------------------------------------ fan-out
+
+    def _run_fan_out(self, spec: StateSpec, attempt: int, attempt_dir: Path,
+                     feedback: str | None) -> Outcome:
+        """Run the state's items (one step per element of its list, or its branches), `max`
+        at a time, and join them.
+
+        Items finished earlier in this visit (journaled `item_finished`) are kept and not
+        run again: after a kill, only the unfinished ones run.
+        """
+        from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+        jobs = self._jobs_of(spec)
+        if isinstance(jobs, Outcome):
+            return jobs
+        fan = spec.fan_out
+        tolerate = fan.tolerate if fan is not None else spec.tolerate
+        cancel = fan.cancel_on_failure if fan is not None else spec.cancel_on_failure
+        cap = fan.max if fan is not None else None
+        results: dict[int, ItemFinished] = {
+            i: ev for i, ev in self.run.visit.items.items() if i < len(jobs)}
+        todo = [job for job in jobs if job.index not in results]
+        control = _FanOutControl()
+        if cancel and _failures(results.values()) > tolerate:
+            control.stop.set()
+        if results:
+            self._emit_progress(spec.name, f"{len(results)} of {len(jobs)} items kept from "
+                                "before; running the rest")
+        workers = max(1, min(cap or len(todo), len(todo)))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"mgt-{spec.name}")
+        try:
+            pending: set[Future[ItemFinished | None]] = {
+                pool.submit(self._run_item, job, attempt, attempt_dir, feedback, control)
+                for job in todo}
+            while pending:
+                # a timeout, so Ctrl-C and SIGTERM reach this thread while items run
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in done:
+                    event = future.result()
+                    if event is None:
+                        continue
+                    results[event.index] = event
+                    running = len(control.running)
+                    self._emit_progress(spec.name, f"item {event.index}: {event.outcome} "
+                                        f"({len(results)} of {len(jobs)} finished, "
+                                        f"{running} running)")
+                    if cancel and not control.stop.is_set() \
+                            and _failures(results.values()) > tolerate:
+                        control.cancel()
+        except BaseException:
+            control.interrupt()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        finished = [results[job.index] for job in jobs if job.index in results]
+        output: Any
+        if fan is not None:
+            output = [ev.result() for ev in finished]
+        else:  # branches: an object keyed by branch name
+            output = {ev.key: {k: v for k, v in ev.result().items() if k not in ("index", "key")}
+                      for ev in finished}
+        failed = [ev for ev in finished if ev.outcome != "done"]
+        if len(failed) <= tolerate:
+            return Outcome("done", output=output)
+        first = failed[0]
+        detail = f": {first.error}" if first.error else ""
+        what = "items" if fan is not None else "branches"
+        which = f"item {first.index}" if fan is not None else f"branch '{first.key}'"
+        return Outcome(
+            "error", output=output,
+            error=f"{len(failed)} of {len(jobs)} {what} failed (tolerated: {tolerate}); "
+                  f"first, {which} ({first.outcome}){detail}")
+
+    def _jobs_of(self, spec: StateSpec) -> list[_Item] | Outcome:
+        """The items of a fan-out (its list, evaluated now) or of a state of branches."""
+        from mgt.errors import ExprError
+        from mgt.expr.evaluate import evaluate
+
+        fan = spec.fan_out
+        if fan is None:
+            return [_Item(i, name, branch, {}) for i, (name, branch) in enumerate(spec.branches)]
+        env = self.scope.names()
+        env["output"] = None
+        try:
+            items = evaluate(fan.items, env)
+        except ExprError as err:
+            return Outcome("error", error=f"the list of the fan-out: {err}", retryable=False)
+        if not isinstance(items, list):
+            return Outcome("error", error="the list of the fan-out is not a list but "
+                           f"{type(items).__name__}", retryable=False)
+        return [_Item(i, _item_key(v), spec, {fan.item: v}) for i, v in enumerate(items)]
+
+    def _run_item(self, job: _Item, attempt: int, attempt_dir: Path, feedback: str | None,
+                  control: _FanOutControl) -> ItemFinished | None:
+        """One item on a pool thread: its step, journaled as `item_started`/`item_finished`.
+
+        Returns None when the run was interrupted: an item cut short is not finished and
+        runs again on resume.
+        """
+        from mgt.executors.process import attempt_processes
+
+        spec, index, key = job.spec, job.index, job.key
+        if control.stop.is_set():
+            return self._item_finished(spec, attempt, index, key, Outcome(
+                "error", error="cancelled after an earlier item failed"), ExecResult(),
+                control, cancelled=True)
+        item_dir = attempt_dir / "items" / str(index)
+        item_dir.mkdir(parents=True, exist_ok=True)
+        self._emit(ItemStarted(state=spec.name, attempt=attempt, index=index, key=key))
+        control.running.add(index)
+
+        def started(pgid: int) -> None:
+            control.started(index, pgid)
+            self._emit(ProcessStarted(state=spec.name, attempt=attempt, pgid=pgid, item=index))
+
+        result = ExecResult()
+        try:
+            bindings = self._bindings(spec, job.names)
+            label = f"{spec.name}/{attempt}/{index}"
+            with attempt_processes(self.journal.run_id, label, started):
+                result, outcome = self._item_attempts(spec, attempt, item_dir, bindings,
+                                                      feedback, control)
+        except _StepError as err:
+            outcome = err.outcome
+        except TooDeep as err:
+            outcome = Outcome("error", error=f"a value of item {index} is {err}",
+                              retryable=False)
+        except MgtError as err:
+            outcome = Outcome("error", error=str(err))
+        except Exception as err:  # a bug on a pool thread must not vanish with the thread
+            outcome = Outcome("error", error=f"item {index}: {type(err).__name__}: {err}")
+        finally:
+            control.finished(index)
+        return self._item_finished(spec, attempt, index, key, outcome, result, control,
+                                   cancelled=index in control.cancelled)
+
+    def _item_attempts(self, spec: StateSpec, attempt: int, item_dir: Path,
+                       bindings: dict[str, Any], feedback: str | None,
+                       control: _FanOutControl) -> tuple[ExecResult, Outcome]:
+        """An item's step, retried by the state's `retry` clauses (each item on its own);
+        the cost of every try is counted."""
+        from mgt.runtime.outcome import feedback_text
+
+        used: dict[int, int] = {}
+        spent = ExecResult(cost_usd=0.0, input_tokens=0, output_tokens=0)
+        tries = 0
+        while True:
+            tries += 1
+            step_dir = item_dir if tries == 1 else item_dir / f"try-{tries}"
+            step_dir.mkdir(parents=True, exist_ok=True)
+            result, outcome = self._dispatch(spec, attempt, step_dir, bindings, feedback)
+            spent.cost_usd = (spent.cost_usd or 0.0) + (result.cost_usd or 0.0)
+            spent.input_tokens = (spent.input_tokens or 0) + (result.input_tokens or 0)
+            spent.output_tokens = (spent.output_tokens or 0) + (result.output_tokens or 0)
+            retry = spec.retry_for(outcome.event) if outcome.retryable else None
+            if retry is None or control.stop.is_set():
+                break
+            clause = spec.retries.index(retry)
+            if used.get(clause, 0) >= retry.count:
+                break
+            used[clause] = used.get(clause, 0) + 1
+            feedback = feedback_text(outcome, tries, timeout_seconds=self._timeout(spec),
+                                     schema=spec.output_schema) if retry.feedback else None
+            if retry.backoff_seconds and control.stop.wait(retry.backoff_seconds):
+                break
+        result.cost_usd, result.input_tokens, result.output_tokens = (
+            spent.cost_usd, spent.input_tokens, spent.output_tokens)
+        return result, outcome
+
+    def _item_finished(self, spec: StateSpec, attempt: int, index: int, key: str | None,
+                       outcome: Outcome, result: ExecResult, control: _FanOutControl,
+                       *, cancelled: bool) -> ItemFinished | None:
+        if control.interrupted:
+            return None
+        outcome = _keepable(outcome)
+        event = ItemFinished(
+            state=spec.name, attempt=attempt, index=index, key=key,
+            outcome="cancelled" if cancelled else outcome.event,
+            output=jsonable(outcome.output) if not cancelled else None,
+            error=("cancelled after an earlier item failed" if cancelled
+                   else outcome.error or (outcome.problems[0] if outcome.problems else None)),
+            cost_usd=round(result.cost_usd or 0.0, 8),
+            input_tokens=result.input_tokens or 0,
+            output_tokens=result.output_tokens or 0,
+        )
+        with self._emit_lock:
+            if control.interrupted:
+                return None
+            self._emit(event)
+        return event
 
     def _run_builtin(self, name: str, ctx: StepContext) -> ExecResult:
         from mgt.extensions import resolve
@@ -633,13 +905,16 @@ class Interpreter:
     # ------------------------------------------------------------------ journal plumbing
 
     def _emit(self, event: Event) -> None:
-        stamped = self.journal.emit(event)
-        if self._on_event is not None:
-            self._on_event(stamped.to_json(), self.totals)
+        with self._emit_lock:
+            stamped = self.journal.emit(event)
+            if self._on_event is not None:
+                self._on_event(stamped.to_json(), self.totals)
 
     def _emit_progress(self, state: str, message: str) -> None:
         if self._on_event is not None:
-            self._on_event({"type": "progress", "state": state, "message": message}, self.totals)
+            with self._emit_lock:
+                self._on_event({"type": "progress", "state": state, "message": message},
+                               self.totals)
 
     def _write_info(self, *, force: bool = True, **fields: Any) -> None:
         """Refresh run.json; a routine refresh is skipped if one was written very recently.
@@ -703,6 +978,88 @@ class _Job:
     bindings: dict[str, Any]
     feedback: str | None
     ctx: StepContext
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One item of a fan-out or one branch: its stable index, its key, the state it runs as
+    and the names its bindings see (the item name)."""
+
+    index: int
+    key: str | None
+    spec: StateSpec
+    names: dict[str, Any]
+
+
+class _FanOutControl:
+    """What the items of one fan-out share: the stop flag and their running process groups."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.interrupted = False
+        self.running: set[int] = set()
+        self.cancelled: set[int] = set()
+        self._groups: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def started(self, index: int, pgid: int) -> None:
+        with self._lock:
+            self._groups[index] = pgid
+            stopping = self.stop.is_set()
+            if stopping:
+                self.cancelled.add(index)
+        if stopping:  # the policy stopped the fan-out while this item was forking
+            _end_group(pgid)
+
+    def finished(self, index: int) -> None:
+        with self._lock:
+            self._groups.pop(index, None)
+            self.running.discard(index)
+
+    def cancel(self) -> None:
+        """Stop the items: those not started are skipped, running ones are ended."""
+        with self._lock:
+            self.stop.set()
+            groups = dict(self._groups)
+            self.cancelled |= set(self.running)
+        for pgid in groups.values():
+            _end_group(pgid)
+
+    def interrupt(self) -> None:
+        """The run is interrupted: end every item's processes and journal none of them."""
+        self.interrupted = True
+        self.cancel()
+
+
+def _end_group(pgid: int) -> None:
+    from mgt.executors.process import kill_group
+
+    kill_group(pgid, grace=2.0)
+
+
+def _without_retries(spec: StateSpec) -> StateSpec:
+    from dataclasses import replace
+
+    return replace(spec, retries=())
+
+
+def _failures(items: Any) -> int:
+    return sum(1 for ev in items if ev.outcome != "done")
+
+
+def _item_key(value: Any) -> str | None:
+    """An item's key, shown beside its index: a text or number item itself, or the `key`,
+    `id` or `name` field of an object item."""
+    if isinstance(value, str):
+        return value[:200]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, dict):
+        for field_name in ("key", "id", "name"):
+            found = value.get(field_name)
+            if isinstance(found, str | int) and not isinstance(found, bool):
+                return str(found)[:200]
+    return None
 
 
 class _StepError(Exception):

@@ -90,6 +90,8 @@ EVENT_TYPES = (
     "attempt_started",
     "process_started",
     "attempt_finished",
+    "item_started",
+    "item_finished",
     "backoff",
     "guard_failed",
     "transition",
@@ -167,7 +169,8 @@ def _fsync_dir(path: Path) -> None:
 
 #: Events fsync'd before the journal returns (the rest ride on the next fsync).
 DURABLE_EVENTS = frozenset(
-    {"run_started", "run_resumed", "attempt_finished", "run_interrupted", "run_finished"}
+    {"run_started", "run_resumed", "attempt_finished", "item_finished", "run_interrupted",
+     "run_finished"}
 )
 
 

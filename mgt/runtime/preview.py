@@ -107,24 +107,15 @@ def preview_machine(machine: Machine, inputs: Mapping[str, Any]) -> str:
     if inputs:
         out.append("inputs: " + json.dumps(jsonable(dict(inputs)), ensure_ascii=False))
         out.append("")
-    for spec in machine.states.values():
-        bindings = preview_bindings(spec, inputs)
-        run = spec.run
-        title = f"## state {spec.name}: run {run.kind}"
-        if run.kind in {"formula", "polecat", "builtin"}:
-            title += f" {run.target}"
-        out.append(title)
-        if run.kind == "command":
-            out += ["", f"$ {run.command}"]
-            if bindings:
-                shown = json.dumps(jsonable(bindings), ensure_ascii=False, indent=2)
-                out += [f"with environment {shown}"]
-        elif run.kind == "builtin":
-            shown = json.dumps(jsonable(bindings), ensure_ascii=False, indent=2)
-            out += ["", f"builtin {run.target} with {shown}"]
-            out += _run_check(machine, spec, inputs, bindings)
-        else:
-            out += _model_preview(machine, spec, bindings, build_prompt)
+    for state in machine.states.values():
+        if state.branches:  # each branch is previewed like a state of its own
+            out += [f"## state {state.name}: branches "
+                    + ", ".join(name for name, _ in state.branches), ""]
+        steps = [(f"{state.name} (branch {name})", branch) for name, branch in state.branches] \
+            or [(state.name, state)]
+        for label, spec in steps:
+            out += _preview_step(machine, label, spec, inputs, build_prompt)
+        spec = state
         routes = [
             f"on {t.event}" + (f" when {t.guard_source or '...'}" if t.guard is not None else "")
             + f" -> {t.target}"
@@ -137,6 +128,37 @@ def preview_machine(machine: Machine, inputs: Mapping[str, Any]) -> str:
             out += ["", *routes]
         out.append("")
     return "\n".join(out)
+
+
+def _preview_step(machine: Machine, label: str, spec: StateSpec, inputs: Mapping[str, Any],
+                  build_prompt: Any) -> list[str]:
+    """One step as it would be sent: a command, a builtin, a machine or a model prompt."""
+    out: list[str] = []
+    bindings = preview_bindings(spec, inputs)
+    run = spec.run
+    title = f"## state {label}: run {run.kind}"
+    if run.kind in {"formula", "polecat", "builtin"}:
+        title += f" {run.target}"
+    out.append(title)
+    fan = spec.fan_out
+    if fan is not None:
+        out.append(f"for each {fan.item} in {fan.items_source}"
+                   + (f", {fan.max} at a time" if fan.max is not None else ""))
+    if run.kind == "machine":
+        shown = json.dumps(jsonable(bindings), ensure_ascii=False, indent=2)
+        out += ["", f"machine {run.machine} with {shown}"]
+    elif run.kind == "command":
+        out += ["", f"$ {run.command}"]
+        if bindings:
+            shown = json.dumps(jsonable(bindings), ensure_ascii=False, indent=2)
+            out += [f"with environment {shown}"]
+    elif run.kind == "builtin":
+        shown = json.dumps(jsonable(bindings), ensure_ascii=False, indent=2)
+        out += ["", f"builtin {run.target} with {shown}"]
+        out += _run_check(machine, spec, inputs, bindings)
+    else:
+        out += _model_preview(machine, spec, bindings, build_prompt)
+    return out
 
 
 def _run_check(

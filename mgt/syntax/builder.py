@@ -187,12 +187,13 @@ class Builder(Transformer[Token, Any]):
         return _Start(self.ident(name), self.span(keyword, name))
 
     def final_decl(self, children: list[Any]) -> ast.Final:
-        keyword, name, status, message = children
+        keyword, name, status, message, _returns, value = children
         return ast.Final(
             self.ident(name),
             "succeed" if status.type == "SUCCEED" else "fail",
             message.value if message is not None else None,
-            self.span(keyword, message or status),
+            self.span(keyword, value or message or status),
+            returns=value,
         )
 
     def final_status(self, children: list[Any]) -> Token:
@@ -208,8 +209,12 @@ class Builder(Transformer[Token, Any]):
         retries: list[ast.Retry] = []
         transitions: list[ast.On] = []
         seen: dict[str, Span] = {}
+        fan_out: ast.FanOut | None = None
+        policy: dict[str, _Clause] = {}
+        branches: list[ast.Branch] = []
+        branch_names: dict[str, Span] = {}
         for clause in clauses:
-            if clause.kind in ("run", "output", "timeout"):
+            if clause.kind in ("run", "output", "timeout", "for", "tolerate", "cancel"):
                 if clause.kind in seen:
                     first = seen[clause.kind]
                     raise ParseError(
@@ -228,8 +233,40 @@ class Builder(Transformer[Token, Any]):
                 bindings.extend(clause.value)
             elif clause.kind == "retry":
                 retries.append(clause.value)
+            elif clause.kind == "for":
+                fan_out = clause.value
+            elif clause.kind == "branch":
+                branch: ast.Branch = clause.value
+                if branch.name.text in branch_names:
+                    raise ParseError(
+                        f"state '{name}' has two branches named '{branch.name.text}' (the "
+                        f"first is on line {branch_names[branch.name.text].line})",
+                        branch.name.span)
+                branch_names[branch.name.text] = branch.name.span
+                branches.append(branch)
+            elif clause.kind in ("tolerate", "cancel"):
+                policy[clause.kind] = clause
             else:
                 transitions.append(clause.value)
+        if branches and (run is not None or fan_out is not None):
+            raise ParseError(
+                f"state '{name}' has branches and a '{'run' if run is not None else 'for'}' "
+                "clause; a state runs one step, a fan-out, or branches", branches[0].span)
+        if policy and fan_out is None and not branches:
+            clause = next(iter(policy.values()))
+            raise ParseError(
+                f"'{clause.kind}' is a failure policy of a fan-out or of branches; state "
+                f"'{name}' has no 'for ITEM in LIST' clause and no branches",
+                clause.keyword,
+            )
+        if fan_out is not None and policy:
+            tolerate = policy.get("tolerate")
+            fan_out = replace(
+                fan_out,
+                tolerate=tolerate.value[0] if tolerate else 0,
+                tolerate_span=tolerate.value[1] if tolerate else None,
+                cancel_on_failure="cancel" in policy,
+            )
         return ast.State(
             name=self.ident(name),
             run=run,
@@ -239,6 +276,10 @@ class Builder(Transformer[Token, Any]):
             retries=tuple(retries),
             transitions=tuple(transitions),
             span=self.span(keyword, clauses[-1]),
+            fan_out=fan_out,
+            branches=tuple(branches),
+            tolerate=policy["tolerate"].value[0] if "tolerate" in policy and branches else 0,
+            cancel_on_failure="cancel" in policy and bool(branches),
         )
 
     # ---- clauses ---------------------------------------------------------
@@ -274,6 +315,12 @@ class Builder(Transformer[Token, Any]):
     def run_builtin(self, children: list[Any]) -> _Clause:
         keyword, _, name = children
         return self._run(keyword, "builtin", name, target=self.ident(name))
+
+    def run_machine(self, children: list[Any]) -> _Clause:
+        keyword, _, path = children
+        clause = self._run(keyword, "machine", path)
+        run = replace(clause.value, machine=path.value, machine_span=path.span)
+        return _Clause("run", run, clause.keyword, clause.span)
 
     def with_clause(self, children: list[Any]) -> _Clause:
         keyword, *bindings = children
@@ -325,6 +372,71 @@ class Builder(Transformer[Token, Any]):
         keyword, event, _when, guard, _arrow, target = children
         on = ast.On(self.ident(event), guard, self.ident(target), self.span(keyword, target))
         return _Clause("on", on, self.span(keyword), on.span)
+
+    def amount(self, children: list[Any]) -> tuple[int, Span]:
+        minus, number = children
+        text = str(number)
+        if not text.isdigit():
+            raise self.fail(f"expected a whole number, not '{text}'", minus or number, number)
+        value = self._int(text, number)
+        return (-value if minus is not None else value), self.span(minus or number, number)
+
+    def for_clause(self, children: list[Any]) -> _Clause:
+        keyword, item, _in, items, _max, amount = children
+        last = amount[1] if amount is not None else items.span
+        span = Span(self.file, keyword.line, keyword.column, last.end_line, last.end_column)
+        fan_out = ast.FanOut(
+            item=self.ident(item),
+            items=items,
+            max=amount[0] if amount is not None else None,
+            max_span=amount[1] if amount is not None else None,
+            span=span,
+        )
+        return _Clause("for", fan_out, self.span(keyword), span)
+
+    def branch_clause(self, children: list[Any]) -> _Clause:
+        keyword, name, *clauses = children
+        run: ast.Run | None = None
+        output: ast.Ident | None = None
+        timeout: ex.DurationLit | None = None
+        bindings: list[ast.Binding] = []
+        seen: dict[str, Span] = {}
+        for clause in clauses:
+            if clause.kind in seen and clause.kind != "with":
+                raise ParseError(
+                    f"branch '{name}' has a second '{clause.kind}' clause (the first is on "
+                    f"line {seen[clause.kind].line})", clause.keyword)
+            seen[clause.kind] = clause.keyword
+            if clause.kind == "run":
+                run = clause.value
+            elif clause.kind == "output":
+                output = clause.value
+            elif clause.kind == "timeout":
+                timeout = clause.value
+            else:
+                bindings.extend(clause.value)
+        if run is None:
+            raise ParseError(f"branch '{name}' has no 'run' clause", self.span(keyword, name))
+        branch = ast.Branch(self.ident(name), run, tuple(bindings), output, timeout,
+                            self.span(keyword, clauses[-1]))
+        return _Clause("branch", branch, self.span(keyword), branch.span)
+
+    def tolerate_clause(self, children: list[Any]) -> _Clause:
+        keyword, (count, count_span), word = children
+        if str(word) not in ("failure", "failures"):
+            raise self.fail(f"expected 'failures' after 'tolerate {count}', found '{word}'",
+                            word)
+        if count < 0:
+            raise ParseError("a number of tolerated failures cannot be negative", count_span)
+        return _Clause("tolerate", (count, count_span), self.span(keyword),
+                       self.span(keyword, word))
+
+    def cancel_clause(self, children: list[Any]) -> _Clause:
+        keyword, _on, first, failure = children
+        if (str(first), str(failure)) != ("first", "failure"):
+            raise self.fail(f"expected 'cancel on first failure', found 'cancel on {first} "
+                            f"{failure}'", first, failure)
+        return _Clause("cancel", True, self.span(keyword), self.span(keyword, failure))
 
     # ---- expressions -----------------------------------------------------
 

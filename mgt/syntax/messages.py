@@ -24,7 +24,7 @@ __all__ = ["describe_lark_error", "unexpected_character"]
 
 _CLAUSES = ("RUN", "WITH", "OUTPUT", "TIMEOUT", "RETRY", "ON")
 _DECLARATIONS = ("IMPORT", "INPUT", "START", "STATE", "FINAL")
-_RUN_KINDS = ("FORMULA", "POLECAT", "COMMAND", "BUILTIN")
+_RUN_KINDS = ("FORMULA", "POLECAT", "COMMAND", "BUILTIN", "MACHINE")
 _OPERAND = frozenset(
     {"NAME", "NUMBER", "STRING", "LONG_STRING", "DURATION", "LSQB", "LPAR", "LBRACE"}
 )
@@ -239,9 +239,10 @@ def _expected_words(expected: set[str], literals: Mapping[str, str]) -> str:
         expected -= {*_DECLARATIONS, "$END"}
     if expected >= set(_CLAUSES):
         phrases.append("a clause (run, with, output, timeout, retry or on)")
-        expected -= {*_CLAUSES, "_DEDENT"}
+        # the fan-out clauses are rarer; naming them here would bury the common ones
+        expected -= {*_CLAUSES, "_DEDENT", "FOR", "TOLERATE", "CANCEL", "BRANCH"}
     if set(_RUN_KINDS) <= expected:
-        phrases.append("formula, polecat, command or builtin")
+        phrases.append("formula, polecat, command, builtin or machine")
         expected -= set(_RUN_KINDS)
     if expected >= _OPERAND:
         phrases.append("an expression")

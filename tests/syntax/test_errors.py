@@ -49,7 +49,7 @@ def test_missing_arrow_names_what_comes_after_on_done() -> None:
          "m.mgt:4:20: error: expected an operator or '->' and a state name after "
          "'on done when a', found 'b'"),
         ("run formula", "run formla",
-         "m.mgt:3:9: error: expected formula, polecat, command or builtin after 'run', "
+         "m.mgt:3:9: error: expected formula, polecat, command, builtin or machine after 'run', "
          "found 'formla'"),
         ("run formula", "rn formula",
          "m.mgt:3:5: error: expected a clause (run, with, output, timeout, retry or on), "
