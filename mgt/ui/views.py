@@ -32,6 +32,7 @@ __all__ = [
     "AttemptView",
     "FileView",
     "GraphView",
+    "ItemView",
     "PRView",
     "PatternView",
     "ReportView",
@@ -261,6 +262,35 @@ class StateView:
     current: bool
     attempts: list[AttemptView]
     has_report: bool
+    items: list[ItemView] = field(default_factory=list)  # a fan-out's, or branches'
+
+
+@dataclass(frozen=True)
+class ItemView:
+    """One item (or branch) of a fan-out state: its latest result, or in flight."""
+
+    index: int
+    key: str
+    outcome: str
+    cost: str
+    error: str
+    output: str
+
+
+def _item_views(rec: Any, status: str) -> list[ItemView]:
+    items: dict[int, ItemView] = {}
+    for index, ev in getattr(rec, "items", {}).items():
+        key = "" if ev.key is None else (ev.key if isinstance(ev.key, str)
+                                          else json.dumps(ev.key, ensure_ascii=False))
+        items[index] = ItemView(
+            index=index, key=str(mask_secrets(key)), outcome=ev.outcome,
+            cost=format_cost(ev.cost_usd), error=str(mask_secrets(ev.error or "")),
+            output=_pretty(mask_secrets(ev.output)) if ev.output is not None else "")
+    for index in getattr(rec, "items_running", set()):
+        items[index] = ItemView(index=index, key="",
+                                outcome="running" if status == "running" else "did not finish",
+                                cost="", error="", output="")
+    return [items[i] for i in sorted(items)]
 
 
 @dataclass(frozen=True)
@@ -405,6 +435,7 @@ def run_view(runs_dir: Path, run_id: str) -> RunView:
             current=name == current,
             attempts=attempts,
             has_report=_is_report(rec.output),
+            items=_item_views(rec, record.status),
         ))
     masked = mask_secrets(_info_inputs(record))
     inputs = [(k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))

@@ -239,3 +239,36 @@ def test_a_repository_without_records_has_none_and_a_non_repository_is_an_error(
 ])
 def test_format_duration(seconds: float | None, text: str) -> None:
     assert views.format_duration(seconds) == text
+
+
+FAN = """\
+machine fan
+
+input items: json = ["a", "b", "c"]
+
+state each:
+    for n in input.items max 2
+    run command "test $n != c"
+    with n = n
+    tolerate 1 failures
+    on done -> ok
+    on error -> bad
+
+final ok: succeed
+final bad: fail
+"""
+
+
+def test_a_fan_out_state_shows_each_item_with_its_outcome(tmp_path: Path) -> None:
+    from tests.runtime.procs import mgt
+
+    (tmp_path / "fan.mgt").write_text(FAN.replace('"c"]', json.dumps(XSS_ALL) + "]")
+                                      .replace("!= c", "!= x"), encoding="utf-8")
+    proc = mgt("exec", "fan.mgt", "--runs-dir", "runs", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run_id = json.loads(proc.stdout)["run_id"]
+    [each] = [s for s in views.run_view(tmp_path / "runs", run_id).states if s.name == "each"]
+    # the markup item breaks the unquoted `test`: an error, tolerated
+    assert [(i.index, i.outcome) for i in each.items] == [(0, "done"), (1, "done"), (2, "error")]
+    assert each.items[2].key == XSS_ALL and each.items[2].error  # text: the template escapes it
+    assert '"exit_code": 0' in each.items[0].output
