@@ -1,0 +1,117 @@
+"""`mgt exec --engine temporal` against a real dev server and real `mgt worker` processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+from tests.engines.conftest import Cluster
+from tests.runtime.procs import journal, mgt, only_run, spawn, wait_for
+
+CHAIN = """\
+machine chain "three steps, the second reads the first"
+
+state first:
+    run command "echo '{\\"n\\": 2}' > n.json; echo first >> first.log"
+    on done -> second
+
+state second:
+    run command "cat n.json"
+    with n = first.output.exit_code
+    on done -> third
+
+state third:
+    run command "echo third"
+    on done -> ok
+
+final ok: succeed "all three"
+"""
+
+SLOW = """\
+machine slow "a long step a worker dies in"
+
+state first:
+    run command "echo first >> first.log"
+    on done -> slow
+
+state slow:
+    run command "echo started >> slow.log; sleep 5; echo finished >> done.log"
+    on done -> ok
+
+final ok: succeed
+"""
+
+
+def _runs_on(cluster: Cluster, run_id: str) -> list[str]:
+    """The workers whose work directory holds files of run `run_id`."""
+    root = cluster.work / "workers"
+    return sorted(p.name for p in root.iterdir() if (p / run_id).is_dir()) \
+        if root.exists() else []
+
+
+def test_runs_end_to_end_on_two_workers_each_run_on_one(cluster: Cluster) -> None:
+    (cluster.work / "chain.mgt").write_text(CHAIN)
+    cluster.worker("a")
+    cluster.worker("b")
+    procs = []
+    for index in range(4):
+        sub = cluster.work / f"r{index}"
+        sub.mkdir()
+        procs.append(spawn("exec", cluster.work / "chain.mgt", "--engine", "temporal",
+                           "--runs-dir", cluster.work / "runs", "--json", cwd=sub))
+    summaries = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        summaries.append(json.loads(out))
+    for summary in summaries:
+        assert summary["status"] == "succeeded"
+        assert summary["path"] == ["first", "second", "third", "ok"]
+        run_id = summary["run_id"]
+        # file-bound work: every attempt of a run ran on the one worker it claimed
+        owners = _runs_on(cluster, run_id)
+        assert len(owners) == 1, owners
+        states = cluster.work / "workers" / owners[0] / run_id / "states"
+        assert sorted(p.name for p in states.iterdir()) == ["first", "second", "third"]
+    assert summaries[0]["outputs"]["second"]["stdout"] == '{"n": 2}\n'
+    # the local mirror reads like a file run
+    run_id = summaries[0]["run_id"]
+    shown = mgt("show", run_id, "--runs-dir", cluster.work / "runs", "--json", cwd=cluster.work)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["path"] == ["first", "second", "third", "ok"]
+    listed = mgt("runs", "--runs-dir", cluster.work / "runs", "--json", cwd=cluster.work)
+    assert sorted(r["run_id"] for r in json.loads(listed.stdout)) == \
+        sorted(s["run_id"] for s in summaries)
+    again = mgt("resume", run_id, "--runs-dir", cluster.work / "runs", cwd=cluster.work)
+    assert again.returncode == 0 and "nothing to resume" in again.stderr
+
+
+def test_a_worker_killed_mid_attempt_and_the_run_finishes_on_the_other(
+        cluster: Cluster) -> None:
+    (cluster.work / "slow.mgt").write_text(SLOW)
+    workers = {"a": cluster.worker("a"), "b": cluster.worker("b")}
+    proc = spawn("exec", cluster.work / "slow.mgt", "--engine", "temporal",
+                 "--runs-dir", cluster.work / "runs", "--json", cwd=cluster.work)
+    slow_log = cluster.work / "slow.log"
+    wait_for("the slow attempt to start", slow_log.exists, proc)
+    run_id = only_run(cluster.work / "runs").name
+    owners = _runs_on(cluster, run_id)
+    assert len(owners) == 1, owners
+    victim = owners[0]
+    os.kill(workers[victim].pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["status"] == "succeeded"
+    # what had finished was not done again; the attempt cut short was made again elsewhere
+    assert (cluster.work / "first.log").read_text() == "first\n"
+    assert slow_log.read_text() == "started\nstarted\n"
+    survivor = "b" if victim == "a" else "a"
+    assert (cluster.work / "workers" / survivor / run_id / "states" / "slow" / "2").is_dir()
+    events = journal(cluster.work / "runs" / run_id)
+    lost = [e for e in events if e["type"] == "worker_lost"]
+    assert [(e["state"], e["attempt"]) for e in lost] == [("slow", 1)]
+    finished = [(e["state"], e["attempt"], e["outcome"]) for e in events
+                if e["type"] == "attempt_finished"]
+    assert finished == [("first", 1, "done"), ("slow", 2, "done")]
