@@ -3,11 +3,11 @@
     [temporal]
     address = "127.0.0.1:7233"     # else --temporal-address, else $MGT_TEMPORAL_ADDRESS
     namespace = "default"
-    task_queue = "mgt"             # the shared queue every worker polls
+    task_queue = "mgt"             # the shared queue every worker polls ($MGT_TEMPORAL_TASK_QUEUE)
     heartbeat_seconds = 30         # a silent worker's attempt is lost after this long
     claim_seconds = 60             # a run's worker that takes no work for this long is lost
 
-The flag wins over the environment, which wins over the file.
+A flag wins over the environment, which wins over the file.
 """
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ def load_settings(start: Path | str | None = None, *, address: str | None = None
     env = os.environ.get("MGT_TEMPORAL_ADDRESS")
     if env:
         settings = replace(settings, address=env)
+    if os.environ.get("MGT_TEMPORAL_TASK_QUEUE"):
+        settings = replace(settings, task_queue=os.environ["MGT_TEMPORAL_TASK_QUEUE"])
     if address:
         settings = replace(settings, address=address)
     if task_queue:
