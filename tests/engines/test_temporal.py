@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+from pathlib import Path
+
+import pytest
 
 from tests.engines.conftest import Cluster
 from tests.runtime.procs import journal, mgt, only_run, spawn, wait_for
@@ -115,3 +118,68 @@ def test_a_worker_killed_mid_attempt_and_the_run_finishes_on_the_other(
     finished = [(e["state"], e["attempt"], e["outcome"]) for e in events
                 if e["type"] == "attempt_finished"]
     assert finished == [("first", 1, "done"), ("slow", 2, "done")]
+
+
+LONG = """\
+machine long "a step to cancel"
+
+state wait:
+    run command "echo $$ > pid; sleep 60"
+    on done -> ok
+
+final ok: succeed
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("how", ["mgt cancel", "ctrl-c"])
+def test_cancel_interrupts_the_run_and_ends_its_processes(cluster: Cluster, how: str) -> None:
+    (cluster.work / "long.mgt").write_text(LONG)
+    cluster.worker("a")
+    proc = spawn("exec", cluster.work / "long.mgt", "--engine", "temporal",
+                 "--runs-dir", cluster.work / "runs", cwd=cluster.work)
+    pid_file = cluster.work / "pid"
+    wait_for("the step to start", lambda: pid_file.exists() and pid_file.read_text().strip()
+             != "", proc)
+    pid = int(pid_file.read_text())
+    run_id = only_run(cluster.work / "runs").name
+    if how == "ctrl-c":
+        proc.send_signal(signal.SIGINT)
+    else:
+        cancelled = mgt("cancel", run_id, "--runs-dir", cluster.work / "runs", cwd=cluster.work)
+        assert cancelled.returncode == 0, cancelled.stderr
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"run {run_id} interrupted in state 'wait'" in err
+    events = journal(cluster.work / "runs" / run_id)
+    assert events[-1]["type"] == "run_interrupted"
+    assert events[-1]["signal"] == "cancel"
+    wait_for("the step's process to be ended", lambda: not _alive(pid))
+
+
+def test_an_unreachable_server_is_one_line_and_leaves_no_run(tmp_path: Path) -> None:
+    (tmp_path / "long.mgt").write_text(LONG)
+    proc = mgt("exec", tmp_path / "long.mgt", "--engine", "temporal", "--temporal-address",
+               "127.0.0.1:1", "--runs-dir", tmp_path / "runs", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("mgt: cannot reach the Temporal server at 127.0.0.1:1")
+    assert "Traceback" not in proc.stderr
+    assert not any((tmp_path / "runs").iterdir())
+
+
+def test_cancel_of_a_local_run_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "long.mgt").write_text(LONG.replace("sleep 60", "true"))
+    done = mgt("exec", tmp_path / "long.mgt", "--runs-dir", tmp_path / "runs", "--json",
+               cwd=tmp_path)
+    run_id = json.loads(done.stdout)["run_id"]
+    proc = mgt("cancel", run_id, "--runs-dir", tmp_path / "runs", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr == (f"mgt: run {run_id} does not run on Temporal; stop a local run "
+                           "with Ctrl-C or SIGTERM of its mgt exec\n")

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shutil
 import signal
 import sys
 from contextlib import suppress
@@ -71,6 +73,10 @@ def exec_temporal(args: argparse.Namespace, machine: Machine, inputs: dict[str, 
     }
     try:
         return asyncio.run(_drive(journal, settings, machine, args.json, params))
+    except BaseException:
+        if not journal.state.events:  # the workflow never started: leave no husk
+            shutil.rmtree(journal.run_dir, ignore_errors=True)
+        raise
     finally:
         journal.close()
 
@@ -106,7 +112,11 @@ def cancel_main(args: argparse.Namespace) -> int:
 
     asyncio.run(cancel())
     print(f"mgt: cancelling run {record.run_id}", file=sys.stderr)
-    return 0
+    # the SDK's native threads can crash the interpreter's teardown now and then (SIGSEGV
+    # after the work is done): nothing is left to clean up, so leave at once
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 async def _drive(journal: RunJournal, settings: TemporalSettings, machine: Machine | None,

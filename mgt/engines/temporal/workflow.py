@@ -27,7 +27,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, TimeoutError, TimeoutType
+from temporalio.exceptions import ActivityError, CancelledError, TimeoutError, TimeoutType
 
 with workflow.unsafe.imports_passed_through():
     from mgt.compile.model import IMPLICIT_FAIL, FormulaStep, Machine, StateSpec
@@ -175,6 +175,8 @@ class MachineWorkflow:
                 )
             except ActivityError as err:
                 cause = err.cause
+                if isinstance(cause, CancelledError):  # the run itself is being cancelled
+                    raise asyncio.CancelledError(str(cause)) from err
                 if isinstance(cause, TimeoutError) and cause.type in {
                         TimeoutType.HEARTBEAT, TimeoutType.SCHEDULE_TO_START}:
                     self._emit(OtherEvent(raw={"type": "worker_lost", "state": spec.name,
