@@ -162,6 +162,10 @@ def test_cancel_interrupts_the_run_and_ends_its_processes(cluster: Cluster, how:
     assert events[-1]["type"] == "run_interrupted"
     assert events[-1]["signal"] == "cancel"
     wait_for("the step's process to be ended", lambda: not _alive(pid))
+    again = mgt("resume", run_id, "--runs-dir", cluster.work / "runs", cwd=cluster.work)
+    assert again.returncode == 2
+    assert again.stderr == (f"mgt: run {run_id} was cancelled on Temporal and cannot be "
+                            "resumed; start it again with mgt exec\n")
 
 
 def test_an_unreachable_server_is_one_line_and_leaves_no_run(tmp_path: Path) -> None:
@@ -183,3 +187,23 @@ def test_cancel_of_a_local_run_is_refused(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr == (f"mgt: run {run_id} does not run on Temporal; stop a local run "
                            "with Ctrl-C or SIGTERM of its mgt exec\n")
+
+
+def test_resume_re_attaches_to_a_run_whose_follower_was_killed(cluster: Cluster) -> None:
+    (cluster.work / "slow.mgt").write_text(SLOW.replace("sleep 5", "sleep 2"))
+    cluster.worker("a")
+    proc = spawn("exec", cluster.work / "slow.mgt", "--engine", "temporal",
+                 "--runs-dir", cluster.work / "runs", cwd=cluster.work)
+    wait_for("the slow attempt to start", (cluster.work / "slow.log").exists, proc)
+    os.kill(proc.pid, signal.SIGKILL)  # the follower only: the run goes on on the server
+    proc.communicate()
+    run_id = only_run(cluster.work / "runs").name
+    resumed = mgt("resume", run_id, "--runs-dir", cluster.work / "runs", "--json",
+                  cwd=cluster.work)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert summary["path"] == ["first", "slow", "ok"]
+    events = journal(cluster.work / "runs" / run_id)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[-1]["type"] == "run_finished"
+    assert (cluster.work / "slow.log").read_text() == "started\n"  # made once, not again

@@ -7,7 +7,8 @@ event to a local run directory, through the same journal as a file run, so
 The local directory is a mirror; the workflow history is the truth.
 
 `mgt resume RUN_ID` of an unfinished Temporal run re-attaches: it follows the same
-workflow again (the server never stopped it), mirroring what it missed. Ctrl-C or
+workflow again (the server never stopped it), mirroring what it missed; a run the
+server cancelled, terminated or no longer knows is refused in one line. Ctrl-C or
 SIGTERM of the command that follows a run, or `mgt cancel RUN_ID`, cancels the
 workflow: its attempt under way is cancelled (its processes ended), the run is
 journaled as interrupted and the command exits 130.
@@ -134,6 +135,7 @@ async def _drive(journal: RunJournal, settings: TemporalSettings, machine: Machi
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
     else:
         handle = client.get_workflow_handle(journal.run_id)
+        await _check_resumable(handle, journal.run_id)
     show = _progress(journal.run_id)
     loop = asyncio.get_running_loop()
     cancelled = asyncio.Event()
@@ -163,6 +165,24 @@ async def _drive(journal: RunJournal, settings: TemporalSettings, machine: Machi
         cancel_task.cancel()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+
+
+async def _check_resumable(handle: WorkflowHandle[Any, Any], run_id: str) -> None:
+    """Refuse to follow a workflow the server no longer has, or one that ended unfinished."""
+    from temporalio.client import WorkflowExecutionStatus
+    from temporalio.service import RPCError
+
+    try:
+        described = await handle.describe()
+    except RPCError as err:
+        raise UsageError(f"run {run_id}: the Temporal server does not know it ({err}); "
+                         "start it again with mgt exec") from None
+    ended = {WorkflowExecutionStatus.CANCELED: "cancelled",
+             WorkflowExecutionStatus.TERMINATED: "terminated",
+             WorkflowExecutionStatus.TIMED_OUT: "timed out"}
+    if described.status in ended:
+        raise UsageError(f"run {run_id} was {ended[described.status]} on Temporal and cannot "
+                         "be resumed; start it again with mgt exec")
 
 
 async def _mirror(handle: WorkflowHandle[Any, Any], journal: RunJournal, show: Any) -> None:
