@@ -207,3 +207,48 @@ def test_resume_re_attaches_to_a_run_whose_follower_was_killed(cluster: Cluster)
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert events[-1]["type"] == "run_finished"
     assert (cluster.work / "slow.log").read_text() == "started\n"  # made once, not again
+
+
+BIG = """\
+machine big "a large output, routed on and bound from"
+
+import schemas from "schemas"
+
+state make:
+    run command "cat big.json"
+    output Big
+    on done when output.n == 7 -> use
+    on done -> wrong
+
+state use:
+    run command "echo $n"
+    with n = make.output.n
+    on done -> ok
+
+final ok: succeed
+final wrong: fail
+"""
+
+
+def test_a_large_output_goes_to_the_store_and_only_its_reference_to_the_history(
+        cluster: Cluster) -> None:
+    (cluster.work / "schemas").mkdir()
+    (cluster.work / "schemas" / "Big.json").write_text(json.dumps(
+        {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}))
+    with (cluster.work / "mgt.toml").open("a") as toml:
+        toml.write('store = "store"\nstore_min_bytes = 1000\n')
+    (cluster.work / "big.mgt").write_text(BIG)
+    (cluster.work / "big.json").write_text(json.dumps({"n": 7, "pad": "x" * 5000}))
+    cluster.worker("a")
+    proc = mgt("exec", cluster.work / "big.mgt", "--engine", "temporal", "--runs-dir",
+               cluster.work / "runs", "--json", cwd=cluster.work)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["path"] == ["make", "use", "ok"]  # the guard read the stored value
+    assert summary["outputs"]["use"]["stdout"] == "7\n"  # and so did the binding
+    events = journal(cluster.work / "runs" / summary["run_id"])
+    made = next(e for e in events if e["type"] == "attempt_finished" and e["state"] == "make")
+    ref = made["output"]["$mgt_stored"]
+    stored = cluster.work / "store" / ref[:2] / f"{ref}.json"
+    assert json.loads(stored.read_text())["pad"] == "x" * 5000
+    assert "x" * 5000 not in json.dumps(events)

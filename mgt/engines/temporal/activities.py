@@ -6,15 +6,17 @@
 
 An attempt is run by the interpreter's own attempt code, over a run directory
 this worker keeps for the run (`<work_dir>/<run id>`: prompts, requests, outputs,
-files a step leaves for the next). It runs in a thread of a pool the size of the
-worker's cap, while the activity heartbeats; a cancelled activity ends the
-attempt's processes.
+files a step leaves for the next). An output of at least `[temporal] store_min_bytes`
+goes to the store, and only its reference to the history. The attempt runs in a
+thread of a pool the size of the worker's cap while the activity heartbeats; a
+cancelled activity ends the attempt's processes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from mgt.engines.temporal.machines import machine_for
+from mgt.engines.temporal.store import put, resolve
 from mgt.engines.temporal.workflow import ATTEMPT, CLAIM
 
 __all__ = ["Attempts"]
@@ -113,8 +116,10 @@ class Attempts:
                                      on_event=watch)
                 run = interp.run
                 # the workflow's fold is the truth: this directory only holds the files
+                store = request.get("store")
                 run.outputs.clear()
-                run.outputs.update(request["outputs"])
+                run.outputs.update({name: resolve(store, value)
+                                    for name, value in request["outputs"].items()})
                 run.attempts.clear()
                 run.attempts.update(request["attempts"])
                 run.attempts[state] = int(request["attempt"]) - 1
@@ -125,8 +130,20 @@ class Attempts:
                 if not finished:
                     raise ApplicationError(f"attempt {state}/{request['attempt']} left no "
                                            "attempt_finished event")
-                return finished[-1].to_json()
+                event = finished[-1].to_json()
+                return _stored(event, store, request.get("store_min_bytes"))
             except MgtError as err:
                 raise ApplicationError(str(err)) from None
             finally:
                 journal.close()
+
+
+def _stored(event: dict[str, Any], store: str | None, min_bytes: int | None) -> dict[str, Any]:
+    """The event with a large output put in the store and a reference in its place."""
+    output = event.get("output")
+    if store is None or output is None:
+        return event
+    size = len(json.dumps(output, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    if size < (min_bytes or 0):
+        return event
+    return {**event, "output": put(Path(store), output)}

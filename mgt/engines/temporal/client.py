@@ -22,9 +22,10 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from mgt.errors import MgtError, RunError, UsageError
 
@@ -52,7 +53,7 @@ async def connect(address: str, namespace: str) -> Client:
 
 
 def exec_temporal(args: argparse.Namespace, machine: Machine, inputs: dict[str, Any],
-                  executor: str | None, options: dict[str, Any]) -> int:
+                  executor: str | None, options: dict[str, Any]) -> NoReturn:
     """Start `machine` as a workflow, follow it to its end; the exit code of `mgt exec`."""
     from mgt.engines.temporal.settings import load_settings
     from mgt.runtime.interpreter import run_info
@@ -70,29 +71,39 @@ def exec_temporal(args: argparse.Namespace, machine: Machine, inputs: dict[str, 
         "budget_usd": args.budget_usd, "cwd": str(Path.cwd()), "executor": executor,
         "executor_options": options, "task_queue": settings.task_queue,
         "heartbeat_seconds": settings.heartbeat_seconds,
-        "claim_seconds": settings.claim_seconds,
+        "claim_seconds": settings.claim_seconds, "store": settings.store,
+        "store_min_bytes": settings.store_min_bytes,
     }
-    try:
-        return asyncio.run(_drive(journal, settings, machine, args.json, params))
-    except BaseException:
-        if not journal.state.events:  # the workflow never started: leave no husk
-            shutil.rmtree(journal.run_dir, ignore_errors=True)
-        raise
-    finally:
-        journal.close()
+    def body() -> int:
+        try:
+            return asyncio.run(_drive(journal, settings, machine, args.json, params))
+        except BaseException:
+            if not journal.state.events:  # the workflow never started: leave no husk
+                shutil.rmtree(journal.run_dir, ignore_errors=True)
+            raise
+        finally:
+            journal.close()
+
+    leave_after(body)
 
 
-def resume_temporal(args: argparse.Namespace, journal: RunJournal) -> int:
+def resume_temporal(args: argparse.Namespace, journal: RunJournal) -> NoReturn:
     """Follow an unfinished Temporal run again (the server kept running it)."""
     from mgt.engines.temporal.settings import TemporalSettings
 
     stored = journal.info.get("temporal") or {}
     settings = TemporalSettings(address=stored.get("address") or "",
                                 namespace=stored.get("namespace") or "default")
-    return asyncio.run(_drive(journal, settings, None, args.json, None))
+    def body() -> int:
+        try:
+            return asyncio.run(_drive(journal, settings, None, args.json, None))
+        finally:
+            journal.close()
+
+    leave_after(body)
 
 
-def cancel_main(args: argparse.Namespace) -> int:
+def cancel_main(args: argparse.Namespace) -> NoReturn:
     """`mgt cancel RUN_ID`: cancel a Temporal run's workflow (its follower exits 130)."""
     from mgt.runtime.journal import load_run
 
@@ -111,13 +122,34 @@ def cancel_main(args: argparse.Namespace) -> int:
         except RPCError as err:
             raise UsageError(f"cannot cancel run {record.run_id}: {err}") from None
 
-    asyncio.run(cancel())
-    print(f"mgt: cancelling run {record.run_id}", file=sys.stderr)
-    # the SDK's native threads can crash the interpreter's teardown now and then (SIGSEGV
-    # after the work is done): nothing is left to clean up, so leave at once
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    def body() -> int:
+        asyncio.run(cancel())
+        print(f"mgt: cancelling run {record.run_id}", file=sys.stderr)
+        return 0
+
+    leave_after(body)
+
+
+def leave_after(body: Callable[[], int]) -> NoReturn:
+    """Run `body`, report its error as `mgt.cli` would, and end the process with its code.
+
+    The Temporal SDK's native threads sometimes crash the interpreter's teardown
+    (SIGSEGV or SIGABRT after the work is done), which would turn a good exit code
+    into a signal: once the work is done and the journal closed, nothing is left to
+    clean up, so the process leaves at once.
+    """
+    try:
+        code = body()
+    except MgtError as err:
+        print(f"mgt: {err}", file=sys.stderr)
+        code = err.exit_code
+    except KeyboardInterrupt:
+        print("mgt: interrupted", file=sys.stderr)
+        code = 130
+    with suppress(OSError, ValueError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
 
 
 async def _drive(journal: RunJournal, settings: TemporalSettings, machine: Machine | None,

@@ -6,6 +6,8 @@
     task_queue = "mgt"             # the shared queue every worker polls ($MGT_TEMPORAL_TASK_QUEUE)
     heartbeat_seconds = 30         # a silent worker's attempt is lost after this long
     claim_seconds = 60             # a run's worker that takes no work for this long is lost
+    store = "/shared/mgt-store"    # large outputs go here (relative: to this mgt.toml)
+    store_min_bytes = 65536        # an output this large or larger is stored
 
 A flag wins over the environment, which wins over the file.
 """
@@ -31,9 +33,12 @@ class TemporalSettings:
     task_queue: str = "mgt"
     heartbeat_seconds: float = 30.0
     claim_seconds: float = 60.0
+    store: str | None = None
+    store_min_bytes: int = 65536
 
 
-_KEYS = {"address", "namespace", "task_queue", "heartbeat_seconds", "claim_seconds"}
+_KEYS = {"address", "namespace", "task_queue", "heartbeat_seconds", "claim_seconds", "store",
+         "store_min_bytes"}
 
 
 def load_settings(start: Path | str | None = None, *, address: str | None = None,
@@ -57,6 +62,17 @@ def load_settings(start: Path | str | None = None, *, address: str | None = None
                 if not isinstance(value, str) or not value.strip():
                     raise UsageError(f"{found}: [temporal].{key}: expected a non-empty string")
                 values[key] = value
+        store = table.get("store")
+        if store is not None:
+            if not isinstance(store, str) or not store.strip():
+                raise UsageError(f"{found}: [temporal].store: expected a directory path")
+            values["store"] = str((found.parent / store).resolve())
+        size = table.get("store_min_bytes")
+        if size is not None:
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise UsageError(f"{found}: [temporal].store_min_bytes: expected a whole "
+                                 "number of bytes")
+            values["store_min_bytes"] = size
         for key in ("heartbeat_seconds", "claim_seconds"):
             value = table.get(key)
             if value is not None:

@@ -15,24 +15,25 @@ import socket
 import sys
 import uuid
 from pathlib import Path
+from typing import NoReturn
 
 from mgt.errors import UsageError
 
 __all__ = ["worker_main"]
 
 
-def worker_main(args: argparse.Namespace) -> int:
+def worker_main(args: argparse.Namespace) -> NoReturn:
     from mgt.engines.temporal.settings import load_settings
 
     if args.max_concurrent < 1:
         raise UsageError(f"--max-concurrent: expected at least 1, got {args.max_concurrent}")
     settings = load_settings(None, address=args.temporal_address, task_queue=args.task_queue)
     work_dir = Path(args.work_dir).resolve()
-    try:
-        return asyncio.run(_serve(settings.address, settings.namespace, settings.task_queue,
-                                  work_dir, args.max_concurrent))
-    except KeyboardInterrupt:
-        return 130
+    from mgt.engines.temporal.client import leave_after
+
+    leave_after(lambda: asyncio.run(_serve(settings.address, settings.namespace,
+                                           settings.task_queue, work_dir,
+                                           args.max_concurrent)))
 
 
 async def _serve(address: str, namespace: str, task_queue: str, work_dir: Path,

@@ -13,6 +13,9 @@ its own). When that worker is lost (no heartbeat, or its queue unserved) the
 attempt under way counts as cut short, the run claims another worker, and the next
 attempt starts there from a fresh run directory.
 
+A large output travels as a reference to `[temporal] store` (`store.py`), content-
+addressed, so the workflow resolves it deterministically where a guard reads it.
+
 The machine is read through `machine_for` (path + sha256, cached per process): the
 `.mgt` file is the workflow's code, and a worker whose copy differs fails the
 workflow task until the right file is in place, as with any other code change.
@@ -32,6 +35,7 @@ from temporalio.exceptions import ActivityError, CancelledError, TimeoutError, T
 with workflow.unsafe.imports_passed_through():
     from mgt.compile.model import IMPLICIT_FAIL, FormulaStep, Machine, StateSpec
     from mgt.engines.temporal.machines import machine_for
+    from mgt.engines.temporal.store import StoredOutputs, resolve
     from mgt.runtime.decide import Retry, Router, decide, outcome_of
     from mgt.runtime.events import (
         AttemptFinished,
@@ -79,7 +83,8 @@ def timeout_of(machine: Machine, spec: StateSpec) -> float:
 @workflow.defn(name=WORKFLOW, sandboxed=False)
 class MachineWorkflow:
     """One run. Input: {run_id, machine_path, machine_sha256, inputs, budget_usd, cwd,
-    executor, executor_options, task_queue, heartbeat_seconds, claim_seconds}."""
+    executor, executor_options, task_queue, heartbeat_seconds, claim_seconds, store,
+    store_min_bytes}."""
 
     def __init__(self) -> None:
         self.run = RunState()
@@ -105,7 +110,9 @@ class MachineWorkflow:
             run.attempts.setdefault(name, 0)
         from mgt.compile.chart import GuardScope
 
-        scope = GuardScope(inputs=params["inputs"], outputs=run.outputs, attempts=run.attempts)
+        store = params.get("store")
+        scope = GuardScope(inputs=params["inputs"], outputs=StoredOutputs(run.outputs, store),
+                           attempts=run.attempts)
         self._emit(RunStarted(machine=machine.name, machine_path=params["machine_path"],
                               machine_sha256=machine.source_hash, inputs=params["inputs"]))
         try:
@@ -120,8 +127,10 @@ class MachineWorkflow:
                 if pending is None:
                     await self._attempt(machine, spec, None)
                     continue
+                outcome = outcome_of(pending)
+                outcome.output = resolve(store, outcome.output)  # guards read the value
                 action = decide(router, spec, [e.outcome for e in run.visit.retried],
-                                outcome_of(pending), scope, attempt=pending.attempt,
+                                outcome, scope, attempt=pending.attempt,
                                 timeout_seconds=timeout_of(machine, spec))
                 if isinstance(action, Retry):
                     if action.backoff_seconds:
@@ -163,6 +172,7 @@ class MachineWorkflow:
                 "state": spec.name, "attempt": number, "feedback": feedback,
                 "outputs": self.run.outputs, "attempts": self.run.attempts,
                 "cost_usd": self.run.cost_usd,
+                "store": params.get("store"), "store_min_bytes": params.get("store_min_bytes"),
             }
             try:
                 result = await workflow.execute_activity(
