@@ -188,3 +188,27 @@ def test_model_retry_with_feedback_costs_and_budget(engine: str, work: Path) -> 
     assert [t for t in trace if t[0] == "attempt_finished"] == [
         ("attempt_finished", "analyze", 1, "schema_invalid", 0.002),
         ("attempt_finished", "analyze", 2, "error", 0.0)]
+
+
+TYPED = """\
+machine typed "guards read typed inputs"
+
+input since: duration = 2h
+
+state look:
+    run command "echo $since"
+    with since = input.since
+    on done when input.since > 1h -> ok
+    on done -> short
+
+final ok: succeed
+final short: fail "read as text"
+"""
+
+
+def test_guards_read_typed_inputs(engine: str, work: Path) -> None:
+    (work / "typed.mgt").write_text(TYPED)
+    code, summary, trace = _exec(engine, work, work / "typed.mgt")
+    assert code == 0, summary
+    assert ("transition", "look", "done", "ok", "input.since > 1h") in trace
+    assert summary["outputs"]["look"]["stdout"] == "2h\n"

@@ -111,7 +111,11 @@ class Attempts:
                     if event.get("type") == ProcessStarted.type:
                         pgids[(event["state"], event["attempt"])] = event["pgid"]
 
-                interp = Interpreter(machine, journal, request["inputs"], executors=factory,
+                from mgt.runtime.inputs import resolve_inputs
+
+                inputs = resolve_inputs(machine, stored=request["inputs"],
+                                        cwd=Path(request["cwd"]))
+                interp = Interpreter(machine, journal, inputs, executors=factory,
                                      budget_usd=request.get("budget_usd"), cwd=cwd,
                                      on_event=watch)
                 run = interp.run

@@ -108,10 +108,16 @@ class MachineWorkflow:
         run = self.run
         for name in machine.states:  # `STATE.attempts` is 0, not null, before STATE runs
             run.attempts.setdefault(name, 0)
-        from mgt.compile.chart import GuardScope
+        from pathlib import Path
 
+        from mgt.compile.chart import GuardScope
+        from mgt.runtime.inputs import resolve_inputs
+
+        # guards read typed inputs, as in a local run (the history holds them as JSON)
+        inputs = resolve_inputs(machine, stored=params["inputs"],
+                                cwd=Path(params["cwd"]))
         store = params.get("store")
-        scope = GuardScope(inputs=params["inputs"], outputs=StoredOutputs(run.outputs, store),
+        scope = GuardScope(inputs=inputs, outputs=StoredOutputs(run.outputs, store),
                            attempts=run.attempts)
         self._emit(RunStarted(machine=machine.name, machine_path=params["machine_path"],
                               machine_sha256=machine.source_hash, inputs=params["inputs"]))
