@@ -90,8 +90,9 @@ def test_runs_end_to_end_on_two_workers_each_run_on_one(cluster: Cluster) -> Non
     assert again.returncode == 0 and "nothing to resume" in again.stderr
 
 
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_a_worker_killed_mid_attempt_and_the_run_finishes_on_the_other(
-        cluster: Cluster) -> None:
+        cluster: Cluster, sig: signal.Signals) -> None:
     (cluster.work / "slow.mgt").write_text(SLOW)
     workers = {"a": cluster.worker("a"), "b": cluster.worker("b")}
     proc = spawn("exec", cluster.work / "slow.mgt", "--engine", "temporal",
@@ -102,7 +103,7 @@ def test_a_worker_killed_mid_attempt_and_the_run_finishes_on_the_other(
     owners = _runs_on(cluster, run_id)
     assert len(owners) == 1, owners
     victim = owners[0]
-    os.kill(workers[victim].pid, signal.SIGKILL)
+    os.kill(workers[victim].pid, sig)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     summary = json.loads(out)

@@ -26,7 +26,7 @@ from temporalio.exceptions import ApplicationError
 
 from mgt.engines.temporal.machines import machine_for
 from mgt.engines.temporal.store import put, resolve
-from mgt.engines.temporal.workflow import ATTEMPT, CLAIM
+from mgt.engines.temporal.workflow import ATTEMPT, CLAIM, WORKER_LOST
 
 __all__ = ["Attempts"]
 
@@ -65,6 +65,9 @@ class Attempts:
             from mgt.executors.process import end_leftovers
 
             end_leftovers(request["run_id"], pgids.values())
+            if activity.is_worker_shutdown():  # not the run's cancel: move it elsewhere
+                raise ApplicationError("the worker is shutting down", type=WORKER_LOST,
+                                       non_retryable=True) from None
             raise
 
     def _lock_of(self, run_id: str) -> threading.Lock:

@@ -9,7 +9,8 @@ the same decisions from the activities' recorded results.
 
 Work bound to files: a run's attempts all go to one worker, the one that answered
 the run's `mgt.claim` on the shared task queue (each worker also polls a queue of
-its own). When that worker is lost (no heartbeat, or its queue unserved) the
+its own). When that worker is lost (no heartbeat, its queue unserved, or it is
+shutting down) the
 attempt under way counts as cut short, the run claims another worker, and the next
 attempt starts there from a fresh run directory.
 
@@ -30,7 +31,13 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, CancelledError, TimeoutError, TimeoutType
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    TimeoutError,
+    TimeoutType,
+)
 
 with workflow.unsafe.imports_passed_through():
     from mgt.compile.model import IMPLICIT_FAIL, FormulaStep, Machine, StateSpec
@@ -53,11 +60,13 @@ with workflow.unsafe.imports_passed_through():
         parse_event,
     )
 
-__all__ = ["ATTEMPT", "CLAIM", "WORKFLOW", "MachineWorkflow", "timeout_of"]
+__all__ = ["ATTEMPT", "CLAIM", "WORKER_LOST", "WORKFLOW", "MachineWorkflow", "timeout_of"]
 
 WORKFLOW = "mgt.run"
 CLAIM = "mgt.claim"
 ATTEMPT = "mgt.attempt"
+#: The error type of an attempt cut short because its worker is shutting down (SIGTERM).
+WORKER_LOST = "WorkerLost"
 #: Timeout for a step whose state and formula give none (as the interpreter's).
 DEFAULT_TIMEOUT_SECONDS = 600.0
 #: How long past a state's own timeout an attempt may run before it is taken as lost
@@ -193,8 +202,9 @@ class MachineWorkflow:
                 cause = err.cause
                 if isinstance(cause, CancelledError):  # the run itself is being cancelled
                     raise asyncio.CancelledError(str(cause)) from err
-                if isinstance(cause, TimeoutError) and cause.type in {
-                        TimeoutType.HEARTBEAT, TimeoutType.SCHEDULE_TO_START}:
+                lost = isinstance(cause, TimeoutError) and cause.type in {
+                    TimeoutType.HEARTBEAT, TimeoutType.SCHEDULE_TO_START}
+                if lost or (isinstance(cause, ApplicationError) and cause.type == WORKER_LOST):
                     self._emit(OtherEvent(raw={"type": "worker_lost", "state": spec.name,
                                                "attempt": number, "queue": self.worker_queue}))
                     self.worker_queue = None  # claim another worker; it starts afresh
