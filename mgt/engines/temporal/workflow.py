@@ -10,9 +10,8 @@ the same decisions from the activities' recorded results.
 Work bound to files: a run's attempts all go to one worker, the one that answered
 the run's `mgt.claim` on the shared task queue (each worker also polls a queue of
 its own). When that worker is lost (no heartbeat, its queue unserved, or it is
-shutting down) the
-attempt under way counts as cut short, the run claims another worker, and the next
-attempt starts there from a fresh run directory.
+shutting down) the attempt under way counts as cut short, the run claims another
+worker, and the next attempt starts there from a fresh run directory.
 
 A large output travels as a reference to `[temporal] store` (`store.py`), content-
 addressed, so the workflow resolves it deterministically where a guard reads it.
