@@ -36,9 +36,19 @@ if TYPE_CHECKING:
     from mgt.engines.temporal.settings import TemporalSettings
     from mgt.runtime.journal import RunJournal
 
-__all__ = ["cancel_main", "connect", "exec_temporal", "resume_temporal"]
+__all__ = ["cancel_main", "connect", "exec_temporal", "leave_after", "require_sdk",
+           "resume_temporal"]
 
 POLL_SECONDS = 0.25
+
+
+def require_sdk() -> None:
+    """A one-line error, not a traceback, when the Temporal SDK is not installed."""
+    try:
+        import temporalio  # noqa: F401
+    except ImportError:
+        raise UsageError("the Temporal engine needs the temporalio package: "
+                         "pip install 'mgt[temporal]'") from None
 
 
 async def connect(address: str, namespace: str) -> Client:
@@ -55,6 +65,7 @@ async def connect(address: str, namespace: str) -> Client:
 def exec_temporal(args: argparse.Namespace, machine: Machine, inputs: dict[str, Any],
                   executor: str | None, options: dict[str, Any]) -> NoReturn:
     """Start `machine` as a workflow, follow it to its end; the exit code of `mgt exec`."""
+    require_sdk()
     from mgt.engines.temporal.settings import load_settings
     from mgt.runtime.interpreter import run_info
     from mgt.runtime.journal import RunJournal, jsonable
@@ -89,6 +100,7 @@ def exec_temporal(args: argparse.Namespace, machine: Machine, inputs: dict[str, 
 
 def resume_temporal(args: argparse.Namespace, journal: RunJournal) -> NoReturn:
     """Follow an unfinished Temporal run again (the server kept running it)."""
+    require_sdk()
     from mgt.engines.temporal.settings import TemporalSettings
 
     stored = journal.info.get("temporal") or {}
@@ -105,6 +117,7 @@ def resume_temporal(args: argparse.Namespace, journal: RunJournal) -> NoReturn:
 
 def cancel_main(args: argparse.Namespace) -> NoReturn:
     """`mgt cancel RUN_ID`: cancel a Temporal run's workflow (its follower exits 130)."""
+    require_sdk()
     from mgt.runtime.journal import load_run
 
     record = load_run(args.runs_dir, args.run_id)

@@ -23,7 +23,10 @@ __all__ = ["worker_main"]
 
 
 def worker_main(args: argparse.Namespace) -> NoReturn:
+    from mgt.engines.temporal.client import require_sdk
     from mgt.engines.temporal.settings import load_settings
+
+    require_sdk()
 
     if args.max_concurrent < 1:
         raise UsageError(f"--max-concurrent: expected at least 1, got {args.max_concurrent}")
