@@ -37,6 +37,8 @@ HANDLERS: dict[str, str] = {
     "ui": "mgt.ui.cli:ui_main",
     "prs": "mgt.evolve.prs_cli:main",
     "serve": "mgt.serve.cli:serve_main",
+    "worker": "mgt.engines.temporal.worker:worker_main",
+    "cancel": "mgt.engines.temporal.client:cancel_main",
 }
 
 
@@ -100,6 +102,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--dry-run", action="store_true", help="print prompts/commands, call nothing")
     p.add_argument("--session", metavar="S", help="zellij session for the zellij-cc executor")
+    p.add_argument("--engine", choices=["file", "temporal"], default="file",
+                   help="file: run here, journaled (default); temporal: run on mgt workers")
+    p.add_argument("--temporal-address", metavar="HOST:PORT",
+                   help="Temporal server (default: $MGT_TEMPORAL_ADDRESS, mgt.toml [temporal])")
+
+    p = sub.add_parser("worker", help="run attempts of Temporal runs")
+    p.add_argument("--temporal-address", metavar="HOST:PORT",
+                   help="Temporal server (default: $MGT_TEMPORAL_ADDRESS, mgt.toml [temporal])")
+    p.add_argument("--task-queue", metavar="Q", help="shared task queue (mgt.toml [temporal])")
+    p.add_argument("--max-concurrent", type=int, default=4, metavar="N",
+                   help="attempts run at once at most (default: 4)")
+    p.add_argument("--work-dir", type=_directory, default=".mgt/worker", metavar="DIR",
+                   help="where runs' files are kept (default: .mgt/worker)")
+
+    p = sub.add_parser("cancel", help="cancel a run on Temporal")
+    p.add_argument("run_id", metavar="RUN_ID")
+    _runs_dir(p)
 
     p = sub.add_parser("runs", help="list runs, newest first")
     _runs_dir(p)

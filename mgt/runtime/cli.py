@@ -58,6 +58,10 @@ def exec_main(args: argparse.Namespace) -> int:
         return 0
 
     executor_name = _executor_name(machine, requested, options)
+    if getattr(args, "engine", "file") == "temporal":  # attempts run on `mgt worker`s
+        from mgt.engines.temporal.client import exec_temporal
+
+        return exec_temporal(args, machine, inputs, executor_name, options)
     factory = _executor_factory(executor_name, options, check=_needs_model(machine))
 
     from mgt.runtime.interpreter import run_info
@@ -126,6 +130,13 @@ def resume_main(args: argparse.Namespace) -> int:
                                  ensure_ascii=False))
             return 0 if run.status == "succeeded" else 1
         info = journal.info
+        if info.get("engine") == "temporal":  # the server kept running it: follow it again
+            from mgt.engines.temporal.client import resume_temporal
+
+            try:
+                return resume_temporal(args, journal)
+            finally:
+                journal.close()
         machine_info = info.get("machine") or {}
         path = machine_info.get("path")
         if not path:
