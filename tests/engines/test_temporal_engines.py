@@ -212,3 +212,28 @@ def test_guards_read_typed_inputs(engine: str, work: Path) -> None:
     assert code == 0, summary
     assert ("transition", "look", "done", "ok", "input.since > 1h") in trace
     assert summary["outputs"]["look"]["stdout"] == "2h\n"
+
+
+FAN = """\
+machine fan "maps a command over a list, two at a time"
+
+input items: json = ["a", "b", "c"]
+
+state each:
+    for n in input.items max 2
+    run command "echo item-$n"
+    with n = n
+    on done when count(output, it.outcome == "done") == 3 -> ok
+    on done -> short
+
+final ok: succeed
+final short: fail "an item is missing"
+"""
+
+
+def test_a_fan_out(engine: str, work: Path) -> None:
+    (work / "fan.mgt").write_text(FAN)
+    code, summary, _trace_ = _exec(engine, work, work / "fan.mgt")
+    assert (code, summary["final"]) == (0, "ok"), summary
+    assert [i["output"]["stdout"] for i in summary["outputs"]["each"]] == \
+        ["item-a\n", "item-b\n", "item-c\n"]
