@@ -233,7 +233,7 @@ final short: fail "an item is missing"
 
 def test_a_fan_out(engine: str, work: Path) -> None:
     (work / "fan.mgt").write_text(FAN)
-    code, summary, _trace_ = _exec(engine, work, work / "fan.mgt")
+    code, summary, _ = _exec(engine, work, work / "fan.mgt")
     assert (code, summary["final"]) == (0, "ok"), summary
     assert [i["output"]["stdout"] for i in summary["outputs"]["each"]] == \
         ["item-a\n", "item-b\n", "item-c\n"]
