@@ -118,8 +118,8 @@ def read_each_file(path: Path, machine: Machine, cli_values: Mapping[str, str]) 
             continue
         try:
             inputs = resolve_inputs(machine, cli=cli_values, file_values=value, file_dir=base)
-        except UsageError as err:
-            problems.append(f"{where}: {err}")
+        except UsageError as err:  # said of the line itself, not of an --inputs file
+            problems.append(f"{where}: {str(err).replace(' in --inputs file', '')}")
             continue
         lines.append(EachLine(number, inputs))
     if problems:
