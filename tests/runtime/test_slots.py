@@ -220,3 +220,37 @@ def test_a_bad_flag_is_usage(tmp_path: Path) -> None:
     done = mgt("exec", machine, "--max-model-calls", "0", cwd=tmp_path)
     assert done.returncode == 2
     assert "--max-model-calls" in done.stderr
+
+
+def test_replayed_calls_hold_slots_too(tmp_path: Path) -> None:
+    """A replayed answer stands for a model call: with MGT_REPLAY_DELAY it takes that long,
+    and under a cap of 1 no two of them overlap. A call ends when its result file is written;
+    it began at least the delay before: those spans lie inside the calls, so their overlap is
+    a floor of the calls' own."""
+    machine = make_project(tmp_path, states=2)
+    answers = tmp_path / "answers"
+    answers.mkdir()
+    for state in ("s1", "s2"):
+        (answers / f"{state}.json").write_text('{"ok": true}')
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text("".join(f'{{"item": "i{n}"}}\n' for n in range(4)))
+    runs = tmp_path / "runs"
+    done = mgt("exec", machine, "--each", inputs, "--executor", f"replay:{answers}",
+               "--runs-dir", runs, "--parallel", "4", "--max-model-calls", "1", cwd=tmp_path,
+               env={"MGT_REPLAY_DELAY": "0.3", "MGT_MAX_MODEL_CALLS": ""}, timeout=240)
+    assert done.returncode == 0, done.stderr
+    ends = [p.stat().st_mtime for p in runs.glob("*/states/*/1/result.json")]
+    assert len(ends) == 8
+    assert max_overlap([(end - 0.3, end) for end in ends]) == 1
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan", "1e9"])
+def test_a_bad_replay_delay_is_one_line(tmp_path: Path, value: str) -> None:
+    machine = make_project(tmp_path)
+    (tmp_path / "answers").mkdir()
+    done = mgt("exec", machine, "--executor", f"replay:{tmp_path / 'answers'}", "--input",
+               "item=x", "--runs-dir", tmp_path / "runs", cwd=tmp_path,
+               env={"MGT_REPLAY_DELAY": value})
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"mgt: MGT_REPLAY_DELAY: expected seconds from 0 to 86400, " \
+                                  f"got {value!r}"
