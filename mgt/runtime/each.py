@@ -231,12 +231,20 @@ def run_lines(
     with tempfile.TemporaryDirectory(prefix="mgt-each-") as tmp:
         work = Path(tmp)
 
-        def reap(block: bool = True) -> None:
-            pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
-            line = running.pop(pid, None)
-            if line is None:
+        def reap() -> None:
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:  # a signal came between a wait and its bookkeeping
+                for line in list(running.values()):
+                    finish(line, 1)  # exit status lost: what the child left says the rest
+                running.clear()
                 return
-            result = _collect(line, os.waitstatus_to_exitcode(status), work)
+            found = running.pop(pid, None)
+            if found is not None:
+                finish(found, os.waitstatus_to_exitcode(status))
+
+        def finish(line: EachLine, code: int) -> None:
+            result = _collect(line, code, work)
             results[line.number] = result
             if say is not None:
                 say(result, len(results), total)
