@@ -65,6 +65,20 @@ def _runs_dir(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def _max_model_calls(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-model-calls", type=_positive, metavar="N",
+        help="model calls at once across every run in --runs-dir (default: "
+             "$MGT_MAX_MODEL_CALLS, mgt.toml [exec] max_model_calls, or 4)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mgt",
@@ -102,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--dry-run", action="store_true", help="print prompts/commands, call nothing")
     p.add_argument("--session", metavar="S", help="zellij session for the zellij-cc executor")
+    _max_model_calls(p)
+    p.add_argument("--each", metavar="INPUTS.jsonl",
+                   help="one run per line (a JSON object of inputs), run concurrently")
+    p.add_argument("--parallel", type=_positive, default=8, metavar="N",
+                   help="with --each: runs at once (default 8)")
     p.add_argument("--engine", choices=["file", "temporal"], default="file",
                    help="file: run here, journaled (default); temporal: run on mgt workers")
     p.add_argument("--temporal-address", metavar="HOST:PORT",
@@ -137,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget-usd", type=float, metavar="X")
     p.add_argument("--json", action="store_true")
     p.add_argument("--session", metavar="S")
+    _max_model_calls(p)
 
     p = sub.add_parser("logs", help="query production events (Loki or a file)")
     p.add_argument("kind", choices=["transitions", "llm-calls", "errors", "session"])

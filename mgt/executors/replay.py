@@ -11,12 +11,18 @@ it goes through the same parser: `structured_output`, `result`, cost, tokens,
 `is_error`. A JSON document that is not such a result (no `"type": "result"`)
 is taken as the answer itself, so a demo can record a bare PatternReport. The
 file is copied into the attempt directory as the raw result.
+
+`MGT_REPLAY_DELAY=SECONDS` makes every answer take that long, as a model call
+would (for trying the model call cap, and for benchmarks of many runs).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import shutil
+import time
 from pathlib import Path
 
 from mgt.errors import UsageError
@@ -25,6 +31,17 @@ from mgt.executors.claude import find_result_object, parse_claude_result
 from mgt.executors.common import RESULT_FILE, prepare_attempt_dir
 
 __all__ = ["ReplayExecutor", "replay_candidates"]
+
+
+def _delay() -> float:
+    text = os.environ.get("MGT_REPLAY_DELAY", "").strip()
+    try:
+        seconds = float(text) if text else 0.0
+    except ValueError:
+        seconds = -1.0
+    if not (math.isfinite(seconds) and 0 <= seconds <= 86400):
+        raise UsageError(f"MGT_REPLAY_DELAY: expected seconds from 0 to 86400, got {text!r}")
+    return seconds
 
 
 def replay_candidates(directory: Path, state: str, attempt: int) -> tuple[Path, Path]:
@@ -41,8 +58,11 @@ class ReplayExecutor:
         if not directory.is_dir():
             raise UsageError(f"replay directory {directory} does not exist or is not a directory")
         self.dir = directory
+        self.delay = _delay()
 
     def run(self, request: ExecRequest) -> ExecResult:
+        if self.delay:
+            time.sleep(self.delay)
         specific, general = replay_candidates(self.dir, request.state, request.attempt)
         path = specific if specific.is_file() else general
         if not path.is_file():

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from mgt.executors.base import Executor
     from mgt.runtime.interpreter import RunResult, Totals
     from mgt.runtime.journal import RunJournal, RunRecord
+    from mgt.runtime.slots import ModelSlots
 
 __all__ = ["exec_main", "resume_main", "runs_main", "show_main"]
 
@@ -40,6 +41,10 @@ __all__ = ["exec_main", "resume_main", "runs_main", "show_main"]
 def exec_main(args: argparse.Namespace) -> int:
     from mgt.runtime.inputs import load_inputs_file, parse_input_args, resolve_inputs
 
+    if getattr(args, "each", None):  # one run per line of a file: mgt.runtime.each
+        from mgt.runtime.each import each_main
+
+        return each_main(args)
     _check_budget(args.budget_usd)
     requested, options = _executor_options(args)
     cli_values = parse_input_args(args.input)
@@ -62,7 +67,8 @@ def exec_main(args: argparse.Namespace) -> int:
         from mgt.engines.temporal.client import exec_temporal
 
         return exec_temporal(args, machine, inputs, executor_name, options)
-    factory = _executor_factory(executor_name, options, check=_needs_model(machine))
+    factory = _executor_factory(executor_name, options, check=_needs_model(machine),
+                                slots=_slots(args, machine))
 
     from mgt.runtime.interpreter import run_info
     from mgt.runtime.journal import RunJournal
@@ -157,7 +163,8 @@ def resume_main(args: argparse.Namespace) -> int:
         inputs = resolve_inputs(machine, stored=info.get("inputs") or {})
         requested, options = _executor_options(args, info.get("executor_options"))
         executor_name = requested or info.get("executor") or _executor_name(machine, None, options)
-        factory = _executor_factory(executor_name, options, check=_needs_model(machine))
+        factory = _executor_factory(executor_name, options, check=_needs_model(machine),
+                                    slots=_slots(args, machine))
         budget = args.budget_usd if args.budget_usd is not None else info.get("budget_usd")
         cwd = Path(info["cwd"]) if info.get("cwd") and Path(info["cwd"]).is_dir() else None
         if args.executor or options != info.get("executor_options"):
@@ -473,14 +480,23 @@ def _executor_options(
     return name, {k: v for k, v in options.items() if k in {"session", "replay_dir"} and v}
 
 
+def _slots(args: argparse.Namespace, machine: Machine) -> ModelSlots:
+    from mgt.runtime.slots import model_slots
+
+    return model_slots(args.runs_dir, getattr(args, "max_model_calls", None),
+                       machine.source_path)
+
+
 def _executor_factory(
-    name: str | None, options: dict[str, Any], *, check: bool = False
+    name: str | None, options: dict[str, Any], *, check: bool = False,
+    slots: ModelSlots | None = None,
 ) -> Callable[[str], Executor]:
     """kind ("model" | "command") → an executor; the model one is built (and checked) now.
 
     With `check` (the machine has model states) the executor's program, and the zellij
     session it needs, are looked up now: a missing one is one line and exit 2 before any
-    run exists, not an error outcome of the first model state.
+    run exists, not an error outcome of the first model state. With `slots`, every model
+    call holds one of the runs directory's model slots (`mgt.runtime.slots`).
     """
     from mgt.executors import make_executor
 
@@ -489,13 +505,22 @@ def _executor_factory(
         for needed in ("program", "session"):  # properties that find them or raise
             getattr(model, needed, None)
 
+    def capped(executor: Executor) -> Executor:
+        if slots is None:
+            return executor
+        from mgt.runtime.slots import SlotExecutor
+
+        return SlotExecutor(executor, slots)
+
+    model = capped(model) if model is not None else None
+
     def factory(kind: str) -> Executor:
         if kind == "command":
             return make_executor("command")
         if model is None:
             from mgt.executors import default_executor_name
 
-            return make_executor(default_executor_name(), **options)
+            return capped(make_executor(default_executor_name(), **options))
         return model
 
     return factory

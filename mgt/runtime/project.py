@@ -9,6 +9,7 @@ file a target repository uses for `[evolve]`). Keys, all optional:
     offline_replay_dir = "examples/responses"
         # recorded answers used when no model is configured (no zellij session,
         # no Claude Code with credentials); mgt says so when it falls back
+    max_model_calls = 4                      # model calls at once in a runs directory
 
 Paths are relative to the `mgt.toml` that names them.
 """
@@ -31,6 +32,7 @@ class ExecSettings:
     executor: str | None = None
     replay_dir: Path | None = None
     offline_replay_dir: Path | None = None
+    max_model_calls: int | None = None
 
 
 def find_project_file(start: Path) -> Path | None:
@@ -50,7 +52,8 @@ def load_exec_settings(machine_path: str | Path) -> ExecSettings:
     from mgt.defs.files import read_toml_table
 
     table = read_toml_table(found, "exec") or {}
-    unknown = sorted(set(table) - {"executor", "replay_dir", "offline_replay_dir"})
+    known = {"executor", "replay_dir", "offline_replay_dir", "max_model_calls"}
+    unknown = sorted(set(table) - known)
     if unknown:
         raise UsageError(f"{found}: [exec]: unknown key '{unknown[0]}'")
 
@@ -64,8 +67,14 @@ def load_exec_settings(machine_path: str | Path) -> ExecSettings:
         value = text(key)
         return (found.parent / value).resolve() if value else None
 
+    cap = table.get("max_model_calls")
+    if cap is not None:
+        from mgt.runtime.slots import parse_cap
+
+        cap = parse_cap(cap, f"{found}: [exec].max_model_calls")
     return ExecSettings(
         file=found,
+        max_model_calls=cap,
         executor=text("executor"),
         replay_dir=directory("replay_dir"),
         offline_replay_dir=directory("offline_replay_dir"),

@@ -523,7 +523,8 @@ def main_job(tmp_path_factory: pytest.TempPathFactory) -> MainJob:
     proc = subprocess.run([sys.executable, "-m", "mgt", *args, "--runs-dir", str(runs)],
                           cwd=clone, env=env, capture_output=True, text=True, timeout=120,
                           check=False)
-    run_dirs = [d for d in runs.iterdir() if d.is_dir()] if runs.is_dir() else []
+    run_dirs = [d for d in runs.iterdir() if d.is_dir() and d.name[0] != "."] \
+        if runs.is_dir() else []
     assert len(run_dirs) == 1, (proc.stdout, proc.stderr)
     return MainJob(clone, args, proc, run_dirs[0])
 

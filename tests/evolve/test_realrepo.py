@@ -140,7 +140,7 @@ def wait_for_worktree(repo: Path, proc: subprocess.Popen[str], timeout: float = 
 
 
 def run_id(work: Path) -> str:
-    (run,) = [d.name for d in (work / "runs").iterdir() if d.is_dir()]
+    (run,) = [d.name for d in (work / "runs").iterdir() if d.is_dir() and d.name[0] != "."]
     return run
 
 

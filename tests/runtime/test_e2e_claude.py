@@ -278,7 +278,7 @@ def test_ctrl_c_during_a_model_call_stops_claude_and_exits_130(
         kill_processes_with(str(tmp_path / "runs"))
     assert proc.returncode == 130, err
     assert "continue with: mgt resume" in err
-    run_dir = next((tmp_path / "runs").iterdir())
+    run_dir = next(p for p in (tmp_path / "runs").iterdir() if not p.name.startswith("."))
     wait_for("claude to be stopped", lambda: not _claude_alive(run_dir.name))
     claude_cli.server.push({"structured": report(0)})
     resumed = mgt("resume", run_dir.name, "--runs-dir", "runs", cwd=tmp_path)

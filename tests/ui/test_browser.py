@@ -150,7 +150,7 @@ def test_a_running_run_advances_on_the_page_without_a_reload(page: Any, browser:
             return bool(found)
 
         wait_for("the run to enter state one", in_state_one, run)
-        run_id = next(p.name for p in runs_dir.iterdir())
+        run_id = next(p.name for p in runs_dir.iterdir() if not p.name.startswith("."))
         with serving("--runs-dir", runs_dir, cwd=tmp_path) as ui:
             page.goto(f"{ui.url}/runs/{run_id}")
             expect(page.locator("#run-status")).to_have_text("running")
@@ -193,7 +193,7 @@ def test_a_run_whose_process_dies_turns_interrupted_on_the_page(page: Any,
         runs_dir = tmp_path / "runs"
         wait_for("the run to enter state one",
                  lambda: any((p / "states" / "one").is_dir() for p in runs_dir.iterdir()), run)
-        run_id = next(p.name for p in runs_dir.iterdir())
+        run_id = next(p.name for p in runs_dir.iterdir() if not p.name.startswith("."))
         with serving("--runs-dir", runs_dir, cwd=tmp_path) as ui:
             page.goto(f"{ui.url}/runs/{run_id}")
             expect(page.locator("#run-status")).to_have_text("running")
@@ -388,7 +388,7 @@ def test_ctrl_c_stops_the_server_cleanly_even_with_a_live_page_open(tmp_path: Pa
     try:
         runs_dir = tmp_path / "runs"
         wait_for("the run to start", lambda: any(runs_dir.iterdir()), run)
-        run_id = next(p.name for p in runs_dir.iterdir())
+        run_id = next(p.name for p in runs_dir.iterdir() if not p.name.startswith("."))
         ui = Server("--runs-dir", runs_dir, cwd=tmp_path)
         assert _status(f"{ui.url}/runs") == 200
         with urllib.request.urlopen(f"{ui.url}/runs/{run_id}/live", timeout=30) as stream:
