@@ -47,7 +47,7 @@ input items: json
 
 state each:
     for item in input.items max {limit}
-        run command "sleep {seconds:g}"
+    run command "sleep {seconds:g}"
     on done -> ok
     on error -> failed
 
