@@ -203,6 +203,11 @@ def _second_base(prefix: str) -> int | None:
 # "mmm" → ns.
 _CANONICAL_MINUTE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}")
 _MINUTE_NS: dict[str, int | None] = {}
+# Sizes of the two caches: a shuffled file of a day's events has 86,400 distinct seconds
+# and 1,440 minutes: both fit (a second missing from its cache still finds its minute). Both are
+# bounded (about 17 MB when full), and cleared when full, so memory stays flat.
+_MINUTES_KEPT = 1 << 12
+_SECONDS_KEPT = 1 << 17
 _SECOND_NS: dict[str, int] = {}
 _SECONDS_NS = {f":{s:02d}": s * _NS for s in range(61)}
 _MILLIS_NS = {f"{ms:03d}": ms * 1_000_000 for ms in range(1000)}
@@ -217,7 +222,7 @@ def _minute_ns(prefix: str) -> int | None:
         if 1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59:
             days = _days_from_civil(year, month, day)
             ns = (days * 86400 + hour * 3600 + minute * 60) * _NS
-    if len(_MINUTE_NS) >= 256:
+    if len(_MINUTE_NS) >= _MINUTES_KEPT:
         _MINUTE_NS.clear()
     _MINUTE_NS[prefix] = ns
     return ns
@@ -233,7 +238,7 @@ def _second_ns(prefix: str) -> int | None:
     ns: int = minute + second
     if not 0 <= ns < 10**20 - _NS:
         return None
-    if len(_SECOND_NS) >= 256:  # log times are mostly in order: a small cache hits
+    if len(_SECOND_NS) >= _SECONDS_KEPT:
         _SECOND_NS.clear()
     _SECOND_NS[prefix] = ns
     return ns
