@@ -203,11 +203,12 @@ def _second_base(prefix: str) -> int | None:
 # "mmm" → ns.
 _CANONICAL_MINUTE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}")
 _MINUTE_NS: dict[str, int | None] = {}
-# Sizes of the two caches: a shuffled file of a day's events has 86,400 distinct seconds
-# and 1,440 minutes: both fit (a second missing from its cache still finds its minute). Both are
-# bounded (about 17 MB when full), and cleared when full, so memory stays flat.
+# Sizes of the two caches: a shuffled file of a day's events has 1,440 distinct minutes,
+# which fit (parse_line_part reads canonical times through the minute cache); its 86,400
+# seconds would take 17 MB, so that cache stays small. Both are cleared when full.
 _MINUTES_KEPT = 1 << 12
-_SECONDS_KEPT = 1 << 17
+_SECONDS_KEPT = 256
+_SECOND_LIMIT = 10**20 - _NS  # a second at or past this has times beyond 10^20 ns
 _SECOND_NS: dict[str, int] = {}
 _SECONDS_NS = {f":{s:02d}": s * _NS for s in range(61)}
 _MILLIS_NS = {f"{ms:03d}": ms * 1_000_000 for ms in range(1000)}
@@ -236,7 +237,7 @@ def _second_ns(prefix: str) -> int | None:
     if minute is None or second is None:
         return None
     ns: int = minute + second
-    if not 0 <= ns < 10**20 - _NS:
+    if not 0 <= ns < _SECOND_LIMIT:
         return None
     if len(_SECOND_NS) >= _SECONDS_KEPT:
         _SECOND_NS.clear()
@@ -651,13 +652,18 @@ def parse_line_part(line: bytes, digits_checked: bool, newline: bool = False) ->
         raw_time = value.get("timestamp")
         timestamp = None
         if raw_time.__class__ is str:
-            # The canonical "YYYY-MM-DDTHH:MM:SS.mmmZ" from the caches, as _parse_iso_fast
-            # would (a miss takes it, to fill them).
+            # The canonical "YYYY-MM-DDTHH:MM:SS.mmmZ" from the minute cache and two fixed
+            # tables, as _parse_iso_fast would (_second_ns's sum and range check); a miss
+            # takes _parse_iso_fast, which fills the cache. Keyed on the minute, not the
+            # second, so that a shuffled day of events (1,440 minutes) hits it too.
             if len(raw_time) == 24 and raw_time[19] == "." and raw_time[23] == "Z":
-                base = _SECOND_NS.get(raw_time[:19])
+                minute = _MINUTE_NS.get(raw_time[:16])
+                second = _SECONDS_NS.get(raw_time[16:19])
                 millis = _MILLIS_NS.get(raw_time[20:23])
-                if base is not None and millis is not None:
-                    timestamp = base + millis
+                if minute is not None and second is not None and millis is not None:
+                    base = minute + second
+                    if 0 <= base < _SECOND_LIMIT:
+                        timestamp = base + millis
             if timestamp is None and len(raw_time) >= 19 and raw_time[4] == "-":
                 timestamp = _parse_iso_fast(raw_time)
         session = value.get("session_id")

@@ -90,6 +90,18 @@ def test_canonical_timestamp_shortcut_agrees_with_the_sliced_parse(text: str) ->
     assert _parse_iso_fast(text) == _parse_iso_sliced(text)
 
 
+@settings(max_examples=500, deadline=None)
+@given(near_canonical())
+@example("5138-11-16T09:46:39.999Z")
+@example("5138-11-16T09:46:40.000Z")
+@example("0000-01-01T00:00:00.000Z")
+@example("2026-02-31T00:00:60.000Z")
+def test_line_times_through_the_minute_cache_agree_with_parse_event(text: str) -> None:
+    line = b'{"type": "llm_call", "timestamp": ' + json.dumps(text).encode() + b"}"
+    for _ in range(2):  # the second reading finds the minute the first one cached
+        assert same(parse_event_line(line), parse_event(line))
+
+
 def test_canonical_timestamp_value() -> None:
     assert parse_timestamp(CANONICAL) == 1768473059_120_000_000
     assert parse_timestamp("1970-01-01T00:00:00.001Z") == 1_000_000
