@@ -41,6 +41,7 @@ __all__ = [
     "parse_event",
     "parse_event_line",
     "parse_line_part",
+    "parse_line_parts",
     "parse_timestamp",
 ]
 
@@ -670,3 +671,48 @@ def parse_line_part(line: bytes, digits_checked: bool, newline: bool = False) ->
         if timestamp is not None and (session is None or (session.__class__ is str and session)):
             return LogEvent(kind, timestamp, session, value, None)
     return parse_event(value, size_hint=size)
+
+
+def parse_line_parts(
+    parts: list[bytes | None], digits_checked: bool, newline: bool
+) -> list[LogEvent | None]:
+    """`parse_line_part(part, digits_checked, newline)` for each part (None stays None).
+
+    The ordinary line (as `parse_line_part`'s fast path takes it: short, a known type, a
+    canonical time whose minute is cached, a usable session) is read here in one loop
+    with everything it needs in local variables; any other line is handed to
+    `parse_line_part`, so every result is exactly what that function gives.
+    """
+    loads, miss, known, event_class = _orjson_loads, _MISS, _KNOWN, LogEvent
+    minutes, seconds, millis_of = _MINUTE_NS, _SECONDS_NS, _MILLIS_NS
+    limit, direct = _SECOND_LIMIT, digits_checked or not _WIDENS
+    short = _DEEP_BYTES - newline  # parse_line_part's size <= _DEEP_BYTES, without the add
+    out: list[LogEvent | None] = []
+    append = out.append
+    for part in parts:
+        if part is None:
+            append(None)
+            continue
+        if direct and len(part) <= short:
+            try:
+                value = loads(part)
+            except (ValueError, RecursionError):
+                value = miss
+            if value.__class__ is dict:
+                kind = value.get("type")
+                raw_time = value.get("timestamp")
+                if (kind.__class__ is str and kind in known and raw_time.__class__ is str
+                        and len(raw_time) == 24 and raw_time[19] == "." and raw_time[23] == "Z"):
+                    minute = minutes.get(raw_time[:16])
+                    second = seconds.get(raw_time[16:19])
+                    millis = millis_of.get(raw_time[20:23])
+                    if minute is not None and second is not None and millis is not None:
+                        base = minute + second
+                        session = value.get("session_id")
+                        if 0 <= base < limit and (
+                            session is None or (session.__class__ is str and session)
+                        ):
+                            append(event_class(kind, base + millis, session, value, None))
+                            continue
+        append(parse_line_part(part, digits_checked, newline))
+    return out
