@@ -28,7 +28,8 @@ needs the guard for integers beyond 64 bits; best of 2; load average 3-10, so
 ±15%). Before (30992bf), 1M events, ordered, timestamp first: `--since 24h`
 4.17 CPU s (240,000 events/s), `--since all` 3.57 s (280,000/s), source only
 2.56 s; the issue's report: 4.3 s with the timestamp first, 7.0 s last.
-After: the table in docs/loop.md (2.1x for the timestamp-last shape, 1.2-1.5x first).
+After: the table in docs/loop.md. The run ends with a summary: one line per shape and
+`--since`, events per CPU second before and now, their ratio, DuckDB's, peak RSS.
 """
 
 from __future__ import annotations
@@ -177,6 +178,21 @@ def baseline_tree(rev: str, into: Path) -> Path:
     return tree
 
 
+def print_summary(
+    rows: list[tuple[str, str, dict[str, float], float, float | None]], baseline: str | None
+) -> None:
+    """One line per file shape and `--since`: events per CPU second, before, now, DuckDB."""
+    print(f"\n{'file':<26} {'--since':<8} {'before':>10} {'now':>10} {'ratio':>6} "
+          f"{'duckdb':>10} {'peak RSS':>9}")
+    for label, mode, rates, peak, duck in rows:
+        before = rates.get(baseline, 0.0) if baseline else 0.0
+        shown_before = f"{before:,.0f}" if before else "-"
+        ratio = f"{rates['now'] / before:.2f}x" if before else "-"
+        shown_duck = f"{duck:,.0f}" if duck else "-"
+        print(f"{label:<26} {mode:<8} {shown_before:>10} {rates['now']:>10,.0f} {ratio:>6} "
+              f"{shown_duck:>10} {peak:>7.1f}MB")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -205,29 +221,40 @@ def main(argv: list[str] | None = None) -> int:
                   f"{'events/s':>10} {'peak RSS':>9} {'speed-up':>8}")
         print(header)
         print("-" * len(header))
+        summary: list[tuple[str, str, dict[str, float], float, float | None]] = []
         for order, key, path in files:
             label = f"{order}, timestamp {key}"
             modes = ["24h", "all"] + (["source"] if (order, key) == SHAPES[0] else [])
+            rows: list[tuple[str, dict[str, float], float]] = []
             for mode in modes:
                 rates: dict[str, float] = {}
+                peak = 0.0
                 for name, tree in trees:
                     r = best(args.repeat, CHILD, str(tree), str(path), mode)
                     rates[name] = r["events"] / r["cpu"]
+                    peak = r["peak_kb"] / 1024
                     up = (f"{rates['now'] / rates[args.baseline]:>7.2f}x"
                           if name == "now" and args.baseline else "")
                     shown = "source only" if mode == "source" else f"--since {mode}"
                     print(f"{label:<24} {shown:<12} {name:<9} {r['cpu']:>6.2f} "
                           f"{r['seconds']:>7.2f} {rates[name]:>10,.0f} "
                           f"{r['peak_kb'] / 1024:>7.1f}MB {up:>8}", flush=True)
+                if mode != "source":
+                    rows.append((mode, rates, peak))
+            duck: float | None = None
             if not args.no_duckdb:
                 try:
                     r = best(args.repeat, DUCKDB, str(path))
                 except subprocess.CalledProcessError as err:
                     print(f"{label:<24} duckdb: failed: {err.stderr.strip()[-200:]}")
-                    continue
-                print(f"{label:<24} {'same aggr.':<12} {'duckdb':<9} {r['cpu']:>6.2f} "
-                      f"{r['seconds']:>7.2f} {r['events'] / r['cpu']:>10,.0f} "
-                      f"{r['peak_kb'] / 1024:>7.1f}MB", flush=True)
+                    r = {}
+                if r:
+                    duck = r["events"] / r["cpu"]
+                    print(f"{label:<24} {'same aggr.':<12} {'duckdb':<9} {r['cpu']:>6.2f} "
+                          f"{r['seconds']:>7.2f} {r['events'] / r['cpu']:>10,.0f} "
+                          f"{r['peak_kb'] / 1024:>7.1f}MB", flush=True)
+            summary += [(label, mode, rates, peak, duck) for mode, rates, peak in rows]
+        print_summary(summary, args.baseline)
         print("\nevents/s: events analyzed per second of CPU time (best of "
               f"{args.repeat}); duckdb: rows loaded and aggregated, all its threads' CPU.")
     return 0

@@ -41,6 +41,7 @@ __all__ = [
     "parse_event",
     "parse_event_line",
     "parse_line_part",
+    "parse_line_parts",
     "parse_timestamp",
 ]
 
@@ -203,6 +204,12 @@ def _second_base(prefix: str) -> int | None:
 # "mmm" → ns.
 _CANONICAL_MINUTE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}")
 _MINUTE_NS: dict[str, int | None] = {}
+# Sizes of the two caches: a shuffled file of a day's events has 1,440 distinct minutes,
+# which fit (parse_line_part reads canonical times through the minute cache); its 86,400
+# seconds would take 17 MB, so that cache stays small. Both are cleared when full.
+_MINUTES_KEPT = 1 << 12
+_SECONDS_KEPT = 256
+_SECOND_LIMIT = 10**20 - _NS  # a second at or past this has times beyond 10^20 ns
 _SECOND_NS: dict[str, int] = {}
 _SECONDS_NS = {f":{s:02d}": s * _NS for s in range(61)}
 _MILLIS_NS = {f"{ms:03d}": ms * 1_000_000 for ms in range(1000)}
@@ -217,7 +224,7 @@ def _minute_ns(prefix: str) -> int | None:
         if 1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59:
             days = _days_from_civil(year, month, day)
             ns = (days * 86400 + hour * 3600 + minute * 60) * _NS
-    if len(_MINUTE_NS) >= 256:
+    if len(_MINUTE_NS) >= _MINUTES_KEPT:
         _MINUTE_NS.clear()
     _MINUTE_NS[prefix] = ns
     return ns
@@ -231,9 +238,9 @@ def _second_ns(prefix: str) -> int | None:
     if minute is None or second is None:
         return None
     ns: int = minute + second
-    if not 0 <= ns < 10**20 - _NS:
+    if not 0 <= ns < _SECOND_LIMIT:
         return None
-    if len(_SECOND_NS) >= 256:  # log times are mostly in order: a small cache hits
+    if len(_SECOND_NS) >= _SECONDS_KEPT:
         _SECOND_NS.clear()
     _SECOND_NS[prefix] = ns
     return ns
@@ -618,7 +625,15 @@ def parse_line_part(line: bytes, digits_checked: bool, newline: bool = False) ->
     size = len(line) + newline
     if size > MAX_TEXT:
         return parse_event(line + b"\n" if newline else line)
-    value = _fast_load(line, digits_checked)
+    if size <= _DEEP_BYTES and (digits_checked or not _WIDENS):
+        # _fast_load(line, digits_checked), inlined for the ordinary short line: neither
+        # of its checks applies, and the call costs as much as a tenth of the line's work.
+        try:
+            value = _orjson_loads(line)
+        except (ValueError, RecursionError):
+            value = _MISS
+    else:
+        value = _fast_load(line, digits_checked)
     if value is _MISS:
         if newline:
             line += b"\n"
@@ -638,16 +653,66 @@ def parse_line_part(line: bytes, digits_checked: bool, newline: bool = False) ->
         raw_time = value.get("timestamp")
         timestamp = None
         if raw_time.__class__ is str:
-            # The canonical "YYYY-MM-DDTHH:MM:SS.mmmZ" from the caches, as _parse_iso_fast
-            # would (a miss takes it, to fill them).
+            # The canonical "YYYY-MM-DDTHH:MM:SS.mmmZ" from the minute cache and two fixed
+            # tables, as _parse_iso_fast would (_second_ns's sum and range check); a miss
+            # takes _parse_iso_fast, which fills the cache. Keyed on the minute, not the
+            # second, so that a shuffled day of events (1,440 minutes) hits it too.
             if len(raw_time) == 24 and raw_time[19] == "." and raw_time[23] == "Z":
-                base = _SECOND_NS.get(raw_time[:19])
+                minute = _MINUTE_NS.get(raw_time[:16])
+                second = _SECONDS_NS.get(raw_time[16:19])
                 millis = _MILLIS_NS.get(raw_time[20:23])
-                if base is not None and millis is not None:
-                    timestamp = base + millis
+                if minute is not None and second is not None and millis is not None:
+                    base = minute + second
+                    if 0 <= base < _SECOND_LIMIT:
+                        timestamp = base + millis
             if timestamp is None and len(raw_time) >= 19 and raw_time[4] == "-":
                 timestamp = _parse_iso_fast(raw_time)
         session = value.get("session_id")
         if timestamp is not None and (session is None or (session.__class__ is str and session)):
             return LogEvent(kind, timestamp, session, value, None)
     return parse_event(value, size_hint=size)
+
+
+def parse_line_parts(
+    parts: list[bytes | None], digits_checked: bool, newline: bool
+) -> list[LogEvent | None]:
+    """`parse_line_part(part, digits_checked, newline)` for each part (None stays None).
+
+    The ordinary line (as `parse_line_part`'s fast path takes it: short, a known type, a
+    canonical time whose minute is cached, a usable session) is read here in one loop
+    with everything it needs in local variables; any other line is handed to
+    `parse_line_part`, so every result is exactly what that function gives.
+    """
+    loads, miss, known, event_class = _orjson_loads, _MISS, _KNOWN, LogEvent
+    minutes, seconds, millis_of = _MINUTE_NS, _SECONDS_NS, _MILLIS_NS
+    limit, direct = _SECOND_LIMIT, digits_checked or not _WIDENS
+    short = _DEEP_BYTES - newline  # parse_line_part's size <= _DEEP_BYTES, without the add
+    out: list[LogEvent | None] = []
+    append = out.append
+    for part in parts:
+        if part is None:
+            append(None)
+            continue
+        if direct and len(part) <= short:
+            try:
+                value = loads(part)
+            except (ValueError, RecursionError):
+                value = miss
+            if value.__class__ is dict:
+                kind = value.get("type")
+                raw_time = value.get("timestamp")
+                if (kind.__class__ is str and kind in known and raw_time.__class__ is str
+                        and len(raw_time) == 24 and raw_time[19] == "." and raw_time[23] == "Z"):
+                    minute = minutes.get(raw_time[:16])
+                    second = seconds.get(raw_time[16:19])
+                    millis = millis_of.get(raw_time[20:23])
+                    if minute is not None and second is not None and millis is not None:
+                        base = minute + second
+                        session = value.get("session_id")
+                        if 0 <= base < limit and (
+                            session is None or (session.__class__ is str and session)
+                        ):
+                            append(event_class(kind, base + millis, session, value, None))
+                            continue
+        append(parse_line_part(part, digits_checked, newline))
+    return out

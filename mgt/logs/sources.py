@@ -68,6 +68,7 @@ from mgt.logs.events import (
     parse_event,
     parse_event_line,
     parse_line_part,
+    parse_line_parts,
     parse_timestamp,
 )
 
@@ -313,11 +314,13 @@ class FileSource(EventSource):
                 # JSON lines, the common case: blocks of whole lines, each line parsed as
                 # readline would cut it (see _line_parts), the digit check once a block.
                 for parts, newline, digits_checked in _line_parts(fh):
-                    for part in parts:
+                    # A block's lines parsed in one call (parse_line_parts): the per-line
+                    # call and lookups cost about a tenth of the reading.
+                    events = parse_line_parts(parts, digits_checked, newline)
+                    for part, event in zip(parts, events, strict=True):
                         if part is None:  # longer than MAX_LINE_BYTES
                             self.skipped += 1
                             continue
-                        event = parse_line_part(part, digits_checked, newline)
                         if event is None:
                             if part and not part.isspace():  # blank lines are no event,
                                 self.skipped += 1  # and not malformed

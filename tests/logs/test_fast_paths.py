@@ -29,8 +29,11 @@ from mgt.logs.events import (
     _parse_iso_fast,
     _parse_iso_sliced,
     format_timestamp,
+    has_long_digit_run,
     parse_event,
     parse_event_line,
+    parse_line_part,
+    parse_line_parts,
     parse_timestamp,
 )
 from mgt.logs.sources import FileSource, _newest_in_block, open_source
@@ -88,6 +91,18 @@ def near_canonical(draw: st.DrawFn) -> str:
 def test_canonical_timestamp_shortcut_agrees_with_the_sliced_parse(text: str) -> None:
     assume(len(text) >= 19 and text[4] == "-")  # what callers of _parse_iso_fast check
     assert _parse_iso_fast(text) == _parse_iso_sliced(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(near_canonical())
+@example("5138-11-16T09:46:39.999Z")
+@example("5138-11-16T09:46:40.000Z")
+@example("0000-01-01T00:00:00.000Z")
+@example("2026-02-31T00:00:60.000Z")
+def test_line_times_through_the_minute_cache_agree_with_parse_event(text: str) -> None:
+    line = b'{"type": "llm_call", "timestamp": ' + json.dumps(text).encode() + b"}"
+    for _ in range(2):  # the second reading finds the minute the first one cached
+        assert same(parse_event_line(line), parse_event(line))
 
 
 def test_canonical_timestamp_value() -> None:
@@ -191,6 +206,28 @@ def same(a: object, b: object) -> bool:
 @example(b'{"type": "error", "ts": 1768473059, "timestamp": "late"}')
 def test_parse_event_line_agrees_with_parse_event(line: bytes) -> None:
     assert same(parse_event_line(line), parse_event(line))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(event_lines() | st.none(), max_size=8), st.booleans(), st.booleans())
+@example([b'{"type": "llm_call", "timestamp": "5138-11-16T09:46:40.000Z"}',
+          b'{"type": "error", "timestamp": "2026-01-15T10:30:59.120Z", "session_id": ""}',
+          b'{"type": "error", "timestamp": "2026-01-15T10:30:59.120Z", "session_id": 3}',
+          b'{"type": "heartbeat", "timestamp": "2026-01-15T10:30:59.120Z"}', b"[1]", None,
+          b'{"type": "error", "timestamp": "2026-01-15T10:30:59.120Z", "n": 18446744073709551616}',
+          b'{"type": "error", "timestamp": "2026-01-15T10:30:59.120Z", "x": "' + b"a" * 300
+          + b'"}'], True, False)
+def test_a_block_of_lines_parses_as_each_line_alone(
+    lines: list[bytes | None], digits_checked: bool, newline: bool
+) -> None:
+    # what a block can hold: lines without their newline (None: an overlong one)
+    parts = [None if line is None else line.split(b"\n")[0] for line in lines]
+    if digits_checked:
+        parts = [p for p in parts if p is None or not has_long_digit_run(p)]
+    for _ in range(2):  # the second time, the first one's minutes are cached
+        alone = [None if p is None else parse_line_part(p, digits_checked, newline)
+                 for p in parts]
+        assert same(parse_line_parts(parts, digits_checked, newline), alone)
 
 
 def test_parse_event_line_of_an_ordinary_line() -> None:
