@@ -247,13 +247,14 @@ def test_a_pull_request_with_a_verdict_shows_its_before_and_after(page: Any,
     expect(page.locator('#prs tr[data-pr="1"]')).to_contain_text("not measured")
     row.locator("a").nth(1).click()
     expect(page.locator("#pr-verdict")).to_have_text("improved")
-    expect(page.locator("#impact")).to_contain_text("7709.8")
+    expect(page.locator("#impact")).to_contain_text("slow-llm-dmscene slow_share")
+    expect(page.locator("#impact")).to_contain_text("-87%")
     page.wait_for_function("!!(window.Chart && window.Chart.getChart('chart-impact'))")
     chart = page.evaluate(
         "(() => { const c = window.Chart.getChart('chart-impact');"
         " return c && c.data.datasets.map(d => [d.label, d.data]); })()"
     )
-    assert chart == [["before", [7709.8, 6494.2]], ["after", [3120.0, 2210.5]]]
+    assert chart == [["before", [0.93, 0.8]], ["after", [0.12, 0.05]]]
 
 
 # ---------------------------------------------------------------- hostile data
