@@ -4,7 +4,9 @@
 filing a PR is deterministic work that needs no model:
 
 1. the branch name from `[git].branch_format` (`sleeptime/{date}-{pattern_type}`;
-   a `-2`, `-3`… suffix when it exists), created in a scratch worktree from
+   a `-2`, `-3`… suffix when it exists), chosen and created under a lock on the
+   repository (so open-pr steps filing at once, as the items of a fan-out do,
+   never pick the same name), in a scratch worktree from
    `[git].base_branch` (else the repository's current branch, with a note);
 2. the diff applied; the target's `must_pass` commands run on the branch unless
    the guardrails of this run already ran them on a byte-identical patch on the
@@ -29,8 +31,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
-from contextlib import suppress
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -247,6 +249,27 @@ def unique_branch(repo: Path, wanted: str, taken: set[str]) -> str:
     return name
 
 
+@contextmanager
+def branch_lock(repo: Path) -> Iterator[None]:
+    """Held while a branch name is chosen and created: `<git dir>/mgt/branch.lock`, flock'd.
+
+    The kernel drops the lock with its holder, so a killed step never leaves it taken.
+    """
+    import fcntl
+
+    directory = git_dir(repo) / "mgt"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / "branch.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise EvolveError(f"cannot lock {directory / 'branch.lock'}: {e}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
 def _remote_heads(repo: Path, remote: str) -> set[str]:
     out = git(repo, "ls-remote", "--heads", remote, timeout=60)
     return {line.split("refs/heads/", 1)[1] for line in out.splitlines() if "refs/heads/" in line}
@@ -370,9 +393,7 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
         footer=settings.footer,
         title=str(ctx.bindings["title"]) if ctx.bindings.get("title") else None,
     )
-    branch = unique_branch(repo, fill(settings.branch_format, values), remote_heads)
-    if branch == base:
-        raise EvolveError(f"the branch name '{branch}' is the base branch; refusing to commit")
+    wanted = fill(settings.branch_format, values)
     title = fill(settings.title_format, values).strip()
     message = fill(settings.commit_message_format, values).strip() + "\n"
     body = fill(settings.body_template, values).strip() + "\n"
@@ -381,7 +402,6 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
     body = embed_metadata(body, run_id=ctx.run_id, patterns=patterns, proposal=proposal,
                           files=files, created_at=now.isoformat().replace("+00:00", "Z"))
 
-    ctx.progress(f"creating branch {branch} from {base}")
     validate = ctx.bindings.get("validate", True) is not False
     patch = render_patch(files)
     checks = evolve_settings(ctx, repo)
@@ -410,8 +430,17 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
             '(`[evolve] sandbox = "none"`), so the model-written code could read what the '
             "user running mgt can."
         )
+    branch: str | None = None
     try:
-        with scratch_worktree(repo, base, branch=branch, prefix="mgt-pr-") as tree:
+        with ExitStack() as stack:
+            with branch_lock(repo):  # the name is free until its branch exists: hold both
+                branch = unique_branch(repo, wanted, remote_heads)
+                if branch == base:
+                    raise EvolveError(
+                        f"the branch name '{branch}' is the base branch; refusing to commit")
+                ctx.progress(f"creating branch {branch} from {base}")
+                tree = stack.enter_context(
+                    scratch_worktree(repo, base, branch=branch, prefix="mgt-pr-"))
             try:
                 # --index: the commit is exactly the patch, never what must_pass leaves behind
                 git(tree, "apply", "--index", "-p1", "--whitespace=nowarn", "-",
@@ -436,10 +465,12 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
             sha = git(tree, "rev-parse", "HEAD").strip()
     except BaseException:
         with suppress(EvolveError):  # never hide the failure that brought us here
-            if branch_exists(repo, branch) and rev_parse(repo, branch) == base_before:
+            if (branch is not None and branch_exists(repo, branch)
+                    and rev_parse(repo, branch) == base_before):
                 git(repo, "branch", "-D", branch)  # nothing was committed: leave no trace
         raise
 
+    assert branch is not None
     changed = commit_files(repo, sha)
     created_at = now.isoformat().replace("+00:00", "Z")
     body = _with_validation(body, validation_note)

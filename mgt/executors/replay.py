@@ -94,7 +94,8 @@ class ReplayExecutor:
         if path is None:
             return ExecResult(
                 error=f"replay: no recorded answer for state '{request.state}' attempt "
-                f"{request.attempt}: looked for {', '.join(str(p) for p in candidates)}"
+                f"{request.attempt}: looked for {', '.join(str(p) for p in candidates[:-1])} and "
+                f"{candidates[-1]}"
             )
         try:
             text = path.read_text(encoding="utf-8")
