@@ -270,6 +270,60 @@ def branch_lock(repo: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the flock
 
 
+def _filed_before(repo: Path, filed_by: Mapping[str, str],
+                  patterns: list[str]) -> dict[str, Any] | None:
+    """The local record this very step (its run directory and state) already wrote, if any.
+
+    A step killed after writing its record but before its outcome was journaled runs
+    again on resume: it gets its PR back instead of filing a second one. The record's
+    branch must still hold its commit.
+    """
+    directory = git_dir(repo) / "mgt" / "prs"
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            continue
+        if (not isinstance(record, dict) or record.get("filed_by") != dict(filed_by)
+                or record.get("patterns_addressed") != patterns):
+            continue
+        head, sha = record.get("head"), record.get("commit_sha")
+        if (isinstance(head, str) and isinstance(sha, str) and branch_exists(repo, head)
+                and rev_parse(repo, head) == sha):
+            return record
+    return None
+
+
+def _pending_path(repo: Path, filed_by: Mapping[str, str]) -> Path:
+    """Where a step notes the branch it creates until its PR record exists."""
+    import hashlib
+
+    key = hashlib.sha256(json.dumps(dict(filed_by), sort_keys=True).encode()).hexdigest()[:32]
+    return git_dir(repo) / "mgt" / "pending" / f"{key}.json"
+
+
+def _write_pending(path: Path, branch: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"branch": branch}) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise EvolveError(f"cannot write {path}: {e}") from None
+
+
+def _adopt_pending(repo: Path, pending: Path, base_commit: str | None) -> tuple[str, str] | None:
+    """(branch, commit) when this step, killed before its record, left one commit on base."""
+    try:
+        branch = json.loads(pending.read_text(encoding="utf-8")).get("branch")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, RecursionError):
+        return None
+    if not isinstance(branch, str) or not branch_exists(repo, branch) or base_commit is None:
+        return None
+    sha = rev_parse(repo, branch)
+    if sha is None or sha == base_commit or rev_parse(repo, f"{sha}^") != base_commit:
+        return None
+    return branch, sha
+
+
 def _remote_heads(repo: Path, remote: str) -> set[str]:
     out = git(repo, "ls-remote", "--heads", remote, timeout=60)
     return {line.split("refs/heads/", 1)[1] for line in out.splitlines() if "refs/heads/" in line}
@@ -394,6 +448,25 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
         title=str(ctx.bindings["title"]) if ctx.bindings.get("title") else None,
     )
     wanted = fill(settings.branch_format, values)
+    branch: str | None
+    filed_by = {"run_dir": str(ctx.run_dir), "state": ctx.state}
+    if settings.forge == "local":
+        earlier = _filed_before(repo, filed_by, [str(p["id"]) for p in patterns])
+        if earlier is not None:
+            ctx.progress(f"PR record #{earlier['number']} was filed by this step before it "
+                         "was interrupted: kept, not filed again")
+            kept = {
+                "pr_url": str(earlier.get("url", "")), "pr_number": earlier["number"],
+                "branch_name": earlier["head"], "commit_sha": earlier["commit_sha"],
+                "files_changed": earlier.get("files_changed", []),
+                "patterns_addressed": earlier["patterns_addressed"],
+                "status": "draft" if earlier.get("draft") else "ready",
+                "labels": earlier.get("labels", []), "created_at": earlier.get("created_at"),
+                "base_branch": earlier.get("base", base), "title": earlier.get("title", ""),
+                "forge": "local",
+            }
+            _validate_result(ctx, kept)
+            return kept
     title = fill(settings.title_format, values).strip()
     message = fill(settings.commit_message_format, values).strip() + "\n"
     body = fill(settings.body_template, values).strip() + "\n"
@@ -430,45 +503,53 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
             '(`[evolve] sandbox = "none"`), so the model-written code could read what the '
             "user running mgt can."
         )
-    branch: str | None = None
-    try:
-        with ExitStack() as stack:
-            with branch_lock(repo):  # the name is free until its branch exists: hold both
-                branch = unique_branch(repo, wanted, remote_heads)
-                if branch == base:
-                    raise EvolveError(
-                        f"the branch name '{branch}' is the base branch; refusing to commit")
-                ctx.progress(f"creating branch {branch} from {base}")
-                tree = stack.enter_context(
-                    scratch_worktree(repo, base, branch=branch, prefix="mgt-pr-"))
-            try:
-                # --index: the commit is exactly the patch, never what must_pass leaves behind
-                git(tree, "apply", "--index", "-p1", "--whitespace=nowarn", "-",
-                    input_text=patch)
-            except GitFailure as e:
-                raise GuardrailFailure(
-                    [f"the changes do not apply to {base}: git apply says: {e.stderr.strip()}"]
-                ) from None
-            if validate and validated is None and checks.must_pass:
-                runs = run_must_pass(checks, tree, ctx.progress)
-                failed = [r for r in runs if not r.ok]
-                if failed:
-                    r = failed[0]
-                    how = "timed out" if r.timed_out else f"failed with exit code {r.exit_code}"
-                    raise GuardrailFailure([
-                        f"must_pass command `{r.command}` {how} on branch {branch} with the "
-                        f"diff applied ({checks.must_pass_source}); its output ends with:\n"
-                        f"{r.output_tail}"
-                    ])
-            git(tree, *NO_HOOKS, *identity_args(repo), "commit", "--quiet", "--no-verify", "-F",
-                "-", input_text=message)
-            sha = git(tree, "rev-parse", "HEAD").strip()
-    except BaseException:
-        with suppress(EvolveError):  # never hide the failure that brought us here
-            if (branch is not None and branch_exists(repo, branch)
-                    and rev_parse(repo, branch) == base_before):
-                git(repo, "branch", "-D", branch)  # nothing was committed: leave no trace
-        raise
+    pending = _pending_path(repo, filed_by)
+    adopted = _adopt_pending(repo, pending, base_before) if settings.forge == "local" else None
+    if adopted is not None:  # committed by this step before it was killed: file that commit
+        branch, sha = adopted
+        ctx.progress(f"branch {branch} was committed by this step before it was interrupted: "
+                     "filing it")
+    else:
+        branch = None
+        try:
+            with ExitStack() as stack:
+                with branch_lock(repo):  # the name is free until its branch exists: hold both
+                    branch = unique_branch(repo, wanted, remote_heads)
+                    if branch == base:
+                        raise EvolveError(
+                            f"the branch name '{branch}' is the base branch; refusing to commit")
+                    ctx.progress(f"creating branch {branch} from {base}")
+                    _write_pending(pending, branch)
+                    tree = stack.enter_context(
+                        scratch_worktree(repo, base, branch=branch, prefix="mgt-pr-"))
+                try:
+                    # --index: the commit is exactly the patch, never what must_pass leaves behind
+                    git(tree, "apply", "--index", "-p1", "--whitespace=nowarn", "-",
+                        input_text=patch)
+                except GitFailure as e:
+                    raise GuardrailFailure(
+                        [f"the changes do not apply to {base}: git apply says: {e.stderr.strip()}"]
+                    ) from None
+                if validate and validated is None and checks.must_pass:
+                    runs = run_must_pass(checks, tree, ctx.progress)
+                    failed = [r for r in runs if not r.ok]
+                    if failed:
+                        r = failed[0]
+                        how = "timed out" if r.timed_out else f"failed with exit code {r.exit_code}"
+                        raise GuardrailFailure([
+                            f"must_pass command `{r.command}` {how} on branch {branch} with the "
+                            f"diff applied ({checks.must_pass_source}); its output ends with:\n"
+                            f"{r.output_tail}"
+                        ])
+                git(tree, *NO_HOOKS, *identity_args(repo), "commit", "--quiet", "--no-verify", "-F",
+                    "-", input_text=message)
+                sha = git(tree, "rev-parse", "HEAD").strip()
+        except BaseException:
+            with suppress(EvolveError):  # never hide the failure that brought us here
+                if (branch is not None and branch_exists(repo, branch)
+                        and rev_parse(repo, branch) == base_before):
+                    git(repo, "branch", "-D", branch)  # nothing was committed: leave no trace
+            raise
 
     assert branch is not None
     changed = commit_files(repo, sha)
@@ -494,7 +575,7 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
         "state": "open", "labels": list(settings.labels), "reviewers": list(settings.reviewers),
         "commit_sha": sha, "files_changed": changed,
         "patterns_addressed": result["patterns_addressed"], "created_at": created_at,
-        "body": body,
+        "body": body, "filed_by": filed_by,
     }
     if settings.forge == "local":
         number, record_path = _write_local_record(repo, record, body)
@@ -504,6 +585,8 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
         assert github_repo is not None
         result.update(_file_on_github(repo, remote, github_repo, branch, base, title, body,
                                       settings, ctx))
+    with suppress(OSError):
+        pending.unlink(missing_ok=True)  # filed: the record (or the forge) knows the branch now
     if rev_parse(repo, base) != base_before:  # pragma: no cover - we never write to it
         raise EvolveError(f"base branch {base} moved while filing the PR; check {repo}")
     _validate_result(ctx, result)
