@@ -270,9 +270,20 @@ def branch_lock(repo: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the flock
 
 
-def _filed_before(repo: Path, filed_by: Mapping[str, str],
+def _interrupted(attempt_dir: Any, current: Path) -> bool:
+    """An earlier attempt of this step that never finished (its outcome was not written).
+
+    The runtime writes `output.json` into an attempt's directory when it finishes; a
+    later visit of the same state, after a finished one, files a PR of its own.
+    """
+    if not isinstance(attempt_dir, str) or Path(attempt_dir) == current:
+        return False
+    return Path(attempt_dir).is_dir() and not (Path(attempt_dir) / "output.json").exists()
+
+
+def _filed_before(repo: Path, filed_by: Mapping[str, str], attempt_dir: Path,
                   patterns: list[str]) -> dict[str, Any] | None:
-    """The local record this very step (its run directory and state) already wrote, if any.
+    """The local record an interrupted attempt of this very step (run directory, state) wrote.
 
     A step killed after writing its record but before its outcome was journaled runs
     again on resume: it gets its PR back instead of filing a second one. The record's
@@ -285,7 +296,8 @@ def _filed_before(repo: Path, filed_by: Mapping[str, str],
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             continue
         if (not isinstance(record, dict) or record.get("filed_by") != dict(filed_by)
-                or record.get("patterns_addressed") != patterns):
+                or record.get("patterns_addressed") != patterns
+                or not _interrupted(record.get("attempt_dir"), attempt_dir)):
             continue
         head, sha = record.get("head"), record.get("commit_sha")
         if (isinstance(head, str) and isinstance(sha, str) and branch_exists(repo, head)
@@ -302,19 +314,24 @@ def _pending_path(repo: Path, filed_by: Mapping[str, str]) -> Path:
     return git_dir(repo) / "mgt" / "pending" / f"{key}.json"
 
 
-def _write_pending(path: Path, branch: str) -> None:
+def _write_pending(path: Path, branch: str, attempt_dir: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"branch": branch}) + "\n", encoding="utf-8")
+        path.write_text(json.dumps({"branch": branch, "attempt_dir": str(attempt_dir)}) + "\n",
+                        encoding="utf-8")
     except OSError as e:
         raise EvolveError(f"cannot write {path}: {e}") from None
 
 
-def _adopt_pending(repo: Path, pending: Path, base_commit: str | None) -> tuple[str, str] | None:
+def _adopt_pending(repo: Path, pending: Path, base_commit: str | None,
+                   attempt_dir: Path) -> tuple[str, str] | None:
     """(branch, commit) when this step, killed before its record, left one commit on base."""
     try:
-        branch = json.loads(pending.read_text(encoding="utf-8")).get("branch")
+        noted = json.loads(pending.read_text(encoding="utf-8"))
+        branch = noted.get("branch")
     except (OSError, UnicodeDecodeError, ValueError, AttributeError, RecursionError):
+        return None
+    if not _interrupted(noted.get("attempt_dir"), attempt_dir):
         return None
     if not isinstance(branch, str) or not branch_exists(repo, branch) or base_commit is None:
         return None
@@ -451,7 +468,7 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
     branch: str | None
     filed_by = {"run_dir": str(ctx.run_dir), "state": ctx.state}
     if settings.forge == "local":
-        earlier = _filed_before(repo, filed_by, [str(p["id"]) for p in patterns])
+        earlier = _filed_before(repo, filed_by, ctx.attempt_dir, [str(p["id"]) for p in patterns])
         if earlier is not None:
             ctx.progress(f"PR record #{earlier['number']} was filed by this step before it "
                          "was interrupted: kept, not filed again")
@@ -504,7 +521,8 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
             "user running mgt can."
         )
     pending = _pending_path(repo, filed_by)
-    adopted = _adopt_pending(repo, pending, base_before) if settings.forge == "local" else None
+    adopted = (_adopt_pending(repo, pending, base_before, ctx.attempt_dir)
+               if settings.forge == "local" else None)
     if adopted is not None:  # committed by this step before it was killed: file that commit
         branch, sha = adopted
         ctx.progress(f"branch {branch} was committed by this step before it was interrupted: "
@@ -519,7 +537,7 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
                         raise EvolveError(
                             f"the branch name '{branch}' is the base branch; refusing to commit")
                     ctx.progress(f"creating branch {branch} from {base}")
-                    _write_pending(pending, branch)
+                    _write_pending(pending, branch, ctx.attempt_dir)
                     tree = stack.enter_context(
                         scratch_worktree(repo, base, branch=branch, prefix="mgt-pr-"))
                 try:
@@ -575,7 +593,7 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
         "state": "open", "labels": list(settings.labels), "reviewers": list(settings.reviewers),
         "commit_sha": sha, "files_changed": changed,
         "patterns_addressed": result["patterns_addressed"], "created_at": created_at,
-        "body": body, "filed_by": filed_by,
+        "body": body, "filed_by": filed_by, "attempt_dir": str(ctx.attempt_dir),
     }
     if settings.forge == "local":
         number, record_path = _write_local_record(repo, record, body)
