@@ -33,6 +33,7 @@ __all__ = [
     "branch_exists",
     "commit_files",
     "current_branch",
+    "directory_lock",
     "git",
     "git_dir",
     "identity_args",
@@ -43,6 +44,7 @@ __all__ = [
     "resolve_base",
     "rev_parse",
     "scratch_worktree",
+    "worktree_lock",
 ]
 
 #: Hooks are never run: the user's hooks would run on model-written content, outside any
@@ -279,20 +281,26 @@ def prune_stale_worktrees(repo: Path) -> list[Path]:
 
 @contextmanager
 def worktree_lock(repo: Path) -> Iterator[None]:
-    """Held while worktrees of `repo` are added, removed or pruned: `<git dir>/mgt/worktrees.lock`.
+    """Held while worktrees of `repo` are added, removed or pruned: a flock on its git dir.
 
     Steps running at once on one repository (the items of a fan-out) would otherwise
     race: `git worktree prune` drops the registration of a worktree another step is
-    still adding. A flock, so the kernel drops it with a killed holder.
+    still adding. The lock is taken on the directory itself, so nothing is written
+    into the user's repository, and the kernel drops it with a killed holder.
     """
+    with directory_lock(git_dir(repo)):
+        yield
+
+
+@contextmanager
+def directory_lock(directory: Path) -> Iterator[None]:
+    """An exclusive flock on `directory` itself (no lock file), released on exit."""
     import fcntl
 
-    directory = git_dir(repo) / "mgt"
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(directory / "worktrees.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as e:
-        raise EvolveError(f"cannot lock {directory / 'worktrees.lock'}: {e}") from None
+        raise EvolveError(f"cannot lock {directory}: {e}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -46,6 +46,7 @@ from mgt.evolve.git import (
     GitFailure,
     branch_exists,
     commit_files,
+    directory_lock,
     git,
     git_dir,
     identity_args,
@@ -65,6 +66,7 @@ from mgt.runtime.context import GuardrailFailure, StepContext, StepFailure
 __all__ = [
     "FORGES",
     "FilePRSettings",
+    "branch_lock",
     "changes_input",
     "check_pr_result",
     "file_pr_settings",
@@ -251,23 +253,14 @@ def unique_branch(repo: Path, wanted: str, taken: set[str]) -> str:
 
 @contextmanager
 def branch_lock(repo: Path) -> Iterator[None]:
-    """Held while a branch name is chosen and created: `<git dir>/mgt/branch.lock`, flock'd.
+    """Held while a branch name is chosen and created: a flock on `<git dir>/refs`.
 
-    The kernel drops the lock with its holder, so a killed step never leaves it taken.
+    A lock on a directory git already has writes nothing into the repository; the
+    kernel drops it with a killed holder. (Worktrees lock the git dir itself, taken
+    inside this one, never the other way round.)
     """
-    import fcntl
-
-    directory = git_dir(repo) / "mgt"
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(directory / "branch.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise EvolveError(f"cannot lock {directory / 'branch.lock'}: {e}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with directory_lock(git_dir(repo) / "refs"):
         yield
-    finally:
-        os.close(fd)  # closing releases the flock
 
 
 def _interrupted(attempt_dir: Any, current: Path) -> bool:
@@ -537,7 +530,8 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
                         raise EvolveError(
                             f"the branch name '{branch}' is the base branch; refusing to commit")
                     ctx.progress(f"creating branch {branch} from {base}")
-                    _write_pending(pending, branch, ctx.attempt_dir)
+                    if settings.forge == "local":  # the local forge's records live there too
+                        _write_pending(pending, branch, ctx.attempt_dir)
                     tree = stack.enter_context(
                         scratch_worktree(repo, base, branch=branch, prefix="mgt-pr-"))
                 try:
