@@ -20,7 +20,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 from mgt.errors import EvolveError
@@ -33,6 +33,7 @@ __all__ = [
     "branch_exists",
     "commit_files",
     "current_branch",
+    "directory_lock",
     "git",
     "git_dir",
     "identity_args",
@@ -43,6 +44,7 @@ __all__ = [
     "resolve_base",
     "rev_parse",
     "scratch_worktree",
+    "worktree_lock",
 ]
 
 #: Hooks are never run: the user's hooks would run on model-written content, outside any
@@ -278,6 +280,35 @@ def prune_stale_worktrees(repo: Path) -> list[Path]:
 
 
 @contextmanager
+def worktree_lock(repo: Path) -> Iterator[None]:
+    """Held while worktrees of `repo` are added, removed or pruned: a flock on its git dir.
+
+    Steps running at once on one repository (the items of a fan-out) would otherwise
+    race: `git worktree prune` drops the registration of a worktree another step is
+    still adding. The lock is taken on the directory itself, so nothing is written
+    into the user's repository, and the kernel drops it with a killed holder.
+    """
+    with directory_lock(git_dir(repo)):
+        yield
+
+
+@contextmanager
+def directory_lock(directory: Path) -> Iterator[None]:
+    """An exclusive flock on `directory` itself (no lock file), released on exit."""
+    import fcntl
+
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as e:
+        raise EvolveError(f"cannot lock {directory}: {e}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+@contextmanager
 def scratch_worktree(
     repo: Path, base: str, branch: str | None = None, prefix: str = "mgt-worktree-"
 ) -> Iterator[Path]:
@@ -288,7 +319,6 @@ def scratch_worktree(
     inside. A new branch stays (that is the point of creating it). Stale
     worktrees of killed runs are removed first (see `prune_stale_worktrees`).
     """
-    prune_stale_worktrees(repo)
     holder = Path(tempfile.mkdtemp(prefix=prefix))
     path = holder / "tree"
     args: Sequence[str] = (
@@ -300,15 +330,20 @@ def scratch_worktree(
                   "host": socket.gethostname(), "repo": str(repo), "branch": branch,
                   "base_commit": rev_parse(repo, base) if branch else None}
         (holder / WORKTREE_MARKER).write_text(json.dumps(marker), encoding="utf-8")
-        git(repo, *NO_HOOKS, *args, timeout=600)  # a large checkout takes a while
+        with worktree_lock(repo):
+            prune_stale_worktrees(repo)
+            git(repo, *NO_HOOKS, *args, timeout=600)  # a large checkout takes a while
     except BaseException:
         shutil.rmtree(holder, ignore_errors=True)
         raise
     try:
         yield path
     finally:
-        with suppress(EvolveError):
-            git(repo, "worktree", "remove", "--force", "--force", str(path))
-        shutil.rmtree(holder, ignore_errors=True)
-        with suppress(EvolveError):
-            git(repo, "worktree", "prune")
+        with ExitStack() as locked:
+            with suppress(EvolveError):
+                locked.enter_context(worktree_lock(repo))
+            with suppress(EvolveError):
+                git(repo, "worktree", "remove", "--force", "--force", str(path))
+            shutil.rmtree(holder, ignore_errors=True)
+            with suppress(EvolveError):
+                git(repo, "worktree", "prune")

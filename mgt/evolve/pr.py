@@ -4,7 +4,9 @@
 filing a PR is deterministic work that needs no model:
 
 1. the branch name from `[git].branch_format` (`sleeptime/{date}-{pattern_type}`;
-   a `-2`, `-3`… suffix when it exists), created in a scratch worktree from
+   a `-2`, `-3`… suffix when it exists), chosen and created under a lock on the
+   repository (so open-pr steps filing at once, as the items of a fan-out do,
+   never pick the same name), in a scratch worktree from
    `[git].base_branch` (else the repository's current branch, with a note);
 2. the diff applied; the target's `must_pass` commands run on the branch unless
    the guardrails of this run already ran them on a byte-identical patch on the
@@ -29,8 +31,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
-from contextlib import suppress
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +46,7 @@ from mgt.evolve.git import (
     GitFailure,
     branch_exists,
     commit_files,
+    directory_lock,
     git,
     git_dir,
     identity_args,
@@ -63,6 +66,7 @@ from mgt.runtime.context import GuardrailFailure, StepContext, StepFailure
 __all__ = [
     "FORGES",
     "FilePRSettings",
+    "branch_lock",
     "changes_input",
     "check_pr_result",
     "file_pr_settings",
@@ -247,6 +251,89 @@ def unique_branch(repo: Path, wanted: str, taken: set[str]) -> str:
     return name
 
 
+@contextmanager
+def branch_lock(repo: Path) -> Iterator[None]:
+    """Held while a branch name is chosen and created: a flock on `<git dir>/refs`.
+
+    A lock on a directory git already has writes nothing into the repository; the
+    kernel drops it with a killed holder. (Worktrees lock the git dir itself, taken
+    inside this one, never the other way round.)
+    """
+    with directory_lock(git_dir(repo) / "refs"):
+        yield
+
+
+def _interrupted(attempt_dir: Any, current: Path) -> bool:
+    """An earlier attempt of this step that never finished (its outcome was not written).
+
+    The runtime writes `output.json` into an attempt's directory when it finishes; a
+    later visit of the same state, after a finished one, files a PR of its own.
+    """
+    if not isinstance(attempt_dir, str) or Path(attempt_dir) == current:
+        return False
+    return Path(attempt_dir).is_dir() and not (Path(attempt_dir) / "output.json").exists()
+
+
+def _filed_before(repo: Path, filed_by: Mapping[str, str], attempt_dir: Path,
+                  patterns: list[str]) -> dict[str, Any] | None:
+    """The local record an interrupted attempt of this very step (run directory, state) wrote.
+
+    A step killed after writing its record but before its outcome was journaled runs
+    again on resume: it gets its PR back instead of filing a second one. The record's
+    branch must still hold its commit.
+    """
+    directory = git_dir(repo) / "mgt" / "prs"
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            continue
+        if (not isinstance(record, dict) or record.get("filed_by") != dict(filed_by)
+                or record.get("patterns_addressed") != patterns
+                or not _interrupted(record.get("attempt_dir"), attempt_dir)):
+            continue
+        head, sha = record.get("head"), record.get("commit_sha")
+        if (isinstance(head, str) and isinstance(sha, str) and branch_exists(repo, head)
+                and rev_parse(repo, head) == sha):
+            return record
+    return None
+
+
+def _pending_path(repo: Path, filed_by: Mapping[str, str]) -> Path:
+    """Where a step notes the branch it creates until its PR record exists."""
+    import hashlib
+
+    key = hashlib.sha256(json.dumps(dict(filed_by), sort_keys=True).encode()).hexdigest()[:32]
+    return git_dir(repo) / "mgt" / "pending" / f"{key}.json"
+
+
+def _write_pending(path: Path, branch: str, attempt_dir: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"branch": branch, "attempt_dir": str(attempt_dir)}) + "\n",
+                        encoding="utf-8")
+    except OSError as e:
+        raise EvolveError(f"cannot write {path}: {e}") from None
+
+
+def _adopt_pending(repo: Path, pending: Path, base_commit: str | None,
+                   attempt_dir: Path) -> tuple[str, str] | None:
+    """(branch, commit) when this step, killed before its record, left one commit on base."""
+    try:
+        noted = json.loads(pending.read_text(encoding="utf-8"))
+        branch = noted.get("branch")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, RecursionError):
+        return None
+    if not _interrupted(noted.get("attempt_dir"), attempt_dir):
+        return None
+    if not isinstance(branch, str) or not branch_exists(repo, branch) or base_commit is None:
+        return None
+    sha = rev_parse(repo, branch)
+    if sha is None or sha == base_commit or rev_parse(repo, f"{sha}^") != base_commit:
+        return None
+    return branch, sha
+
+
 def _remote_heads(repo: Path, remote: str) -> set[str]:
     out = git(repo, "ls-remote", "--heads", remote, timeout=60)
     return {line.split("refs/heads/", 1)[1] for line in out.splitlines() if "refs/heads/" in line}
@@ -370,9 +457,26 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
         footer=settings.footer,
         title=str(ctx.bindings["title"]) if ctx.bindings.get("title") else None,
     )
-    branch = unique_branch(repo, fill(settings.branch_format, values), remote_heads)
-    if branch == base:
-        raise EvolveError(f"the branch name '{branch}' is the base branch; refusing to commit")
+    wanted = fill(settings.branch_format, values)
+    branch: str | None
+    filed_by = {"run_dir": str(ctx.run_dir), "state": ctx.state}
+    if settings.forge == "local":
+        earlier = _filed_before(repo, filed_by, ctx.attempt_dir, [str(p["id"]) for p in patterns])
+        if earlier is not None:
+            ctx.progress(f"PR record #{earlier['number']} was filed by this step before it "
+                         "was interrupted: kept, not filed again")
+            kept = {
+                "pr_url": str(earlier.get("url", "")), "pr_number": earlier["number"],
+                "branch_name": earlier["head"], "commit_sha": earlier["commit_sha"],
+                "files_changed": earlier.get("files_changed", []),
+                "patterns_addressed": earlier["patterns_addressed"],
+                "status": "draft" if earlier.get("draft") else "ready",
+                "labels": earlier.get("labels", []), "created_at": earlier.get("created_at"),
+                "base_branch": earlier.get("base", base), "title": earlier.get("title", ""),
+                "forge": "local",
+            }
+            _validate_result(ctx, kept)
+            return kept
     title = fill(settings.title_format, values).strip()
     message = fill(settings.commit_message_format, values).strip() + "\n"
     body = fill(settings.body_template, values).strip() + "\n"
@@ -381,7 +485,6 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
     body = embed_metadata(body, run_id=ctx.run_id, patterns=patterns, proposal=proposal,
                           files=files, created_at=now.isoformat().replace("+00:00", "Z"))
 
-    ctx.progress(f"creating branch {branch} from {base}")
     validate = ctx.bindings.get("validate", True) is not False
     patch = render_patch(files)
     checks = evolve_settings(ctx, repo)
@@ -410,36 +513,57 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
             '(`[evolve] sandbox = "none"`), so the model-written code could read what the '
             "user running mgt can."
         )
-    try:
-        with scratch_worktree(repo, base, branch=branch, prefix="mgt-pr-") as tree:
-            try:
-                # --index: the commit is exactly the patch, never what must_pass leaves behind
-                git(tree, "apply", "--index", "-p1", "--whitespace=nowarn", "-",
-                    input_text=patch)
-            except GitFailure as e:
-                raise GuardrailFailure(
-                    [f"the changes do not apply to {base}: git apply says: {e.stderr.strip()}"]
-                ) from None
-            if validate and validated is None and checks.must_pass:
-                runs = run_must_pass(checks, tree, ctx.progress)
-                failed = [r for r in runs if not r.ok]
-                if failed:
-                    r = failed[0]
-                    how = "timed out" if r.timed_out else f"failed with exit code {r.exit_code}"
-                    raise GuardrailFailure([
-                        f"must_pass command `{r.command}` {how} on branch {branch} with the "
-                        f"diff applied ({checks.must_pass_source}); its output ends with:\n"
-                        f"{r.output_tail}"
-                    ])
-            git(tree, *NO_HOOKS, *identity_args(repo), "commit", "--quiet", "--no-verify", "-F",
-                "-", input_text=message)
-            sha = git(tree, "rev-parse", "HEAD").strip()
-    except BaseException:
-        with suppress(EvolveError):  # never hide the failure that brought us here
-            if branch_exists(repo, branch) and rev_parse(repo, branch) == base_before:
-                git(repo, "branch", "-D", branch)  # nothing was committed: leave no trace
-        raise
+    pending = _pending_path(repo, filed_by)
+    adopted = (_adopt_pending(repo, pending, base_before, ctx.attempt_dir)
+               if settings.forge == "local" else None)
+    if adopted is not None:  # committed by this step before it was killed: file that commit
+        branch, sha = adopted
+        ctx.progress(f"branch {branch} was committed by this step before it was interrupted: "
+                     "filing it")
+    else:
+        branch = None
+        try:
+            with ExitStack() as stack:
+                with branch_lock(repo):  # the name is free until its branch exists: hold both
+                    branch = unique_branch(repo, wanted, remote_heads)
+                    if branch == base:
+                        raise EvolveError(
+                            f"the branch name '{branch}' is the base branch; refusing to commit")
+                    ctx.progress(f"creating branch {branch} from {base}")
+                    if settings.forge == "local":  # the local forge's records live there too
+                        _write_pending(pending, branch, ctx.attempt_dir)
+                    tree = stack.enter_context(
+                        scratch_worktree(repo, base, branch=branch, prefix="mgt-pr-"))
+                try:
+                    # --index: the commit is exactly the patch, never what must_pass leaves behind
+                    git(tree, "apply", "--index", "-p1", "--whitespace=nowarn", "-",
+                        input_text=patch)
+                except GitFailure as e:
+                    raise GuardrailFailure(
+                        [f"the changes do not apply to {base}: git apply says: {e.stderr.strip()}"]
+                    ) from None
+                if validate and validated is None and checks.must_pass:
+                    runs = run_must_pass(checks, tree, ctx.progress)
+                    failed = [r for r in runs if not r.ok]
+                    if failed:
+                        r = failed[0]
+                        how = "timed out" if r.timed_out else f"failed with exit code {r.exit_code}"
+                        raise GuardrailFailure([
+                            f"must_pass command `{r.command}` {how} on branch {branch} with the "
+                            f"diff applied ({checks.must_pass_source}); its output ends with:\n"
+                            f"{r.output_tail}"
+                        ])
+                git(tree, *NO_HOOKS, *identity_args(repo), "commit", "--quiet", "--no-verify", "-F",
+                    "-", input_text=message)
+                sha = git(tree, "rev-parse", "HEAD").strip()
+        except BaseException:
+            with suppress(EvolveError):  # never hide the failure that brought us here
+                if (branch is not None and branch_exists(repo, branch)
+                        and rev_parse(repo, branch) == base_before):
+                    git(repo, "branch", "-D", branch)  # nothing was committed: leave no trace
+            raise
 
+    assert branch is not None
     changed = commit_files(repo, sha)
     created_at = now.isoformat().replace("+00:00", "Z")
     body = _with_validation(body, validation_note)
@@ -463,7 +587,7 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
         "state": "open", "labels": list(settings.labels), "reviewers": list(settings.reviewers),
         "commit_sha": sha, "files_changed": changed,
         "patterns_addressed": result["patterns_addressed"], "created_at": created_at,
-        "body": body,
+        "body": body, "filed_by": filed_by, "attempt_dir": str(ctx.attempt_dir),
     }
     if settings.forge == "local":
         number, record_path = _write_local_record(repo, record, body)
@@ -473,6 +597,8 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
         assert github_repo is not None
         result.update(_file_on_github(repo, remote, github_repo, branch, base, title, body,
                                       settings, ctx))
+    with suppress(OSError):
+        pending.unlink(missing_ok=True)  # filed: the record (or the forge) knows the branch now
     if rev_parse(repo, base) != base_before:  # pragma: no cover - we never write to it
         raise EvolveError(f"base branch {base} moved while filing the PR; check {repo}")
     _validate_result(ctx, result)

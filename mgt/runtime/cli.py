@@ -407,7 +407,13 @@ def _check_budget(budget: float | None) -> None:
 
 
 def _needs_model(machine: Machine) -> bool:
-    return any(s.run.kind in {"formula", "polecat"} for s in machine.states.values())
+    """A model state here, in a branch, or in a machine a state runs (at any depth)."""
+    from mgt.compile.model import MachineStep
+
+    specs = [spec for s in machine.states.values() for spec in (s, *(b for _, b in s.branches))]
+    return any(spec.run.kind in {"formula", "polecat"}
+               or (isinstance(spec.step, MachineStep) and _needs_model(spec.step.machine))
+               for spec in specs)
 
 
 def _executor_name(

@@ -135,3 +135,56 @@ def test_the_result_documented_in_executors_md_replays_as_documented(
     assert (result.input_tokens, result.output_tokens) == (1200 + 3000 + 500, 340)
     assert result.session_id == "a1b2c3"
     assert result.details["num_turns"] == 2
+
+
+def _report(*ids: str) -> dict[str, object]:
+    return {"summary": {"total_patterns": len(ids)}, "patterns": [{"id": i} for i in ids]}
+
+
+def test_each_item_gets_its_own_answer_by_key(replay_dir: Path, make_request: Build) -> None:
+    (replay_dir / "refine.json").write_text(json.dumps({"n": "general"}))
+    (replay_dir / "refine.slow-a.json").write_text(json.dumps({"n": "a"}))
+    (replay_dir / "refine.slow-b.json").write_text(json.dumps({"n": "b"}))
+    (replay_dir / "refine.slow-b.2.json").write_text(json.dumps({"n": "b, second try"}))
+    (replay_dir / "refine.2.json").write_text(json.dumps({"n": "second try"}))
+    executor = make_executor("replay", dir=replay_dir)
+
+    def answer(inputs: dict[str, object], attempt: int = 1) -> object:
+        return executor.run(make_request(state="refine", attempt=attempt, inputs=inputs)).output
+
+    # a one-pattern report (a sub-machine's input), an item object, an item that is text
+    assert answer({"patterns": _report("slow-a")}) == {"n": "a"}
+    assert answer({"item": {"id": "slow-b", "severity": "warning"}}) == {"n": "b"}
+    assert answer({"pattern": "slow-a"}) == {"n": "a"}
+    # the item's attempt file, then the item's file, before the state's attempt file
+    assert answer({"patterns": _report("slow-b")}, attempt=2) == {"n": "b, second try"}
+    assert answer({"patterns": _report("slow-a")}, attempt=2) == {"n": "a"}
+    # a report of several patterns names no item: the state's answers, as before
+    assert answer({"patterns": _report("slow-a", "slow-b")}) == {"n": "general"}
+    assert answer({"patterns": _report("slow-a", "slow-b")}, attempt=2) == {"n": "second try"}
+    assert answer({"pattern": "unrecorded"}) == {"n": "general"}
+
+
+@pytest.mark.parametrize("key", ["../outside", "a/b", "..", ".hidden", "x" * 101, "a\nb", ""])
+def test_a_key_that_is_not_a_file_name_word_is_never_used(
+    replay_dir: Path, make_request: Build, key: str
+) -> None:
+    (replay_dir / "refine.json").write_text(json.dumps({"n": "general"}))
+    (replay_dir / "outside.json").write_text(json.dumps({"n": "escaped"}))
+    (replay_dir / "refine...json").write_text(json.dumps({"n": "dots"}))
+    result = make_executor("replay", dir=replay_dir).run(
+        make_request(state="refine", inputs={"patterns": _report(key)}))
+    assert result.output == {"n": "general"}
+    assert result.details["replayed_from"] == str(replay_dir / "refine.json")
+
+
+def test_missing_item_answer_names_every_file_looked_for(
+    replay_dir: Path, make_request: Build
+) -> None:
+    result = make_executor("replay", dir=replay_dir).run(
+        make_request(state="refine", inputs={"patterns": _report("slow-a")}))
+    assert result.error == (
+        f"replay: no recorded answer for state 'refine' attempt 1: looked for "
+        f"{replay_dir / 'refine.slow-a.1.json'}, {replay_dir / 'refine.slow-a.json'}, "
+        f"{replay_dir / 'refine.1.json'} and {replay_dir / 'refine.json'}"
+    )
