@@ -139,7 +139,9 @@ def test_kill_mid_fan_out_then_resume_files_only_the_rest(tmp_path: Path) -> Non
     before = records(repo)
     assert 1 <= len(before) < len(ACTIONABLE), "the kill came after the fan-out"
 
-    runs = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    # not .slots (the model-call cap's): run directories only
+    runs = [p for p in (tmp_path / "runs").iterdir()
+            if p.is_dir() and not p.name.startswith(".")]
     assert len(runs) == 1
     resumed = subprocess.run(mgt_args(tmp_path, "resume", runs[0].name), capture_output=True,
                              text=True, env=env(tmp_path), cwd=tmp_path, timeout=300,
