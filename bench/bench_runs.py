@@ -39,22 +39,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STANDIN = ROOT / "tests" / "fakes" / "slow-claude"
-
-POLECAT = """\
-[polecat]
-name = "worker"
-description = "answers"
-role = "worker"
-
-[model]
-provider = "anthropic"
-name = "claude-haiku-4-20250514"
-
-[prompt.system]
-content = "You work."
-"""
-
+sys.path.insert(0, str(ROOT))
+from tests.runtime.slowmodel import POLECAT  # noqa: E402  (the stand-in's polecat)
+from tests.runtime.slowmodel import SLOW_CLAUDE as STANDIN  # noqa: E402
 
 ANSWER = {"type": "result", "subtype": "success", "is_error": False, "result": "{}",
           "structured_output": {"ok": True}, "total_cost_usd": 0.001,
