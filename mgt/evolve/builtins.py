@@ -38,7 +38,7 @@ from mgt.evolve.git import (
     rev_parse,
     scratch_worktree,
 )
-from mgt.evolve.guardrails import run_must_pass
+from mgt.evolve.guardrails import raise_first_failure, run_must_pass
 from mgt.evolve.pr import changes_input, safety_problems
 from mgt.evolve.settings import evolve_settings, target_repo
 from mgt.evolve.target import load_target_config, scratch_copy
@@ -67,14 +67,7 @@ def apply_diff(ctx: StepContext) -> dict[str, Any]:
                 [f"the diff does not apply to {base}: git apply says: {e.stderr.strip()}"]
             ) from None
         runs = run_must_pass(settings, tree, ctx.progress)
-    failed = [r for r in runs if not r.ok]
-    if failed:
-        r = failed[0]
-        how = "timed out" if r.timed_out else f"failed with exit code {r.exit_code}"
-        raise GuardrailFailure([
-            f"must_pass command `{r.command}` {how} in a scratch worktree with the diff applied "
-            f"({settings.must_pass_source}); its output ends with:\n{r.output_tail}"
-        ])
+    raise_first_failure(runs, "in a scratch worktree", settings.must_pass_source)
     return {
         "applies": True,
         "repo": str(repo),

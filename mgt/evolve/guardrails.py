@@ -47,7 +47,7 @@ from mgt.evolve.git import (
 from mgt.evolve.protected import control_character, protected_problem
 from mgt.evolve.sandbox import require_sandbox, run_sandboxed, sandbox_label, sandbox_policy
 from mgt.evolve.settings import EvolveSettings, evolve_settings, find_pattern_report, target_repo
-from mgt.runtime.context import StepContext
+from mgt.runtime.context import GuardrailFailure, StepContext
 
 __all__ = [
     "Review",
@@ -55,6 +55,7 @@ __all__ = [
     "cites",
     "matches_glob",
     "path_problem",
+    "raise_first_failure",
     "review_changes",
     "run_must_pass",
     "under_path",
@@ -267,6 +268,19 @@ def run_must_pass(
         if not run.ok:
             break
     return runs
+
+
+def raise_first_failure(runs: Sequence[CommandRun], where: str, source: str) -> None:
+    """GuardrailFailure naming the first must_pass command that did not pass, if any
+    (`where`: "in a scratch worktree", "on branch B"; `source`: where the commands came from)."""
+    failed = [r for r in runs if not r.ok]
+    if failed:
+        r = failed[0]
+        how = "timed out" if r.timed_out else f"failed with exit code {r.exit_code}"
+        raise GuardrailFailure([
+            f"must_pass command `{r.command}` {how} {where} with the diff applied ({source}); "
+            f"its output ends with:\n{r.output_tail}"
+        ])
 
 
 def _validation_problems(runs: Sequence[CommandRun], settings: EvolveSettings) -> list[str]:

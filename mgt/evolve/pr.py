@@ -56,7 +56,13 @@ from mgt.evolve.git import (
     rev_parse,
     scratch_worktree,
 )
-from mgt.evolve.guardrails import matches_glob, path_problem, run_must_pass, under_path
+from mgt.evolve.guardrails import (
+    matches_glob,
+    path_problem,
+    raise_first_failure,
+    run_must_pass,
+    under_path,
+)
 from mgt.evolve.protected import protected_problems
 from mgt.evolve.render import SEVERITY_ORDER, fill, template_values
 from mgt.evolve.settings import bundled_path, evolve_settings, find_pattern_report, target_repo
@@ -543,16 +549,8 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
                         [f"the changes do not apply to {base}: git apply says: {e.stderr.strip()}"]
                     ) from None
                 if validate and validated is None and checks.must_pass:
-                    runs = run_must_pass(checks, tree, ctx.progress)
-                    failed = [r for r in runs if not r.ok]
-                    if failed:
-                        r = failed[0]
-                        how = "timed out" if r.timed_out else f"failed with exit code {r.exit_code}"
-                        raise GuardrailFailure([
-                            f"must_pass command `{r.command}` {how} on branch {branch} with the "
-                            f"diff applied ({checks.must_pass_source}); its output ends with:\n"
-                            f"{r.output_tail}"
-                        ])
+                    raise_first_failure(run_must_pass(checks, tree, ctx.progress),
+                                        f"on branch {branch}", checks.must_pass_source)
                 git(tree, *NO_HOOKS, *identity_args(repo), "commit", "--quiet", "--no-verify", "-F",
                     "-", input_text=message)
                 sha = git(tree, "rev-parse", "HEAD").strip()
