@@ -90,7 +90,7 @@ def timeout_of(machine: Machine, spec: StateSpec) -> float:
 
 @workflow.defn(name=WORKFLOW, sandboxed=False)
 class MachineWorkflow:
-    """One run. Input: {run_id, machine_path, machine_sha256, inputs, budget_usd, cwd,
+    """One run. Input: {run_id (else the workflow id), machine_path, machine_sha256, inputs, budget_usd, cwd,
     executor, executor_options, task_queue, heartbeat_seconds, claim_seconds, store,
     store_min_bytes}."""
 
@@ -110,7 +110,9 @@ class MachineWorkflow:
 
     @workflow.run
     async def run_machine(self, params: dict[str, Any]) -> dict[str, Any]:
-        self.params = params
+        # a run a Temporal Schedule started has no run id of its own: its workflow id is it
+        self.params = params = {**params,
+                                "run_id": params.get("run_id") or workflow.info().workflow_id}
         machine = machine_for(params["machine_path"], params["machine_sha256"])
         router = Router(_chart(machine))
         run = self.run
