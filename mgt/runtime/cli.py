@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from mgt.runtime.journal import RunJournal, RunRecord
     from mgt.runtime.slots import ModelSlots
 
-__all__ = ["exec_main", "resume_main", "runs_main", "show_main"]
+__all__ = ["exec_main", "executor_factory", "live_progress", "needs_model", "report_result",
+           "resume_main", "runs_main", "show_main"]
 
 
 # --------------------------------------------------------------------------- mgt exec
@@ -67,7 +68,7 @@ def exec_main(args: argparse.Namespace) -> int:
         from mgt.engines.temporal.client import exec_temporal
 
         return exec_temporal(args, machine, inputs, executor_name, options)
-    factory = _executor_factory(executor_name, options, check=_needs_model(machine),
+    factory = executor_factory(executor_name, options, check=needs_model(machine),
                                 slots=_slots(args, machine))
 
     from mgt.runtime.interpreter import run_info
@@ -100,7 +101,7 @@ def _launch(
     try:
         try:
             interp = Interpreter(machine, journal, inputs, executors=factory, budget_usd=budget,
-                                 cwd=cwd, on_event=_progress(journal.run_id))
+                                 cwd=cwd, on_event=live_progress(journal.run_id))
         except BaseException:
             if not resume:  # nothing ran: leave no husk
                 shutil.rmtree(journal.run_dir, ignore_errors=True)
@@ -109,7 +110,7 @@ def _launch(
             result = interp.resume() if resume else interp.start()
     finally:
         journal.close()
-    return _report(result, as_json, machine)
+    return report_result(result, as_json, machine)
 
 
 # --------------------------------------------------------------------------- mgt resume
@@ -163,7 +164,7 @@ def resume_main(args: argparse.Namespace) -> int:
         inputs = resolve_inputs(machine, stored=info.get("inputs") or {})
         requested, options = _executor_options(args, info.get("executor_options"))
         executor_name = requested or info.get("executor") or _executor_name(machine, None, options)
-        factory = _executor_factory(executor_name, options, check=_needs_model(machine),
+        factory = executor_factory(executor_name, options, check=needs_model(machine),
                                     slots=_slots(args, machine))
         budget = args.budget_usd if args.budget_usd is not None else info.get("budget_usd")
         cwd = Path(info["cwd"]) if info.get("cwd") and Path(info["cwd"]).is_dir() else None
@@ -406,13 +407,13 @@ def _check_budget(budget: float | None) -> None:
         raise UsageError(f"--budget-usd: expected a non-negative amount, got {budget}")
 
 
-def _needs_model(machine: Machine) -> bool:
+def needs_model(machine: Machine) -> bool:
     """A model state here, in a branch, or in a machine a state runs (at any depth)."""
     from mgt.compile.model import MachineStep
 
     specs = [spec for s in machine.states.values() for spec in (s, *(b for _, b in s.branches))]
     return any(spec.run.kind in {"formula", "polecat"}
-               or (isinstance(spec.step, MachineStep) and _needs_model(spec.step.machine))
+               or (isinstance(spec.step, MachineStep) and needs_model(spec.step.machine))
                for spec in specs)
 
 
@@ -429,7 +430,7 @@ def _executor_name(
     """
     if requested:
         return requested
-    if not _needs_model(machine):
+    if not needs_model(machine):
         return None
     from mgt.executors import default_executor_name, model_credentials_configured
     from mgt.runtime.project import load_exec_settings
@@ -493,7 +494,7 @@ def _slots(args: argparse.Namespace, machine: Machine) -> ModelSlots:
                        machine.source_path)
 
 
-def _executor_factory(
+def executor_factory(
     name: str | None, options: dict[str, Any], *, check: bool = False,
     slots: ModelSlots | None = None,
 ) -> Callable[[str], Executor]:
@@ -551,7 +552,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _report(result: RunResult, as_json: bool, machine: Machine | None = None) -> int:
+def report_result(result: RunResult, as_json: bool, machine: Machine | None = None) -> int:
     """The end of a run: the report (or `--json` object) on stdout, one line on stderr."""
     if as_json:
         print(json.dumps(result.summary(), ensure_ascii=False))
@@ -592,7 +593,7 @@ def _status_markup(status: str) -> str:
     return f"[{color}]{status}[/]"
 
 
-def _progress(run_id: str) -> Callable[[dict[str, Any], Totals], None] | None:
+def live_progress(run_id: str) -> Callable[[dict[str, Any], Totals], None] | None:
     """Live progress on stderr (rich) when it is a terminal; nothing otherwise."""
     from mgt.console import err_console, stderr_is_tty
 

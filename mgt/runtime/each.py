@@ -153,8 +153,8 @@ def each_main(args: argparse.Namespace) -> int:
     lines = read_each_file(Path(args.each), machine, cli_values)
     executor_name = launcher._executor_name(machine, requested, options)
     slots = launcher._slots(args, machine)
-    factory = launcher._executor_factory(executor_name, options,
-                                         check=launcher._needs_model(machine), slots=slots)
+    factory = launcher.executor_factory(executor_name, options,
+                                         check=launcher.needs_model(machine), slots=slots)
     print(f"mgt: {len(lines)} run(s) of {machine.name}, {args.parallel} at a time, at most "
           f"{slots.cap} model call(s) at once in {args.runs_dir}", file=sys.stderr)
 

@@ -61,6 +61,7 @@ from mgt.runtime.events import (
     Transition,
     epoch,
 )
+from mgt.runtime.fanout import FanOutItem, items_of, join, policy_of
 from mgt.runtime.journal import (
     MAX_DEPTH,
     RunJournal,
@@ -259,6 +260,57 @@ class Interpreter:
         return self._guarded(self._drive)
 
     # ------------------------------------------------------------------ the loop
+
+    # ------------------------------------------------------------------ one step, for an engine
+
+    # Another engine (Temporal) drives the run itself and asks for one attempt or one
+    # fan-out item at a time. Its fold of the run is the truth: `adopt` takes it over,
+    # and the journal of this interpreter only keeps the attempt's files and events.
+
+    def adopt(self, outputs: Mapping[str, Any], attempts: Mapping[str, int],
+              cost_usd: float) -> None:
+        """Take the engine's outputs, attempt numbers and cost as this run's own.
+
+        Outputs are updated, never removed (a run's outputs only grow or are replaced),
+        so fan-out items running on other threads keep reading whole values.
+        """
+        with self._emit_lock:
+            self.run.outputs.update(outputs)
+            self.run.attempts.update(attempts)
+            self.run.cost_usd = float(cost_usd)
+
+    def run_attempt(self, state: str, attempt: int, feedback: str | None) -> AttemptFinished:
+        """Make attempt `attempt` of `state` (a fan-out's items all at once, on threads);
+        its attempt_finished event."""
+        spec = self._spec_named(state)
+        with self._emit_lock:
+            self.run.attempts[state] = attempt - 1
+            before = len(self.run.events)
+        self._attempt(spec, feedback)
+        for event in reversed(self.run.events[before:]):
+            if isinstance(event, AttemptFinished) and event.state == state:
+                return event
+        raise RunError(f"attempt {state}/{attempt} left no attempt_finished event")
+
+    def run_item(self, state: str, attempt: int, index: int, feedback: str | None,
+                 control: FanOutControl) -> ItemFinished | None:
+        """Item `index` of fan-out state `state` in attempt `attempt` (its list evaluated
+        over the adopted outputs), retried by the state's clauses; its item_finished event,
+        or None when `control` interrupted it."""
+        spec = self._spec_named(state)
+        jobs = self.fan_out_items(spec)
+        if isinstance(jobs, Outcome):
+            raise RunError(f"state '{state}': {jobs.error}")
+        if not 0 <= index < len(jobs):
+            raise RunError(f"state '{state}' has {len(jobs)} items, not an item {index}")
+        attempt_dir = self.journal.attempt_dir(state, attempt)
+        return self._run_item(jobs[index], attempt, attempt_dir, feedback, control)
+
+    def _spec_named(self, state: str) -> StateSpec:
+        spec = self.machine.states.get(state)
+        if spec is None:
+            raise RunError(f"machine {self.machine.name} has no state '{state}'")
+        return spec
 
     def _guarded(self, body: Callable[[], RunResult]) -> RunResult:
         try:
@@ -665,23 +717,20 @@ class Interpreter:
         """
         from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-        jobs = self._jobs_of(spec)
+        jobs = self.fan_out_items(spec)
         if isinstance(jobs, Outcome):
             return jobs
-        fan = spec.fan_out
-        tolerate = fan.tolerate if fan is not None else spec.tolerate
-        cancel = fan.cancel_on_failure if fan is not None else spec.cancel_on_failure
-        cap = fan.max if fan is not None else None
+        policy = policy_of(spec)
         results: dict[int, ItemFinished] = {
             i: ev for i, ev in self.run.visit.items.items() if i < len(jobs)}
         todo = [job for job in jobs if job.index not in results]
-        control = _FanOutControl()
-        if cancel and _failures(results.values()) > tolerate:
+        control = FanOutControl()
+        if policy.stops(results.values()):
             control.stop.set()
         if results:
             self._emit_progress(spec.name, f"{len(results)} of {len(jobs)} items kept from "
                                 "before; running the rest")
-        workers = max(1, min(cap or len(todo), len(todo)))
+        workers = max(1, min(policy.max or len(todo), len(todo)))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"mgt-{spec.name}")
         try:
             pending: set[Future[ItemFinished | None]] = {
@@ -699,54 +748,21 @@ class Interpreter:
                     self._emit_progress(spec.name, f"item {event.index}: {event.outcome} "
                                         f"({len(results)} of {len(jobs)} finished, "
                                         f"{running} running)")
-                    if cancel and not control.stop.is_set() \
-                            and _failures(results.values()) > tolerate:
+                    if not control.stop.is_set() and policy.stops(results.values()):
                         control.cancel()
         except BaseException:
             control.interrupt()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
-        finished = [results[job.index] for job in jobs if job.index in results]
-        output: Any
-        if fan is not None:
-            output = [ev.result() for ev in finished]
-        else:  # branches: an object keyed by branch name
-            output = {ev.key: {k: v for k, v in ev.result().items() if k not in ("index", "key")}
-                      for ev in finished}
-        failed = [ev for ev in finished if ev.outcome != "done"]
-        if len(failed) <= tolerate:
-            return Outcome("done", output=output)
-        first = failed[0]
-        detail = f": {first.error}" if first.error else ""
-        what = "items" if fan is not None else "branches"
-        which = f"item {first.index}" if fan is not None else f"branch '{first.key}'"
-        return Outcome(
-            "error", output=output,
-            error=f"{len(failed)} of {len(jobs)} {what} failed (tolerated: {tolerate}); "
-                  f"first, {which} ({first.outcome}){detail}")
+        return join(spec, jobs, results)
 
-    def _jobs_of(self, spec: StateSpec) -> list[_Item] | Outcome:
+    def fan_out_items(self, spec: StateSpec) -> list[FanOutItem] | Outcome:
         """The items of a fan-out (its list, evaluated now) or of a state of branches."""
-        from mgt.errors import ExprError
-        from mgt.expr.evaluate import evaluate
+        return items_of(spec, self.scope.names())
 
-        fan = spec.fan_out
-        if fan is None:
-            return [_Item(i, name, branch, {}) for i, (name, branch) in enumerate(spec.branches)]
-        env = self.scope.names()
-        env["output"] = None
-        try:
-            items = evaluate(fan.items, env)
-        except ExprError as err:
-            return Outcome("error", error=f"the list of the fan-out: {err}", retryable=False)
-        if not isinstance(items, list):
-            return Outcome("error", error="the list of the fan-out is not a list but "
-                           f"{type(items).__name__}", retryable=False)
-        return [_Item(i, _item_key(v), spec, {fan.item: v}) for i, v in enumerate(items)]
-
-    def _run_item(self, job: _Item, attempt: int, attempt_dir: Path, feedback: str | None,
-                  control: _FanOutControl) -> ItemFinished | None:
+    def _run_item(self, job: FanOutItem, attempt: int, attempt_dir: Path, feedback: str | None,
+                  control: FanOutControl) -> ItemFinished | None:
         """One item on a pool thread: its step, journaled as `item_started`/`item_finished`.
 
         Returns None when the run was interrupted: an item cut short is not finished and
@@ -791,7 +807,7 @@ class Interpreter:
 
     def _item_attempts(self, spec: StateSpec, attempt: int, item_dir: Path,
                        bindings: dict[str, Any], feedback: str | None,
-                       control: _FanOutControl) -> tuple[ExecResult, Outcome]:
+                       control: FanOutControl) -> tuple[ExecResult, Outcome]:
         """An item's step, retried by the state's `retry` clauses (each item on its own);
         the cost of every try is counted."""
         from mgt.runtime.outcome import feedback_text
@@ -823,7 +839,7 @@ class Interpreter:
         return result, outcome
 
     def _item_finished(self, spec: StateSpec, attempt: int, index: int, key: str | None,
-                       outcome: Outcome, result: ExecResult, control: _FanOutControl,
+                       outcome: Outcome, result: ExecResult, control: FanOutControl,
                        *, cancelled: bool) -> ItemFinished | None:
         if control.interrupted:
             return None
@@ -980,18 +996,7 @@ class _Job:
     ctx: StepContext
 
 
-@dataclass(frozen=True)
-class _Item:
-    """One item of a fan-out or one branch: its stable index, its key, the state it runs as
-    and the names its bindings see (the item name)."""
-
-    index: int
-    key: str | None
-    spec: StateSpec
-    names: dict[str, Any]
-
-
-class _FanOutControl:
+class FanOutControl:
     """What the items of one fan-out share: the stop flag and their running process groups."""
 
     def __init__(self) -> None:
@@ -1041,25 +1046,6 @@ def _without_retries(spec: StateSpec) -> StateSpec:
     from dataclasses import replace
 
     return replace(spec, retries=())
-
-
-def _failures(items: Any) -> int:
-    return sum(1 for ev in items if ev.outcome != "done")
-
-
-def _item_key(value: Any) -> str | None:
-    """An item's key, shown beside its index: a text or number item itself, or the `key`,
-    `id` or `name` field of an object item."""
-    if isinstance(value, str):
-        return value[:200]
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, dict):
-        for field_name in ("key", "id", "name"):
-            found = value.get(field_name)
-            if isinstance(found, str | int) and not isinstance(found, bool):
-                return str(found)[:200]
-    return None
 
 
 class _StepError(Exception):

@@ -1,15 +1,23 @@
-"""Activity requests from `MachineWorkflow` → attempts run on this worker → their events.
+"""Activity requests from `MachineWorkflow` → attempts and fan-out items run on this worker →
+their events.
 
-    mgt.claim    run id → this worker's own task queue (the run's attempts go there)
+    mgt.claim    run id → this worker's own task queue (the run's file-bound work goes there)
     mgt.attempt  a state, its attempt number and the run's outputs so far → the
                  attempt_finished event (as a journal line) the interpreter wrote for it
+    mgt.item     a fan-out state, its attempt, an item index and the run's outputs → the
+                 item_finished event of that item (its retries included)
 
-An attempt is run by the interpreter's own attempt code, over a run directory
-this worker keeps for the run (`<work_dir>/<run id>`: prompts, requests, outputs,
-files a step leaves for the next). An output of at least `[temporal] store_min_bytes`
-goes to the store, and only its reference to the history. The attempt runs in a
-thread of a pool the size of the worker's cap while the activity heartbeats; a
-cancelled activity ends the attempt's processes.
+Work is done by the interpreter's own code (`Interpreter.run_attempt`, `run_item`),
+over a run directory this worker keeps for the run (`<work_dir>/<run id>`: prompts,
+requests, outputs, files a step leaves for the next). The activities of one run under
+way on this worker share that directory's journal and interpreter (a session), so a
+fan-out's items run side by side in it. An item of a state listed in `[temporal]
+spread` may run on any worker: it gets a directory of its own
+(`<work_dir>/.items/<run id>.<state>.<attempt>.<index>`) and nothing of the run's.
+
+An output of at least `[temporal] store_min_bytes` goes to the store, and only its
+reference to the history. Work runs in a thread of a pool the size of the worker's
+cap while the activity heartbeats; a cancelled activity ends the processes it started.
 """
 
 from __future__ import annotations
@@ -18,17 +26,39 @@ import asyncio
 import concurrent.futures
 import json
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from mgt.engines.temporal.machines import machine_for
 from mgt.engines.temporal.store import put, resolve
-from mgt.engines.temporal.workflow import ATTEMPT, CLAIM, WORKER_LOST
+from mgt.engines.temporal.workflow import ATTEMPT, CLAIM, ITEM, WORKER_LOST
+from mgt.runtime.interpreter import FanOutControl
+
+if TYPE_CHECKING:
+    from mgt.runtime.interpreter import Interpreter
+    from mgt.runtime.journal import RunJournal
 
 __all__ = ["Attempts"]
+
+#: where spread items keep their own directories, under the work directory
+ITEMS_DIR = ".items"
+
+
+@dataclass
+class _Session:
+    """A run's journal and interpreter on this worker, while activities of the run are under
+    way; the process groups they started, by (state, attempt, item index or None)."""
+
+    journal: RunJournal
+    interp: Interpreter
+    users: int = 0
+    pgids: dict[tuple[str, int, int | None], int] = field(default_factory=dict)
 
 
 class Attempts:
@@ -39,8 +69,8 @@ class Attempts:
         self.work_dir = work_dir
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_concurrent,
                                                           thread_name_prefix="mgt-attempt")
-        self._run_locks: dict[str, threading.Lock] = {}
-        self._locks_lock = threading.Lock()
+        self._sessions: dict[str, _Session] = {}
+        self._lock = threading.Lock()
 
     @activity.defn(name=CLAIM)
     async def claim(self, run_id: str) -> str:
@@ -49,100 +79,151 @@ class Attempts:
 
     @activity.defn(name=ATTEMPT)
     async def attempt(self, request: dict[str, Any]) -> dict[str, Any]:
+        return await self._heartbeating(request, self._attempt)
+
+    @activity.defn(name=ITEM)
+    async def item(self, request: dict[str, Any]) -> dict[str, Any]:
+        return await self._heartbeating(request, self._item)
+
+    async def _heartbeating(self, request: dict[str, Any],
+                            body: Callable[[dict[str, Any], FanOutControl], dict[str, Any]]
+                            ) -> dict[str, Any]:
+        """`body` on a pool thread, heartbeating until it returns; ended when cancelled."""
         info = activity.info()
         interval = (info.heartbeat_timeout.total_seconds() / 3
                     if info.heartbeat_timeout else 10.0)
         loop = asyncio.get_running_loop()
-        pgids: dict[tuple[str, int], int] = {}
-        future = loop.run_in_executor(self.pool, self._run, request, pgids)
+        control = FanOutControl()
+        future = loop.run_in_executor(self.pool, body, request, control)
         try:
             while True:
-                activity.heartbeat(request["state"], request["attempt"])
+                activity.heartbeat(request["state"], request["attempt"], request.get("index"))
                 done, _ = await asyncio.wait({future}, timeout=max(interval, 0.1))
                 if done:
                     return future.result()
         except asyncio.CancelledError:
             from mgt.executors.process import end_leftovers
 
-            end_leftovers(request["run_id"], pgids.values())
+            control.interrupt()  # an item's process groups
+            end_leftovers(request["run_id"], self._groups_of(request))
             if activity.is_worker_shutdown():  # not the run's cancel: move it elsewhere
                 raise ApplicationError("the worker is shutting down", type=WORKER_LOST,
                                        non_retryable=True) from None
             raise
 
-    def _lock_of(self, run_id: str) -> threading.Lock:
-        with self._locks_lock:
-            return self._run_locks.setdefault(run_id, threading.Lock())
+    def _groups_of(self, request: dict[str, Any]) -> list[int]:
+        with self._lock:
+            session = self._sessions.get(_session_key(request))
+            if session is None:
+                return []
+            return [pgid for (state, attempt, index), pgid in session.pgids.items()
+                    if (state, attempt, index) == (request["state"], request["attempt"],
+                                                   request.get("index"))]
 
-    def _run(self, request: dict[str, Any], pgids: dict[tuple[str, int], int]
-             ) -> dict[str, Any]:
-        """One attempt, blocking: the interpreter's attempt over this worker's run directory."""
+    # ------------------------------------------------------------------ on a pool thread
+
+    def _attempt(self, request: dict[str, Any], control: FanOutControl) -> dict[str, Any]:
         from mgt.errors import MgtError
-        from mgt.runtime.cli import _executor_factory, _needs_model
-        from mgt.runtime.events import AttemptFinished, ProcessStarted
+
+        with self._session(request) as session:
+            try:
+                event = session.interp.run_attempt(request["state"], int(request["attempt"]),
+                                                   request.get("feedback"))
+            except MgtError as err:
+                raise ApplicationError(str(err)) from None
+        return _stored(event.to_json(), request.get("store"), request.get("store_min_bytes"))
+
+    def _item(self, request: dict[str, Any], control: FanOutControl) -> dict[str, Any]:
+        from mgt.errors import MgtError
+
+        with self._session(request) as session:
+            try:
+                event = session.interp.run_item(request["state"], int(request["attempt"]),
+                                                int(request["index"]), request.get("feedback"),
+                                                control)
+            except MgtError as err:
+                raise ApplicationError(str(err)) from None
+        if event is None:  # interrupted: the activity is being cancelled
+            raise ApplicationError("the item was cut short", type=WORKER_LOST)
+        return event.to_json()
+
+    @contextmanager
+    def _session(self, request: dict[str, Any]) -> Iterator[_Session]:
+        """The run's session on this worker (opened for the first activity under way), with
+        the workflow's outputs, attempt numbers and cost adopted."""
+        key = _session_key(request)
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is None:
+                session = self._sessions[key] = self._open(request)
+            session.users += 1
+        try:
+            store = request.get("store")
+            session.interp.adopt({name: resolve(store, value)
+                                  for name, value in request["outputs"].items()},
+                                 request["attempts"], float(request["cost_usd"]))
+            yield session
+        finally:
+            with self._lock:
+                session.users -= 1
+                if session.users == 0:
+                    del self._sessions[key]
+                    session.journal.close()
+
+    def _open(self, request: dict[str, Any]) -> _Session:
+        """Open (or create) the run's directory on this worker and an interpreter over it."""
+        from mgt.errors import MgtError
+        from mgt.runtime.cli import executor_factory, needs_model
+        from mgt.runtime.events import ProcessStarted
+        from mgt.runtime.inputs import resolve_inputs
         from mgt.runtime.interpreter import Interpreter
         from mgt.runtime.journal import RunJournal
 
         machine = machine_for(request["machine_path"], request["machine_sha256"])
-        run_id: str = request["run_id"]
-        state: str = request["state"]
-        spec = machine.states.get(state)
-        if spec is None:
-            raise ApplicationError(f"machine {machine.name} has no state {state!r}",
-                                   non_retryable=True)
+        key = _session_key(request)
+        runs_dir = self.work_dir / ITEMS_DIR if key != request["run_id"] else self.work_dir
+        try:
+            runs_dir.mkdir(parents=True, exist_ok=True)
+            if (runs_dir / key).is_dir():
+                journal = RunJournal.open(runs_dir, key)
+            else:
+                journal = RunJournal.create(runs_dir, key, {
+                    "machine": {"name": machine.name, "path": request["machine_path"],
+                                "sha256": request["machine_sha256"]},
+                    "engine": "temporal", "status": "running"})
+        except MgtError as err:
+            raise ApplicationError(str(err)) from None
         cwd = Path(request["cwd"])
         if not cwd.is_dir():  # a worker on another machine: the run's own directory
-            cwd = self.work_dir / run_id
-        with self._lock_of(run_id):
-            try:
-                self.work_dir.mkdir(parents=True, exist_ok=True)
-                if (self.work_dir / run_id).is_dir():
-                    journal = RunJournal.open(self.work_dir, run_id)
-                else:
-                    journal = RunJournal.create(self.work_dir, run_id, {
-                        "machine": {"name": machine.name, "path": request["machine_path"],
-                                    "sha256": request["machine_sha256"]},
-                        "engine": "temporal", "status": "running"})
-            except MgtError as err:
-                raise ApplicationError(str(err)) from None
-            try:
-                factory = _executor_factory(request.get("executor"),
-                                            dict(request.get("executor_options") or {}),
-                                            check=_needs_model(machine))
+            cwd = journal.run_dir
+        pgids: dict[tuple[str, int, int | None], int] = {}
 
-                def watch(event: dict[str, Any], totals: Any) -> None:
-                    if event.get("type") == ProcessStarted.type:
-                        pgids[(event["state"], event["attempt"])] = event["pgid"]
+        def watch(event: dict[str, Any], totals: Any) -> None:
+            if event.get("type") == ProcessStarted.type:
+                pgids[(event["state"], event["attempt"], event.get("item"))] = event["pgid"]
 
-                from mgt.runtime.inputs import resolve_inputs
+        try:
+            factory = executor_factory(request.get("executor"),
+                                       dict(request.get("executor_options") or {}),
+                                       check=needs_model(machine))
+            inputs = resolve_inputs(machine, stored=request["inputs"], cwd=Path(request["cwd"]))
+            interp = Interpreter(machine, journal, inputs, executors=factory,
+                                 budget_usd=request.get("budget_usd"), cwd=cwd, on_event=watch)
+        except MgtError as err:
+            journal.close()
+            raise ApplicationError(str(err)) from None
+        except BaseException:
+            journal.close()
+            raise
+        return _Session(journal, interp, pgids=pgids)
 
-                inputs = resolve_inputs(machine, stored=request["inputs"],
-                                        cwd=Path(request["cwd"]))
-                interp = Interpreter(machine, journal, inputs, executors=factory,
-                                     budget_usd=request.get("budget_usd"), cwd=cwd,
-                                     on_event=watch)
-                run = interp.run
-                # the workflow's fold is the truth: this directory only holds the files
-                store = request.get("store")
-                run.outputs.clear()
-                run.outputs.update({name: resolve(store, value)
-                                    for name, value in request["outputs"].items()})
-                run.attempts.clear()
-                run.attempts.update(request["attempts"])
-                run.attempts[state] = int(request["attempt"]) - 1
-                run.cost_usd = float(request["cost_usd"])
-                before = len(run.events)
-                interp._attempt(spec, request.get("feedback"))
-                finished = [e for e in run.events[before:] if isinstance(e, AttemptFinished)]
-                if not finished:
-                    raise ApplicationError(f"attempt {state}/{request['attempt']} left no "
-                                           "attempt_finished event")
-                event = finished[-1].to_json()
-                return _stored(event, store, request.get("store_min_bytes"))
-            except MgtError as err:
-                raise ApplicationError(str(err)) from None
-            finally:
-                journal.close()
+
+def _session_key(request: dict[str, Any]) -> str:
+    """The run id, or for a spread item the id of its own directory."""
+    run_id = str(request["run_id"])
+    if not request.get("spread"):
+        return run_id
+    return f"{run_id}.{request['state']}.{request['attempt']}.{request['index']}"
 
 
 def _stored(event: dict[str, Any], store: str | None, min_bytes: int | None) -> dict[str, Any]:

@@ -71,6 +71,7 @@ def exec_temporal(args: argparse.Namespace, machine: Machine, inputs: dict[str, 
     from mgt.runtime.journal import RunJournal, jsonable
 
     settings = load_settings(machine.source_path, address=args.temporal_address)
+    spread = settings.spread_states(machine)  # a bad list is refused before any run exists
     info = run_info(machine, inputs, budget_usd=args.budget_usd, cwd=Path.cwd())
     journal = RunJournal.create_new(args.runs_dir, machine.name, {
         **info, "executor": executor, "executor_options": options, "engine": "temporal",
@@ -84,6 +85,7 @@ def exec_temporal(args: argparse.Namespace, machine: Machine, inputs: dict[str, 
         "heartbeat_seconds": settings.heartbeat_seconds,
         "claim_seconds": settings.claim_seconds, "store": settings.store,
         "store_min_bytes": settings.store_min_bytes,
+        "spread": spread,
     }
     def body() -> int:
         try:
@@ -171,7 +173,7 @@ async def _drive(journal: RunJournal, settings: TemporalSettings, machine: Machi
     from temporalio.common import WorkflowIDReusePolicy
 
     from mgt.engines.temporal.workflow import WORKFLOW
-    from mgt.runtime.cli import _progress
+    from mgt.runtime.cli import live_progress
 
     client = await connect(settings.address, settings.namespace)
     if params is not None:
@@ -181,7 +183,7 @@ async def _drive(journal: RunJournal, settings: TemporalSettings, machine: Machi
     else:
         handle = client.get_workflow_handle(journal.run_id)
         await _check_resumable(handle, journal.run_id)
-    show = _progress(journal.run_id)
+    show = live_progress(journal.run_id)
     loop = asyncio.get_running_loop()
     cancelled = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -253,7 +255,7 @@ async def _mirror(handle: WorkflowHandle[Any, Any], journal: RunJournal, show: A
 
 
 def _end(journal: RunJournal, machine: Machine | None, as_json: bool, status: str) -> int:
-    from mgt.runtime.cli import _report
+    from mgt.runtime.cli import report_result
     from mgt.runtime.interpreter import RunResult, Totals
 
     run = journal.state
@@ -266,4 +268,4 @@ def _end(journal: RunJournal, machine: Machine | None, as_json: bool, status: st
     result = RunResult(run_id=journal.run_id, run_dir=journal.run_dir, status=status,
                        final=run.final, message=run.message, path=list(run.path),
                        outputs=dict(run.outputs), totals=Totals.of(run), run=run)
-    return _report(result, as_json, machine)
+    return report_result(result, as_json, machine)

@@ -8,6 +8,11 @@
     claim_seconds = 60             # a run's worker that takes no work for this long is lost
     store = "/shared/mgt-store"    # large outputs go here (relative: to this mgt.toml)
     store_min_bytes = 65536        # an output this large or larger is stored
+    spread = ["classify"]          # fan-outs whose items may run on any worker (or true: all)
+
+A fan-out's items go to the run's worker by default, since they may read files that
+earlier steps left in its run directory; the items of a state listed in `spread` are
+self-contained (their bindings are all they read) and go to every worker.
 
 A flag wins over the environment, which wins over the file.
 """
@@ -17,9 +22,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mgt.errors import UsageError
+
+if TYPE_CHECKING:
+    from mgt.compile.model import Machine
 
 __all__ = ["TemporalSettings", "load_settings"]
 
@@ -35,10 +43,26 @@ class TemporalSettings:
     claim_seconds: float = 60.0
     store: str | None = None
     store_min_bytes: int = 65536
+    spread: bool | tuple[str, ...] = ()
+
+    def spread_states(self, machine: Machine) -> list[str]:
+        """The fan-out states of `machine` whose items go to any worker; a listed name that
+        is a state of the machine but not a fan-out is a UsageError."""
+        fans = [name for name, spec in machine.states.items()
+                if spec.fan_out is not None or spec.branches]
+        if self.spread is True:
+            return fans
+        if self.spread is False:
+            return []
+        for name in self.spread:
+            if name in machine.states and name not in fans:
+                raise UsageError(f"[temporal].spread: state '{name}' of machine "
+                                 f"{machine.name} is not a fan-out")
+        return [name for name in fans if name in self.spread]
 
 
 _KEYS = {"address", "namespace", "task_queue", "heartbeat_seconds", "claim_seconds", "store",
-         "store_min_bytes"}
+         "store_min_bytes", "spread"}
 
 
 def load_settings(start: Path | str | None = None, *, address: str | None = None,
@@ -73,6 +97,15 @@ def load_settings(start: Path | str | None = None, *, address: str | None = None
                 raise UsageError(f"{found}: [temporal].store_min_bytes: expected a whole "
                                  "number of bytes")
             values["store_min_bytes"] = size
+        spread = table.get("spread")
+        if spread is not None:
+            if isinstance(spread, bool):
+                values["spread"] = spread
+            elif isinstance(spread, list) and all(isinstance(v, str) and v for v in spread):
+                values["spread"] = tuple(spread)
+            else:
+                raise UsageError(f"{found}: [temporal].spread: expected true, false or a list "
+                                 "of state names")
         for key in ("heartbeat_seconds", "claim_seconds"):
             value = table.get(key)
             if value is not None:

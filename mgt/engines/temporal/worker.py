@@ -1,8 +1,8 @@
 """`mgt worker` arguments → a process that runs attempts for Temporal runs until stopped.
 
 It polls the shared task queue (where runs claim a worker) and a queue of its own
-(where a claimed run sends all its attempts), runs at most `--max-concurrent`
-attempts at once, and keeps each run's files under `--work-dir/<run id>`.
+(where a claimed run sends its attempts and fan-out items), runs at most
+`--max-concurrent` attempts and items at once, and keeps each run's files under `--work-dir/<run id>`.
 """
 
 from __future__ import annotations
@@ -50,9 +50,12 @@ async def _serve(address: str, namespace: str, task_queue: str, work_dir: Path,
     client = await connect(address, namespace)
     own = f"{task_queue}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
     attempts = Attempts(own, work_dir, max_concurrent)
+    # the shared queue: claims, and the items of spread fan-outs (any worker may take them);
+    # this worker's own queue: the attempts and items of the runs that claimed it
     shared = Worker(client, task_queue=task_queue, workflows=[MachineWorkflow],
-                    activities=[attempts.claim], max_concurrent_activities=max_concurrent)
-    mine = Worker(client, task_queue=own, activities=[attempts.attempt],
+                    activities=[attempts.claim, attempts.item],
+                    max_concurrent_activities=max_concurrent)
+    mine = Worker(client, task_queue=own, activities=[attempts.attempt, attempts.item],
                   max_concurrent_activities=max_concurrent)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

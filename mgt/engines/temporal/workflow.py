@@ -49,6 +49,8 @@ with workflow.unsafe.imports_passed_through():
         Backoff,
         Event,
         GuardFailed,
+        ItemFinished,
+        ItemStarted,
         OtherEvent,
         RunFinished,
         RunInterrupted,
@@ -58,12 +60,15 @@ with workflow.unsafe.imports_passed_through():
         Transition,
         parse_event,
     )
+    from mgt.runtime.fanout import FanOutItem, items_of, join, policy_of
 
-__all__ = ["ATTEMPT", "CLAIM", "WORKER_LOST", "WORKFLOW", "MachineWorkflow", "timeout_of"]
+__all__ = ["ATTEMPT", "CLAIM", "ITEM", "WORKER_LOST", "WORKFLOW", "MachineWorkflow",
+           "timeout_of"]
 
 WORKFLOW = "mgt.run"
 CLAIM = "mgt.claim"
 ATTEMPT = "mgt.attempt"
+ITEM = "mgt.item"
 #: The error type of an attempt cut short because its worker is shutting down (SIGTERM).
 WORKER_LOST = "WorkerLost"
 #: Timeout for a step whose state and formula give none (as the interpreter's).
@@ -90,14 +95,16 @@ def timeout_of(machine: Machine, spec: StateSpec) -> float:
 
 @workflow.defn(name=WORKFLOW, sandboxed=False)
 class MachineWorkflow:
-    """One run. Input: {run_id (else the workflow id), machine_path, machine_sha256, inputs, budget_usd, cwd,
-    executor, executor_options, task_queue, heartbeat_seconds, claim_seconds, store,
-    store_min_bytes}."""
+    """One run. Input: {run_id (else the workflow id), machine_path, machine_sha256, inputs,
+    budget_usd, cwd, executor, executor_options, task_queue, heartbeat_seconds,
+    claim_seconds, store, store_min_bytes, spread}."""
 
     def __init__(self) -> None:
         self.run = RunState()
         self.params: dict[str, Any] = {}
         self.worker_queue: str | None = None
+        self._claiming: asyncio.Lock | None = None
+        self.scope: Any = None
 
     # ------------------------------------------------------------------ queries
 
@@ -127,8 +134,9 @@ class MachineWorkflow:
         inputs = resolve_inputs(machine, stored=params["inputs"],
                                 cwd=Path(params["cwd"]))
         store = params.get("store")
-        scope = GuardScope(inputs=inputs, outputs=StoredOutputs(run.outputs, store),
-                           attempts=run.attempts)
+        self.scope = scope = GuardScope(inputs=inputs,
+                                        outputs=StoredOutputs(run.outputs, store),
+                                        attempts=run.attempts)
         self._emit(RunStarted(machine=machine.name, machine_path=params["machine_path"],
                               machine_sha256=machine.source_hash, inputs=params["inputs"]))
         try:
@@ -163,52 +171,71 @@ class MachineWorkflow:
                                       signal="cancel"))
             raise
 
-    async def _attempt(self, machine: Machine, spec: StateSpec, feedback: str | None) -> None:
-        """One attempt, made again on another worker (next number) each time one is lost."""
-        params = self.params
-        heartbeat = float(params.get("heartbeat_seconds") or 30.0)
-        claim = float(params.get("claim_seconds") or 60.0)
-        timeout = timeout_of(machine, spec)
-        for _ in range(MAX_LOST):
+    async def _claimed(self) -> str:
+        """The queue of the worker the run's file-bound work goes to (claimed when none is:
+        once, however many items found their worker lost at the same time)."""
+        if self._claiming is None:
+            self._claiming = asyncio.Lock()
+        async with self._claiming:
             if self.worker_queue is None:
                 self.worker_queue = await workflow.execute_activity(
-                    CLAIM, params["run_id"], result_type=str,
-                    task_queue=params["task_queue"],
-                    start_to_close_timeout=timedelta(seconds=claim),
+                    CLAIM, self.params["run_id"], result_type=str,
+                    task_queue=self.params["task_queue"],
+                    start_to_close_timeout=timedelta(
+                        seconds=float(self.params.get("claim_seconds") or 60.0)),
                     retry_policy=RetryPolicy(maximum_attempts=0),
                 )
+            return self.worker_queue
+
+    def _request(self, spec: StateSpec, number: int, feedback: str | None,
+                 **more: Any) -> dict[str, Any]:
+        params = self.params
+        return {
+            "run_id": params["run_id"], "machine_path": params["machine_path"],
+            "machine_sha256": params["machine_sha256"], "inputs": params["inputs"],
+            "cwd": params["cwd"], "budget_usd": params.get("budget_usd"),
+            "executor": params.get("executor"),
+            "executor_options": params.get("executor_options") or {},
+            "state": spec.name, "attempt": number, "feedback": feedback,
+            "outputs": self.run.outputs, "attempts": self.run.attempts,
+            "cost_usd": self.run.cost_usd,
+            "store": params.get("store"), "store_min_bytes": params.get("store_min_bytes"),
+            **more,
+        }
+
+    async def _execute(self, name: str, request: dict[str, Any], queue: str,
+                       timeout: float) -> dict[str, Any]:
+        heartbeat = float(self.params.get("heartbeat_seconds") or 30.0)
+        claim = float(self.params.get("claim_seconds") or 60.0)
+        result: dict[str, Any] = await workflow.execute_activity(
+            name, request, result_type=dict,
+            task_queue=queue,
+            schedule_to_start_timeout=timedelta(seconds=claim),
+            start_to_close_timeout=timedelta(seconds=timeout + GRACE_SECONDS),
+            heartbeat_timeout=timedelta(seconds=heartbeat),
+            retry_policy=RetryPolicy(maximum_attempts=1),
+        )
+        return result
+
+    async def _attempt(self, machine: Machine, spec: StateSpec, feedback: str | None) -> None:
+        """One attempt, made again on another worker (next number) each time one is lost."""
+        if spec.fan_out is not None or spec.branches:
+            await self._fan_out(machine, spec, feedback)
+            return
+        timeout = timeout_of(machine, spec)
+        for _ in range(MAX_LOST):
+            queue = await self._claimed()
             number = self.run.attempts.get(spec.name, 0) + 1
             self._emit(AttemptStarted(state=spec.name, attempt=number, kind=spec.run.kind))
-            request = {
-                "run_id": params["run_id"], "machine_path": params["machine_path"],
-                "machine_sha256": params["machine_sha256"], "inputs": params["inputs"],
-                "cwd": params["cwd"], "budget_usd": params.get("budget_usd"),
-                "executor": params.get("executor"),
-                "executor_options": params.get("executor_options") or {},
-                "state": spec.name, "attempt": number, "feedback": feedback,
-                "outputs": self.run.outputs, "attempts": self.run.attempts,
-                "cost_usd": self.run.cost_usd,
-                "store": params.get("store"), "store_min_bytes": params.get("store_min_bytes"),
-            }
             try:
-                result = await workflow.execute_activity(
-                    ATTEMPT, request, result_type=dict,
-                    task_queue=self.worker_queue,
-                    schedule_to_start_timeout=timedelta(seconds=claim),
-                    start_to_close_timeout=timedelta(seconds=timeout + GRACE_SECONDS),
-                    heartbeat_timeout=timedelta(seconds=heartbeat),
-                    retry_policy=RetryPolicy(maximum_attempts=1),
-                )
+                result = await self._execute(ATTEMPT, self._request(spec, number, feedback),
+                                             queue, timeout)
             except ActivityError as err:
                 cause = err.cause
                 if isinstance(cause, CancelledError):  # the run itself is being cancelled
                     raise asyncio.CancelledError(str(cause)) from err
-                lost = isinstance(cause, TimeoutError) and cause.type in {
-                    TimeoutType.HEARTBEAT, TimeoutType.SCHEDULE_TO_START}
-                if lost or (isinstance(cause, ApplicationError) and cause.type == WORKER_LOST):
-                    self._emit(OtherEvent(raw={"type": "worker_lost", "state": spec.name,
-                                               "attempt": number, "queue": self.worker_queue}))
-                    self.worker_queue = None  # claim another worker; it starts afresh
+                if _lost(cause):
+                    self._lost(spec.name, number, queue)
                     continue
                 message = str(cause or err)
                 if isinstance(cause, TimeoutError):
@@ -222,6 +249,118 @@ class MachineWorkflow:
             return
         self._finished(spec.name, self.run.attempts.get(spec.name, 0), "error",
                        f"lost {MAX_LOST} workers in a row", retryable=False)
+
+    def _lost(self, state: str, attempt: int, queue: str, index: int | None = None) -> None:
+        """The worker of `queue` is gone: journal it, and let the next work claim another
+        (which starts afresh) unless that happened already."""
+        raw: dict[str, Any] = {"type": "worker_lost", "state": state, "attempt": attempt,
+                               "queue": queue}
+        if index is not None:
+            raw["item"] = index
+        self._emit(OtherEvent(raw=raw))
+        if self.worker_queue == queue:
+            self.worker_queue = None
+
+    # ------------------------------------------------------------------ fan-out
+
+    async def _fan_out(self, machine: Machine, spec: StateSpec, feedback: str | None) -> None:
+        """One attempt of a fan-out (or a state of branches): each item one activity, `max`
+        at a time, joined as the local engine joins them (`mgt.runtime.fanout`).
+
+        Items go to the run's worker (they may read its files) unless the state is listed
+        in `[temporal] spread`, then to the shared queue (any worker). An item whose worker
+        is lost is made again (on another); finished items are kept.
+        """
+        number = self.run.attempts.get(spec.name, 0) + 1
+        self._emit(AttemptStarted(state=spec.name, attempt=number, kind=spec.run.kind))
+        jobs = items_of(spec, self.scope.names())
+        if not isinstance(jobs, list):
+            self._finished(spec.name, number, jobs.event, jobs.error or "",
+                           retryable=jobs.retryable)
+            return
+        policy = policy_of(spec)
+        # a retry keeps the items that were done (the fold kept them for this visit)
+        results: dict[int, ItemFinished] = {
+            i: ev for i, ev in self.run.visit.items.items() if i < len(jobs)}
+        todo = [job for job in jobs if job.index not in results]
+        gate = asyncio.Semaphore(max(1, min(policy.max or len(todo), len(todo) or 1)))
+        stopped = policy.stops(results.values())
+        tasks: dict[int, asyncio.Task[None]] = {}
+        active: set[int] = set()  # items whose activity is under way (a policy stop cancels)
+        # an item's activity makes its own retries: room for all of them and their backoffs
+        timeout = timeout_of(machine, spec) * (1 + sum(r.count for r in spec.retries)) \
+            + sum(r.count * (r.backoff_seconds or 0.0) for r in spec.retries)
+        spread = spec.name in (self.params.get("spread") or ())
+
+        async def one(job: FanOutItem) -> None:
+            nonlocal stopped
+            async with gate:
+                if stopped:
+                    self._item_done(spec, number, job, "cancelled",
+                                    "cancelled after an earlier item failed")
+                    results[job.index] = self.run.visit.items[job.index]
+                    return
+                self._emit(ItemStarted(state=spec.name, attempt=number, index=job.index,
+                                       key=job.key))
+                active.add(job.index)
+                try:
+                    event = await self._item(spec, number, job, feedback, timeout, spread)
+                except asyncio.CancelledError:
+                    if not stopped:  # the run is being cancelled
+                        raise
+                    self._item_done(spec, number, job, "cancelled",
+                                    "cancelled after an earlier item failed")
+                    results[job.index] = self.run.visit.items[job.index]
+                    return
+                finally:
+                    active.discard(job.index)
+                self._emit(event)
+                results[job.index] = event
+                if not stopped and policy.stops(results.values()):
+                    stopped = True
+                    for index in sorted(active):  # those waiting for the gate see `stopped`
+                        tasks[index].cancel()
+
+        for job in todo:
+            tasks[job.index] = asyncio.create_task(one(job))
+        await asyncio.gather(*tasks.values())
+        outcome = join(spec, jobs, results)
+        self._emit(AttemptFinished(state=spec.name, attempt=number, outcome=outcome.event,
+                                   error=outcome.error, retryable=outcome.retryable,
+                                   output=outcome.output))
+
+    async def _item(self, spec: StateSpec, number: int, job: FanOutItem,
+                    feedback: str | None, timeout: float, spread: bool) -> ItemFinished:
+        """Item `job` of attempt `number`, made again each time its worker is lost."""
+        for _ in range(MAX_LOST):
+            queue = self.params["task_queue"] if spread else await self._claimed()
+            request = self._request(spec, number, feedback, index=job.index, spread=spread)
+            try:
+                result = await self._execute(ITEM, request, queue, timeout)
+            except ActivityError as err:
+                cause = err.cause
+                if isinstance(cause, CancelledError):
+                    raise asyncio.CancelledError(str(cause)) from err
+                if _lost(cause):
+                    self._lost(spec.name, number, queue, job.index)
+                    continue
+                return self._item_event(spec, number, job, "error",
+                                        f"the item failed on its worker: {cause or err}")
+            event = parse_event(result)
+            if not isinstance(event, ItemFinished):
+                return self._item_event(spec, number, job, "error",
+                                        f"the worker answered a {event.type} event")
+            return event
+        return self._item_event(spec, number, job, "error", f"lost {MAX_LOST} workers in a row")
+
+    def _item_event(self, spec: StateSpec, number: int, job: FanOutItem, outcome: str,
+                    error: str) -> ItemFinished:
+        return ItemFinished(state=spec.name, attempt=number, index=job.index, key=job.key,
+                            outcome=outcome, error=error)
+
+    def _item_done(self, spec: StateSpec, number: int, job: FanOutItem, outcome: str,
+                   error: str) -> None:
+        self._emit(self._item_event(spec, number, job, outcome, error))
 
     def _finished(self, state: str, attempt: int, outcome: str, error: str,
                   *, retryable: bool = True) -> None:
@@ -251,6 +390,13 @@ class MachineWorkflow:
         data = {"seq": seq, "ts": ts, **event.raw} if isinstance(event, OtherEvent) \
             else replace(event, seq=seq, ts=ts).to_json()
         self.run.apply(parse_event(data))
+
+
+def _lost(cause: BaseException | None) -> bool:
+    """Whether an activity failed because its worker was lost (silent, gone or stopping)."""
+    if isinstance(cause, TimeoutError):
+        return cause.type in {TimeoutType.HEARTBEAT, TimeoutType.SCHEDULE_TO_START}
+    return isinstance(cause, ApplicationError) and cause.type == WORKER_LOST
 
 
 def _chart(machine: Machine) -> Any:
