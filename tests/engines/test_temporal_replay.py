@@ -1,7 +1,8 @@
 """Recorded Temporal histories replayed against today's workflow code: a change that makes
 `MachineWorkflow` decide differently (non-determinism) fails here, before it breaks runs
 in flight. The machines are tests/engines/machines/*.mgt (pinned by hash in the histories).
-Record them again, after a deliberate change, with MGT_RECORD_HISTORIES=1."""
+Record them again, after a deliberate change, with MGT_RECORD_HISTORIES=1 (or a
+comma-separated list of names: record those only)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tests.runtime.procs import mgt
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 HISTORIES = HERE / "histories"
-MACHINES = ["retry", "guards", "slowpoke"]
+MACHINES = ["retry", "guards", "slowpoke", "fanout"]
 #: Paths of the machine that recorded a history, as they are written in the fixtures.
 ROOT_MARK, WORK_MARK = "@ROOT@", "@WORK@"
 
@@ -46,7 +47,8 @@ if os.environ.get("MGT_RECORD_HISTORIES"):  # a maintenance tool, collected only
         from temporalio.client import Client
 
         cluster.worker("a")
-        for name in MACHINES:
+        wanted = os.environ["MGT_RECORD_HISTORIES"]
+        for name in MACHINES if wanted == "1" else wanted.split(","):
             proc = mgt("exec", HERE / "machines" / f"{name}.mgt", "--engine", "temporal",
                        "--temporal-address", cluster.address, "--runs-dir", cluster.work / "runs",
                        "--json", cwd=cluster.work,
