@@ -21,7 +21,7 @@ from typing import Any
 
 __all__ = [
     "BUILTINS", "DRY_RUN_BUILTINS", "OUTPUT_CHECKS", "OUTPUT_SUMMARIES", "PROMPT_CONTEXT",
-    "resolve",
+    "WORKSPACE_BUILTINS", "resolve",
 ]
 
 BUILTINS: dict[str, str] = {
@@ -39,6 +39,12 @@ BUILTINS: dict[str, str] = {
 #: Built-ins `mgt exec --dry-run` runs for real: they only check (read, ask a server whether it
 #: answers) and write nothing. A failure ends the dry run with its one-line message.
 DRY_RUN_BUILTINS: tuple[str, ...] = ("preflight",)
+
+#: Built-ins that make a run's workspace, the files its later states work in (a scratch copy
+#: of the target). On an engine that moves a run to another worker (Temporal, after a lost
+#: worker), the finished states that ran one are made again there before anything else, and
+#: their new outputs replace the old (the `workspace_restored` event).
+WORKSPACE_BUILTINS: tuple[str, ...] = ("prepare-repo", "scratch-repo")
 
 OUTPUT_CHECKS: dict[str, list[str]] = {
     "ProposedChanges": ["mgt.evolve.guardrails:check_proposed_changes"],

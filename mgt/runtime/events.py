@@ -54,6 +54,7 @@ __all__ = [
     "StateRecord",
     "Transition",
     "Visit",
+    "WorkspaceRestored",
     "epoch",
     "fold",
     "parse_event",
@@ -346,6 +347,25 @@ class RunFinished(Event):
 
 
 @dataclass(frozen=True)
+class WorkspaceRestored(Event):
+    """A run moved to another worker (Temporal) and a finished state whose step makes the
+    run's workspace (`mgt.extensions.WORKSPACE_BUILTINS`) was made again there first; its
+    new output (the new place of the workspace) replaces the old one when it is `done`.
+    Not an attempt: the state's attempts, costs and the run's path are unchanged."""
+
+    type: ClassVar[str] = "workspace_restored"
+    state: str
+    attempt: int
+    outcome: str
+    output: Any = None
+    error: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        return {"state": self.state, "attempt": self.attempt, "outcome": self.outcome,
+                "output": self.output, "error": self.error}
+
+
+@dataclass(frozen=True)
 class OtherEvent(Event):
     """An event type this version does not know: kept as read, ignored by the fold."""
 
@@ -412,6 +432,10 @@ _PARSERS: dict[str, Callable[[Mapping[str, Any], str], Event]] = {
     "item_finished": _parse_item_finished,
     "attempt_finished": _parse_attempt_finished,
     "backoff": _parse_backoff,
+    "workspace_restored": lambda raw, what: WorkspaceRestored(
+        state=_text(raw, "state", what), attempt=_int(raw, "attempt", what),
+        outcome=_text(raw, "outcome", what), output=raw.get("output"),
+        error=_opt_text(raw, "error", what)),
     "guard_failed": lambda raw, what: GuardFailed(
         state=_text(raw, "state", what), event=_text(raw, "event", what),
         error=_opt_text(raw, "error", what) or ""),
@@ -664,6 +688,12 @@ def _on_transition(run: RunState, ev: Transition) -> None:
     run.visit = Visit()
 
 
+def _on_workspace_restored(run: RunState, ev: WorkspaceRestored) -> None:
+    if ev.outcome == "done":
+        run.outputs[ev.state] = ev.output
+        run.outputs_on_disk.pop(ev.state, None)
+
+
 def _on_run_resumed(run: RunState, ev: RunResumed) -> None:
     run.status = "running"
 
@@ -689,6 +719,7 @@ _HANDLERS: dict[type[Event], Callable[[RunState, Any], None]] = {
     Backoff: _on_backoff,
     GuardFailed: _on_guard_failed,
     Transition: _on_transition,
+    WorkspaceRestored: _on_workspace_restored,
     RunInterrupted: _on_run_interrupted,
     RunFinished: _on_run_finished,
 }

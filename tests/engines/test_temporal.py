@@ -253,3 +253,57 @@ def test_a_large_output_goes_to_the_store_and_only_its_reference_to_the_history(
     stored = cluster.work / "store" / ref[:2] / f"{ref}.json"
     assert json.loads(stored.read_text())["pad"] == "x" * 5000
     assert "x" * 5000 not in json.dumps(events)
+
+
+WORKSPACE = """\
+machine workspace "a scratch copy of the target, then a long step that works in it"
+
+input repo: path = "target"
+
+state prepare:
+    run builtin prepare-repo
+    with repo = input.repo
+    on done -> work
+
+state work:
+    run command "echo started >> ../work.log; cat $dir/marker; sleep 5"
+    with dir = prepare.output.repo
+    on done -> ok
+
+final ok: succeed
+"""
+
+
+def test_a_run_that_loses_its_worker_makes_its_workspace_again_on_the_next(
+        cluster: Cluster) -> None:
+    import shutil
+
+    (cluster.work / "target").mkdir()
+    (cluster.work / "target" / "marker").write_text("the target\n")
+    (cluster.work / "ws.mgt").write_text(WORKSPACE)
+    (cluster.work / "sub").mkdir()
+    workers = {"a": cluster.worker("a"), "b": cluster.worker("b")}
+    proc = spawn("exec", cluster.work / "ws.mgt", "--engine", "temporal", "--runs-dir",
+                 cluster.work / "runs", "--json", cwd=cluster.work / "sub")
+    wait_for("the long step to start", (cluster.work / "work.log").exists, proc)
+    run_id = only_run(cluster.work / "runs").name
+    victim = _runs_on(cluster, run_id)[0]
+    os.kill(workers[victim].pid, signal.SIGKILL)
+    workers[victim].communicate()
+    shutil.rmtree(cluster.work / "workers" / victim)  # its machine is gone, files and all
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["status"] == "succeeded", summary
+    survivor = "b" if victim == "a" else "a"
+    # the step ran again in a scratch copy made on the survivor, not in the lost one
+    moved = summary["outputs"]["prepare"]["repo"]
+    assert moved.startswith(str(cluster.work / "workers" / survivor / run_id)), moved
+    assert summary["outputs"]["work"]["stdout"] == "the target\n"
+    events = journal(cluster.work / "runs" / run_id)
+    restored = [e for e in events if e["type"] == "workspace_restored"]
+    assert [(e["state"], e["outcome"]) for e in restored] == [("prepare", "done")]
+    assert restored[0]["output"]["repo"] == moved
+    # not an attempt: prepare was made once as far as the run's attempts go
+    assert [(e["state"], e["attempt"]) for e in events if e["type"] == "attempt_started"] \
+        == [("prepare", 1), ("work", 1), ("work", 2)]

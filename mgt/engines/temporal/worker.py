@@ -2,7 +2,8 @@
 
 It polls the shared task queue (where runs claim a worker) and a queue of its own
 (where a claimed run sends its attempts and fan-out items), runs at most
-`--max-concurrent` attempts and items at once, and keeps each run's files under `--work-dir/<run id>`.
+`--max-concurrent` attempts and items at once, and keeps each run's files under
+`--work-dir/<run id>`.
 """
 
 from __future__ import annotations

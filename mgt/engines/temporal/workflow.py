@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from mgt.compile.model import IMPLICIT_FAIL, FormulaStep, Machine, StateSpec
     from mgt.engines.temporal.machines import machine_for
     from mgt.engines.temporal.store import StoredOutputs, resolve
+    from mgt.extensions import WORKSPACE_BUILTINS
     from mgt.runtime.decide import Retry, Router, decide, outcome_of
     from mgt.runtime.events import (
         AttemptFinished,
@@ -58,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         RunState,
         StateEntered,
         Transition,
+        WorkspaceRestored,
         parse_event,
     )
     from mgt.runtime.fanout import FanOutItem, items_of, join, policy_of
@@ -104,6 +106,8 @@ class MachineWorkflow:
         self.params: dict[str, Any] = {}
         self.worker_queue: str | None = None
         self._claiming: asyncio.Lock | None = None
+        self._moved = False  # the run lost the worker it had claimed
+        self.machine: Machine | None = None
         self.scope: Any = None
 
     # ------------------------------------------------------------------ queries
@@ -120,7 +124,7 @@ class MachineWorkflow:
         # a run a Temporal Schedule started has no run id of its own: its workflow id is it
         self.params = params = {**params,
                                 "run_id": params.get("run_id") or workflow.info().workflow_id}
-        machine = machine_for(params["machine_path"], params["machine_sha256"])
+        self.machine = machine = machine_for(params["machine_path"], params["machine_sha256"])
         router = Router(_chart(machine))
         run = self.run
         for name in machine.states:  # `STATE.attempts` is 0, not null, before STATE runs
@@ -177,15 +181,59 @@ class MachineWorkflow:
         if self._claiming is None:
             self._claiming = asyncio.Lock()
         async with self._claiming:
-            if self.worker_queue is None:
-                self.worker_queue = await workflow.execute_activity(
+            for _ in range(MAX_LOST):
+                if self.worker_queue is not None:
+                    break
+                queue: str = await workflow.execute_activity(
                     CLAIM, self.params["run_id"], result_type=str,
                     task_queue=self.params["task_queue"],
                     start_to_close_timeout=timedelta(
                         seconds=float(self.params.get("claim_seconds") or 60.0)),
                     retry_policy=RetryPolicy(maximum_attempts=0),
                 )
+                if not self._moved or await self._restore(queue):
+                    self.worker_queue = queue
+            if self.worker_queue is None:  # every worker was lost while restoring: go on
+                self.worker_queue = queue
             return self.worker_queue
+
+    async def _restore(self, queue: str) -> bool:
+        """Make the run's workspace again on the worker of `queue`, which takes over a run
+        whose worker was lost: each finished state whose step makes it
+        (`WORKSPACE_BUILTINS`, e.g. prepare-repo's scratch copy) runs there once more, in
+        the order the run took them, and its new output replaces the old. False when
+        this worker was lost too."""
+        machine = self.machine
+        assert machine is not None
+        done = [name for name in dict.fromkeys(self.run.path) if name in self.run.outputs]
+        for name in done:
+            spec = machine.states.get(name)
+            if spec is None or spec.run.kind != "builtin" \
+                    or spec.run.target not in WORKSPACE_BUILTINS:
+                continue
+            number = self.run.attempts.get(name, 0)
+            try:
+                result = await self._execute(ATTEMPT, self._request(spec, number, None), queue,
+                                             timeout_of(machine, spec))
+            except ActivityError as err:
+                cause = err.cause
+                if isinstance(cause, CancelledError):
+                    raise asyncio.CancelledError(str(cause)) from err
+                if _lost(cause):
+                    self._emit(OtherEvent(raw={"type": "worker_lost", "state": name,
+                                               "attempt": number, "queue": queue}))
+                    return False
+                self._emit(WorkspaceRestored(state=name, attempt=number, outcome="error",
+                                             error=f"on its new worker: {cause or err}"))
+                continue
+            event = parse_event(result)
+            if isinstance(event, AttemptFinished):
+                self._emit(WorkspaceRestored(
+                    state=name, attempt=number, outcome=event.outcome,
+                    output=event.output if event.outcome == "done" else None,
+                    error=event.error))
+        self._moved = False
+        return True
 
     def _request(self, spec: StateSpec, number: int, feedback: str | None,
                  **more: Any) -> dict[str, Any]:
@@ -260,6 +308,7 @@ class MachineWorkflow:
         self._emit(OtherEvent(raw=raw))
         if self.worker_queue == queue:
             self.worker_queue = None
+            self._moved = True
 
     # ------------------------------------------------------------------ fan-out
 
