@@ -307,3 +307,94 @@ def test_a_run_that_loses_its_worker_makes_its_workspace_again_on_the_next(
     # not an attempt: prepare was made once as far as the run's attempts go
     assert [(e["state"], e["attempt"]) for e in events if e["type"] == "attempt_started"] \
         == [("prepare", 1), ("work", 1), ("work", 2)]
+
+
+CHILD = """\
+machine child "two steps, the second long"
+
+input tag: str = "x"
+
+state one:
+    run command "echo $tag >> one.log"
+    with tag = input.tag
+    on done -> two
+
+state two:
+    run command "echo $tag >> two-started.log; sleep 4; echo $tag >> two.log"
+    with tag = input.tag
+    on done -> ok
+
+final ok: succeed
+"""
+
+PARENT = """\
+machine parent "a child machine, then a fan-out of them"
+
+state kid:
+    run machine "child.mgt"
+    with tag = "solo"
+    on done -> kids
+
+state kids:
+    for t in ["p", "q"]
+    run machine "child.mgt"
+    with tag = t
+    on done -> ok
+
+final ok: succeed
+"""
+
+
+def _reported(cluster: Cluster, run_id: str, needle: str) -> int:
+    """How many of the run's activities under way last heartbeated details holding `needle`."""
+    import asyncio
+
+    from temporalio.client import Client
+    from temporalio.converter import DataConverter
+
+    async def look() -> int:
+        client = await Client.connect(cluster.address)
+        described = await client.get_workflow_handle(run_id).describe()
+        convert = DataConverter.default.payload_converter
+        found = 0
+        for pending in described.raw_description.pending_activities:
+            if pending.HasField("heartbeat_details"):
+                details = convert.from_payloads(pending.heartbeat_details.payloads)
+                found += any(needle in text for text in (details[-1] or {}).values())
+        return found
+
+    return asyncio.run(look())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_child_machine_cut_short_resumes_on_the_next_worker(
+        cluster: Cluster, sig: signal.Signals) -> None:
+    (cluster.work / "child.mgt").write_text(CHILD)
+    (cluster.work / "parent.mgt").write_text(PARENT)
+    workers = {"a": cluster.worker("a"), "b": cluster.worker("b")}
+    proc = spawn("exec", cluster.work / "parent.mgt", "--engine", "temporal", "--runs-dir",
+                 cluster.work / "runs", "--json", cwd=cluster.work)
+    started = cluster.work / "two-started.log"
+
+    def kill_when(tags: set[str], state: str) -> None:
+        wait_for(f"the long steps of {sorted(tags)} to start", lambda: started.exists()
+                 and tags <= set(started.read_text().split()), proc)
+        run_id = only_run(cluster.work / "runs").name
+        # the heartbeats that carry the children's progress have reached the server
+        wait_for("the children's first states in the heartbeats", lambda: _reported(
+            cluster, run_id, '"type":"attempt_finished","state":"one"') >= len(tags), proc)
+        victim, = (name for name in _runs_on(cluster, run_id)  # the one running `state`
+                   if (cluster.work / "workers" / name / run_id / "states" / state).is_dir())
+        os.kill(workers[victim].pid, sig)
+        workers[victim].communicate()
+        workers[victim] = cluster.worker(victim)
+
+    kill_when({"solo"}, "kid")
+    kill_when({"p", "q"}, "kids")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["status"] == "succeeded"
+    # each child's first state ran once: the children were resumed, not started over
+    assert sorted((cluster.work / "one.log").read_text().split()) == ["p", "q", "solo"]
+    assert sorted((cluster.work / "two.log").read_text().split()) == ["p", "q", "solo"]
+    assert sorted(started.read_text().split()) == ["p", "p", "q", "q", "solo", "solo"]

@@ -95,10 +95,19 @@ class Attempts:
         loop = asyncio.get_running_loop()
         control = FanOutControl()
         future = loop.run_in_executor(self.pool, body, request, control)
+        children = _Children(self._run_dir_of(request), request)
+        sent: dict[str, str] | None = None
+        last = float("-inf")
         try:
             while True:
-                activity.heartbeat(request["state"], request["attempt"], request.get("index"))
-                done, _ = await asyncio.wait({future}, timeout=max(interval, 0.1))
+                # at the interval, and as soon as a child run has moved on (the worker sends
+                # at most one heartbeat a second: `mgt.engines.temporal.worker`)
+                now, seen = loop.time(), children.snapshot()
+                if seen != sent or now - last >= interval:
+                    activity.heartbeat(request["state"], request["attempt"],
+                                       request.get("index"), seen)
+                    sent, last = seen, now
+                done, _ = await asyncio.wait({future}, timeout=min(max(interval, 0.1), 0.5))
                 if done:
                     return future.result()
         except asyncio.CancelledError:
@@ -107,9 +116,13 @@ class Attempts:
             control.interrupt()  # an item's process groups
             end_leftovers(request["run_id"], self._groups_of(request))
             if activity.is_worker_shutdown():  # not the run's cancel: move it elsewhere
-                raise ApplicationError("the worker is shutting down", type=WORKER_LOST,
-                                       non_retryable=True) from None
+                raise ApplicationError("the worker is shutting down", children.snapshot(),
+                                       type=WORKER_LOST, non_retryable=True) from None
             raise
+
+    def _run_dir_of(self, request: dict[str, Any]) -> Path:
+        key = _session_key(request)
+        return (self.work_dir / ITEMS_DIR if key != request["run_id"] else self.work_dir) / key
 
     def _groups_of(self, request: dict[str, Any]) -> list[int]:
         with self._lock:
@@ -126,6 +139,7 @@ class Attempts:
         from mgt.errors import MgtError
 
         with self._session(request) as session:
+            _seed_children(session.journal.run_dir, request.get("children"))
             try:
                 event = session.interp.run_attempt(request["state"], int(request["attempt"]),
                                                    request.get("feedback"))
@@ -137,6 +151,7 @@ class Attempts:
         from mgt.errors import MgtError
 
         with self._session(request) as session:
+            _seed_children(session.journal.run_dir, request.get("children"))
             try:
                 event = session.interp.run_item(request["state"], int(request["attempt"]),
                                                 int(request["index"]), request.get("feedback"),
@@ -216,6 +231,70 @@ class Attempts:
             journal.close()
             raise
         return _Session(journal, interp, pgids=pgids)
+
+
+class _Children:
+    """The journals of the child runs (`run machine`) of one attempt or item, as heartbeat
+    details: if this worker is lost, the next one resumes them instead of starting over.
+
+    A child's directory is `machines/STATE-vVISIT[-items-INDEX][-try-N]` in the run's
+    directory (nested children under it); only whole lines are sent, and nothing once
+    they pass MAX_BYTES (the history keeps the last heartbeat of a failed activity).
+    """
+
+    MAX_BYTES = 1 << 20
+
+    def __init__(self, run_dir: Path, request: dict[str, Any]) -> None:
+        self.root = run_dir / "machines"
+        self.prefix = f"{request['state']}-v"
+        self.index = request.get("index")
+
+    def _mine(self, name: str) -> bool:
+        if not name.startswith(self.prefix):
+            return False
+        parts = name[len(self.prefix):].split("-")
+        if self.index is None:
+            return "items" not in parts
+        return parts[1:3] == ["items", str(self.index)]
+
+    def snapshot(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        if not self.root.is_dir():
+            return found
+        total = 0
+        for top in sorted(p for p in self.root.iterdir() if self._mine(p.name)):
+            for events in sorted(top.rglob("events.jsonl")):
+                try:
+                    text = events.read_text(encoding="utf-8")
+                except (OSError, ValueError):
+                    continue
+                text = text[:text.rfind("\n") + 1]  # whole lines only
+                total += len(text)
+                if total > self.MAX_BYTES:
+                    return {}
+                found[str(events.parent.relative_to(self.root))] = text
+        return found
+
+
+def _seed_children(run_dir: Path, children: Any) -> None:
+    """Write the child runs a lost worker had under way (its last heartbeat) into this
+    worker's run directory, so `run machine` resumes them: their finished states are kept."""
+    from mgt.runtime.journal import EVENTS_FILE, RunJournal
+
+    if not isinstance(children, dict):
+        return
+    root = (run_dir / "machines").resolve()
+    for name, text in sorted(children.items()):  # parents before their nested children
+        if not isinstance(name, str) or not isinstance(text, str):
+            continue
+        target = (root / name).resolve()
+        if not target.is_relative_to(root) or target == root \
+                or (target / EVENTS_FILE).exists():
+            continue
+        journal = RunJournal.create(target.parent, target.name, {"engine": "temporal"})
+        with (journal.run_dir / EVENTS_FILE).open("a", encoding="utf-8") as out:
+            out.write(text)
+        journal.close()
 
 
 def _session_key(request: dict[str, Any]) -> str:

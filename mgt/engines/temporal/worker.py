@@ -15,12 +15,15 @@ import signal
 import socket
 import sys
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import NoReturn
 
 from mgt.errors import UsageError
 
 __all__ = ["worker_main"]
+
+HEARTBEAT_THROTTLE_SECONDS = 1.0
 
 
 def worker_main(args: argparse.Namespace) -> NoReturn:
@@ -53,11 +56,16 @@ async def _serve(address: str, namespace: str, task_queue: str, work_dir: Path,
     attempts = Attempts(own, work_dir, max_concurrent)
     # the shared queue: claims, and the items of spread fan-outs (any worker may take them);
     # this worker's own queue: the attempts and items of the runs that claimed it
+    # heartbeats carry the progress of child runs: sent within a second, not the SDK's
+    # default of up to 80% of the heartbeat timeout, so a lost worker loses little of it
+    throttle = timedelta(seconds=HEARTBEAT_THROTTLE_SECONDS)
     shared = Worker(client, task_queue=task_queue, workflows=[MachineWorkflow],
                     activities=[attempts.claim, attempts.item],
-                    max_concurrent_activities=max_concurrent)
+                    max_concurrent_activities=max_concurrent,
+                    max_heartbeat_throttle_interval=throttle)
     mine = Worker(client, task_queue=own, activities=[attempts.attempt, attempts.item],
-                  max_concurrent_activities=max_concurrent)
+                  max_concurrent_activities=max_concurrent,
+                  max_heartbeat_throttle_interval=throttle)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -271,19 +271,22 @@ class MachineWorkflow:
             await self._fan_out(machine, spec, feedback)
             return
         timeout = timeout_of(machine, spec)
+        children: dict[str, str] = {}
         for _ in range(MAX_LOST):
             queue = await self._claimed()
             number = self.run.attempts.get(spec.name, 0) + 1
             self._emit(AttemptStarted(state=spec.name, attempt=number, kind=spec.run.kind))
             try:
-                result = await self._execute(ATTEMPT, self._request(spec, number, feedback),
-                                             queue, timeout)
+                result = await self._execute(
+                    ATTEMPT, self._request(spec, number, feedback, children=children),
+                    queue, timeout)
             except ActivityError as err:
                 cause = err.cause
                 if isinstance(cause, CancelledError):  # the run itself is being cancelled
                     raise asyncio.CancelledError(str(cause)) from err
                 if _lost(cause):
                     self._lost(spec.name, number, queue)
+                    children = _children_of(cause) or children
                     continue
                 message = str(cause or err)
                 if isinstance(cause, TimeoutError):
@@ -381,9 +384,11 @@ class MachineWorkflow:
     async def _item(self, spec: StateSpec, number: int, job: FanOutItem,
                     feedback: str | None, timeout: float, spread: bool) -> ItemFinished:
         """Item `job` of attempt `number`, made again each time its worker is lost."""
+        children: dict[str, str] = {}
         for _ in range(MAX_LOST):
             queue = self.params["task_queue"] if spread else await self._claimed()
-            request = self._request(spec, number, feedback, index=job.index, spread=spread)
+            request = self._request(spec, number, feedback, index=job.index, spread=spread,
+                                    children=children)
             try:
                 result = await self._execute(ITEM, request, queue, timeout)
             except ActivityError as err:
@@ -392,6 +397,7 @@ class MachineWorkflow:
                     raise asyncio.CancelledError(str(cause)) from err
                 if _lost(cause):
                     self._lost(spec.name, number, queue, job.index)
+                    children = _children_of(cause) or children
                     continue
                 return self._item_event(spec, number, job, "error",
                                         f"the item failed on its worker: {cause or err}")
@@ -439,6 +445,20 @@ class MachineWorkflow:
         data = {"seq": seq, "ts": ts, **event.raw} if isinstance(event, OtherEvent) \
             else replace(event, seq=seq, ts=ts).to_json()
         self.run.apply(parse_event(data))
+
+
+def _children_of(cause: BaseException | None) -> dict[str, str]:
+    """The child-run journals a lost activity last reported (its heartbeat details, or the
+    details of the error a stopping worker raised), for the next one to resume them."""
+    details: Any = ()
+    if isinstance(cause, TimeoutError):
+        details = cause.last_heartbeat_details
+    elif isinstance(cause, ApplicationError):
+        details = cause.details
+    found = details[-1] if details else None
+    if not isinstance(found, dict):
+        return {}
+    return {k: v for k, v in found.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def _lost(cause: BaseException | None) -> bool:
