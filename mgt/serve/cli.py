@@ -95,8 +95,6 @@ def _text_line(event: dict[str, Any]) -> None:
     elif kind == "deleted":
         line = f"{name}: Temporal schedule {event['schedule_id']} deleted (its [[schedule]] " \
                "table is gone)"
-    elif kind == "started" and event.get("engine") == "temporal":
-        line = f"{name}: run {run} started on Temporal"
     elif kind == "resumed":
         line = f"{name}: resumed run {run}"
     elif kind == "interrupted":

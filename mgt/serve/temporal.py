@@ -278,7 +278,7 @@ async def sync(client: Client, planned: list[Planned], settings: TemporalSetting
     for p in planned:
         described = await _describe(client, p.schedule_id)
         wanted = _temporal_schedule(p, settings)
-        when = p.schedule.when + (f" ({p.schedule.timezone})" if p.schedule.cron else "")
+        when = p.schedule.when + (f" in {p.schedule.timezone}" if p.schedule.cron else "")
         event = {"schedule": p.name, "schedule_id": p.schedule_id, "when": when,
                  "machine": str(p.schedule.machine)}
         try:
