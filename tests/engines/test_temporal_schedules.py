@@ -4,6 +4,7 @@ server, fired there and followed into the runs directory by a real `mgt worker`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import shutil
@@ -65,10 +66,8 @@ async def _cleanup(address: str, sids: list[str]) -> None:
         except RPCError:
             continue
         for action in described.info.running_actions:
-            try:
+            with contextlib.suppress(RPCError):
                 await client.get_workflow_handle(action.workflow_id).terminate("test over")
-            except RPCError:
-                pass
         await handle.delete()
 
 
@@ -159,7 +158,8 @@ def test_sync_creates_then_leaves_updates_and_deletes_schedules(project: Project
     assert params["budget_usd"] == 1.5
     assert params["cwd"] == str(project.cluster.work.resolve())
     assert params["task_queue"] == queue
-    assert described.info.num_actions == 1  # a new schedule runs once at once
+    wait_for("a new schedule to run once at once", lambda: _run(_describe(
+        address, f"mgt-schedule-{nightly}")).info.num_actions == 1)
     interval = _run(_describe(address, f"mgt-schedule-{hourly}")).schedule.spec.intervals
     assert [i.every for i in interval] == [timedelta(minutes=90)]
 
