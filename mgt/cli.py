@@ -200,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "runs (as mgt ui) on PORT (0: a free one)")
     p.add_argument("--ui-host", default="127.0.0.1", metavar="H",
                    help="the web view's address (127.0.0.1; another needs $MGT_UI_TOKEN)")
+    p.add_argument("--engine", choices=["file", "temporal"], default="file",
+                   help="file: run the schedules here (default); temporal: make them "
+                        "Temporal Schedules, fired by the server, and follow their runs")
+    p.add_argument("--temporal-address", metavar="HOST:PORT",
+                   help="Temporal server (default: $MGT_TEMPORAL_ADDRESS, mgt.toml [temporal])")
     _runs_dir(p)
     return parser
 

@@ -34,11 +34,16 @@ def serve_main(args: argparse.Namespace) -> int:
             raise UsageError("no mgt.toml here or above: pass --config FILE")
         config = found
     schedules = load_schedules(config)
+    emit = _json_line if args.json else _text_line
+    if getattr(args, "engine", "file") == "temporal":  # the server fires them: mgt.serve.temporal
+        from mgt.serve.temporal import serve_temporal
+
+        # no table is fine: it deletes the schedules an earlier sync made
+        return serve_temporal(args, config, schedules, emit)
     if not schedules:
         raise UsageError(f"{config}: no [[schedule]] tables: nothing to serve")
     clock = Clock(_start_time(args.now or os.environ.get(NOW_ENV)))
     runs_dir = Path(args.runs_dir)
-    emit = _json_line if args.json else _text_line
     if not args.once:
         for s in schedules:
             emit({"event": "schedule", "schedule": s.name, "when": s.when,
@@ -84,6 +89,12 @@ def _text_line(event: dict[str, Any]) -> None:
     elif kind == "started":
         line = f"{name}: started run {run}" + (f" (tick {event['tick']})" if event.get("tick")
                                                else "")
+    elif kind in ("created", "updated", "unchanged"):
+        line = f"{name}: Temporal schedule {event['schedule_id']} {kind} ({event['when']} → " \
+               f"{event['machine']})"
+    elif kind == "deleted":
+        line = f"{name}: Temporal schedule {event['schedule_id']} deleted (its [[schedule]] " \
+               "table is gone)"
     elif kind == "resumed":
         line = f"{name}: resumed run {run}"
     elif kind == "interrupted":
@@ -92,6 +103,8 @@ def _text_line(event: dict[str, Any]) -> None:
         line = f"{name}: run {run} {event['status']}{spent}"
         if event.get("error"):
             line += f": {event['error']}"
+    elif name == "-":
+        line = str(event.get("message", kind))
     else:
         line = f"{name}: {event.get('message', kind)}"
     sys.stdout.write(line + "\n")

@@ -352,7 +352,9 @@ def _run_of_pid(runs_dir: Path, pid: Any, before: set[str] | None) -> str | None
 
     wanted = f"{pid}\n".encode()
     for name in _run_names(runs_dir):
-        if name == SERVE_DIR or (before is not None and name in before):
+        # hidden: .serve, and a run directory still being built under `.new-...` (its lock
+        # already names the pid, but the run is not there yet: look again after the rename)
+        if name.startswith(".") or (before is not None and name in before):
             continue
         try:
             with (runs_dir / name / LOCK_FILE).open("rb") as fh:

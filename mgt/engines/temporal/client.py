@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from mgt.engines.temporal.settings import TemporalSettings
     from mgt.runtime.journal import RunJournal
 
-__all__ = ["cancel_main", "connect", "exec_temporal", "leave_after", "require_sdk",
-           "resume_temporal"]
+__all__ = ["cancel_main", "connect", "exec_temporal", "leave_after", "mirror", "record_end",
+           "require_sdk", "resume_temporal", "run_params"]
 
 POLL_SECONDS = 0.25
 
@@ -68,25 +68,17 @@ def exec_temporal(args: argparse.Namespace, machine: Machine, inputs: dict[str, 
     require_sdk()
     from mgt.engines.temporal.settings import load_settings
     from mgt.runtime.interpreter import run_info
-    from mgt.runtime.journal import RunJournal, jsonable
+    from mgt.runtime.journal import RunJournal
 
     settings = load_settings(machine.source_path, address=args.temporal_address)
-    spread = settings.spread_states(machine)  # a bad list is refused before any run exists
+    settings.spread_states(machine)  # a bad `spread` is refused before any run exists
     info = run_info(machine, inputs, budget_usd=args.budget_usd, cwd=Path.cwd())
     journal = RunJournal.create_new(args.runs_dir, machine.name, {
         **info, "executor": executor, "executor_options": options, "engine": "temporal",
         "temporal": {"address": settings.address, "namespace": settings.namespace,
                      "task_queue": settings.task_queue}})
-    params = {
-        "run_id": journal.run_id, "machine_path": info["machine"]["path"],
-        "machine_sha256": machine.source_hash, "inputs": jsonable(inputs),
-        "budget_usd": args.budget_usd, "cwd": str(Path.cwd()), "executor": executor,
-        "executor_options": options, "task_queue": settings.task_queue,
-        "heartbeat_seconds": settings.heartbeat_seconds,
-        "claim_seconds": settings.claim_seconds, "store": settings.store,
-        "store_min_bytes": settings.store_min_bytes,
-        "spread": spread,
-    }
+    params = run_params(machine, inputs, settings, executor=executor, options=options,
+                        budget_usd=args.budget_usd, cwd=Path.cwd(), run_id=journal.run_id)
     def body() -> int:
         try:
             return asyncio.run(_drive(journal, settings, machine, args.json, params))
@@ -98,6 +90,30 @@ def exec_temporal(args: argparse.Namespace, machine: Machine, inputs: dict[str, 
             journal.close()
 
     leave_after(body)
+
+
+def run_params(machine: Machine, inputs: dict[str, Any], settings: TemporalSettings, *,
+               executor: str | None, options: dict[str, Any], budget_usd: float | None,
+               cwd: Path, run_id: str | None = None) -> dict[str, Any]:
+    """The `mgt.run` workflow's input: the machine pinned by path and sha256, the typed
+    inputs as JSON, and where and how its attempts run.
+
+    `mgt exec --engine temporal` passes its run id; a Temporal Schedule's action has
+    none (each run it starts takes its workflow id as run id)."""
+    from mgt.runtime.journal import jsonable
+
+    params: dict[str, Any] = {} if run_id is None else {"run_id": run_id}
+    params.update({
+        "machine_path": str(Path(machine.source_path).resolve()),
+        "machine_sha256": machine.source_hash, "inputs": jsonable(inputs),
+        "budget_usd": budget_usd, "cwd": str(cwd), "executor": executor,
+        "executor_options": options, "task_queue": settings.task_queue,
+        "heartbeat_seconds": settings.heartbeat_seconds,
+        "claim_seconds": settings.claim_seconds, "store": settings.store,
+        "store_min_bytes": settings.store_min_bytes,
+        "spread": settings.spread_states(machine),
+    })
+    return params
 
 
 def resume_temporal(args: argparse.Namespace, journal: RunJournal) -> NoReturn:
@@ -192,7 +208,7 @@ async def _drive(journal: RunJournal, settings: TemporalSettings, machine: Machi
     cancel_task = asyncio.ensure_future(cancelled.wait())
     try:
         while not result_task.done():
-            await _mirror(handle, journal, show)
+            await mirror(handle, journal, show)
             await asyncio.wait({result_task, cancel_task}, timeout=POLL_SECONDS,
                                return_when=asyncio.FIRST_COMPLETED)
             if cancel_task.done() and not result_task.done():
@@ -201,12 +217,12 @@ async def _drive(journal: RunJournal, settings: TemporalSettings, machine: Machi
         try:
             result_task.result()
         except WorkflowFailureError as err:
-            await _mirror(handle, journal, show)
+            await mirror(handle, journal, show)
             if journal.state.status == "interrupted":
                 return _end(journal, machine, as_json, "interrupted")
             raise RunError(f"run {journal.run_id} failed on Temporal: "
                            f"{err.cause or err}") from None
-        await _mirror(handle, journal, show)
+        await mirror(handle, journal, show)
         return _end(journal, machine, as_json, journal.state.status)
     finally:
         cancel_task.cancel()
@@ -232,7 +248,7 @@ async def _check_resumable(handle: WorkflowHandle[Any, Any], run_id: str) -> Non
                          "be resumed; start it again with mgt exec")
 
 
-async def _mirror(handle: WorkflowHandle[Any, Any], journal: RunJournal, show: Any) -> None:
+async def mirror(handle: WorkflowHandle[Any, Any], journal: RunJournal, show: Any) -> None:
     """Append the workflow's events the local run directory has not seen yet."""
     from mgt.runtime.events import parse_event
     from mgt.runtime.interpreter import Totals
@@ -258,6 +274,16 @@ def _end(journal: RunJournal, machine: Machine | None, as_json: bool, status: st
     from mgt.runtime.cli import report_result
     from mgt.runtime.interpreter import RunResult, Totals
 
+    status = record_end(journal, status)
+    run = journal.state
+    result = RunResult(run_id=journal.run_id, run_dir=journal.run_dir, status=status,
+                       final=run.final, message=run.message, path=list(run.path),
+                       outputs=dict(run.outputs), totals=Totals.of(run), run=run)
+    return report_result(result, as_json, machine)
+
+
+def record_end(journal: RunJournal, status: str) -> str:
+    """Write a mirrored run's end into its run.json; the status it ended with."""
     run = journal.state
     if status == "interrupted" and run.status != "interrupted":
         status = run.status
@@ -265,7 +291,4 @@ def _end(journal: RunJournal, machine: Machine | None, as_json: bool, status: st
                        message=run.message, path=list(run.path),
                        cost_usd=round(run.cost_usd, 6),
                        tokens={"input": run.input_tokens, "output": run.output_tokens})
-    result = RunResult(run_id=journal.run_id, run_dir=journal.run_dir, status=status,
-                       final=run.final, message=run.message, path=list(run.path),
-                       outputs=dict(run.outputs), totals=Totals.of(run), run=run)
-    return report_result(result, as_json, machine)
+    return status
