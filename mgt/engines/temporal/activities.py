@@ -114,7 +114,10 @@ class Attempts:
             from mgt.executors.process import end_leftovers
 
             control.interrupt()  # an item's process groups
-            end_leftovers(request["run_id"], self._groups_of(request))
+            if request.get("index") is None:  # an attempt: the run's only work under way
+                end_leftovers(request["run_id"], self._groups_of(request))
+            # an item ends only its own groups: its run's other items run on, or are cut
+            # short by their own cancellation (never as a failure of their step)
             if activity.is_worker_shutdown():  # not the run's cancel: move it elsewhere
                 raise ApplicationError("the worker is shutting down", children.snapshot(),
                                        type=WORKER_LOST, non_retryable=True) from None
