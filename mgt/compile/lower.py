@@ -136,6 +136,21 @@ def definition_hashes(
     return hashes
 
 
+def _with_children(hashes: dict[str, str], states: Mapping[str, StateSpec]) -> dict[str, str]:
+    """`hashes` plus the machine file of every `run machine` step (at any depth) and the
+    definition files those machines loaded, so a run pins its children too."""
+    for spec in states.values():
+        for one in (spec, *(branch for _, branch in spec.branches)):
+            if isinstance(one.step, MachineStep):
+                hashes.update(one.step.machine.definitions)
+                path = Path(one.step.path)
+                try:
+                    hashes[str(path.resolve())] = hashlib.sha256(path.read_bytes()).hexdigest()
+                except OSError:
+                    continue
+    return dict(sorted(hashes.items()))
+
+
 def _read_source(path: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
@@ -218,7 +233,8 @@ class _Lowering:
             polecats=dict(self.polecats),
             formulas=dict(self.formulas),
             schemas=self.schemas,
-            definitions=definition_hashes(self.polecats, self.formulas, self.schemas),
+            definitions=_with_children(
+                definition_hashes(self.polecats, self.formulas, self.schemas), states),
         )
 
     # --- inputs ------------------------------------------------------------

@@ -419,3 +419,29 @@ def test_path_defaults_resolve_against_the_machine_file_but_urls_do_not(tmp_path
     assert inputs["repo"] == str((tmp_path / "target").resolve())
     assert inputs["logs"] == "http://loki.example:3100"
     assert inputs["abs"] == "/srv/x"
+
+
+def test_a_machine_pins_the_machines_it_runs_and_what_they_load(tmp_path: Path) -> None:
+    import hashlib
+
+    from mgt.compile import load_machine
+
+    (tmp_path / "schemas").mkdir()
+    (tmp_path / "schemas" / "Out.json").write_text('{"type": "object"}')
+    (tmp_path / "grandchild.mgt").write_text(
+        'machine grandchild\n\nimport schemas from "schemas"\n\nstate s:\n'
+        '    run command "echo {}"\n    output Out\n    on done -> ok\n\nfinal ok: succeed\n')
+    (tmp_path / "child.mgt").write_text(
+        'machine child\n\nstate s:\n    run machine "grandchild.mgt"\n    on done -> ok\n'
+        '    on error -> ok\n\nfinal ok: succeed\n')
+    (tmp_path / "parent.mgt").write_text(
+        'machine parent\n\nstate s:\n    branch a:\n        run machine "child.mgt"\n'
+        '    branch b:\n        run command "true"\n    on done -> ok\n    on error -> ok\n\n'
+        "final ok: succeed\n")
+    pinned = load_machine(str(tmp_path / "parent.mgt")).definitions
+
+    def sha(name: str) -> str:
+        return hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+
+    assert pinned == {str((tmp_path / name).resolve()): sha(name)
+                      for name in ("child.mgt", "grandchild.mgt", "schemas/Out.json")}

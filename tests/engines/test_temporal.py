@@ -398,3 +398,25 @@ def test_a_child_machine_cut_short_resumes_on_the_next_worker(
     assert sorted((cluster.work / "one.log").read_text().split()) == ["p", "q", "solo"]
     assert sorted((cluster.work / "two.log").read_text().split()) == ["p", "q", "solo"]
     assert sorted(started.read_text().split()) == ["p", "p", "q", "q", "solo", "solo"]
+
+
+def test_a_worker_whose_child_machine_differs_from_the_runs_start_refuses_it(
+        cluster: Cluster) -> None:
+    (cluster.work / "child.mgt").write_text(CHILD.replace("sleep 4", "sleep 0"))
+    (cluster.work / "slowparent.mgt").write_text(SLOW.replace(
+        'state slow:\n    run command "echo started >> slow.log; sleep 5; '
+        'echo finished >> done.log"',
+        'state slow:\n    run machine "child.mgt"'))
+    first = cluster.worker("a")
+    proc = spawn("exec", cluster.work / "slowparent.mgt", "--engine", "temporal",
+                 "--runs-dir", cluster.work / "runs", "--json", cwd=cluster.work)
+    wait_for("the first state to run", (cluster.work / "first.log").exists, proc)
+    os.kill(first.pid, signal.SIGKILL)
+    first.communicate()
+    child = cluster.work / "child.mgt"
+    child.write_text(child.read_text().replace("echo $tag >> one.log", "echo changed"))
+    cluster.worker("b")  # a fresh worker loads the changed file
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert f"{child.resolve()} differs here from the run's start" in out + err, out + err
+    assert not (cluster.work / "one.log").exists()  # nothing ran from the changed file

@@ -197,7 +197,8 @@ class Attempts:
         from mgt.runtime.interpreter import Interpreter
         from mgt.runtime.journal import RunJournal
 
-        machine = machine_for(request["machine_path"], request["machine_sha256"])
+        machine = machine_for(request["machine_path"], request["machine_sha256"],
+                              request.get("definitions"))
         key = _session_key(request)
         runs_dir = self.work_dir / ITEMS_DIR if key != request["run_id"] else self.work_dir
         try:

@@ -105,7 +105,8 @@ def run_params(machine: Machine, inputs: dict[str, Any], settings: TemporalSetti
     params: dict[str, Any] = {} if run_id is None else {"run_id": run_id}
     params.update({
         "machine_path": str(Path(machine.source_path).resolve()),
-        "machine_sha256": machine.source_hash, "inputs": jsonable(inputs),
+        "machine_sha256": machine.source_hash, "definitions": dict(machine.definitions),
+        "inputs": jsonable(inputs),
         "budget_usd": budget_usd, "cwd": str(cwd), "executor": executor,
         "executor_options": options, "task_queue": settings.task_queue,
         "heartbeat_seconds": settings.heartbeat_seconds,

@@ -124,6 +124,8 @@ class MachineWorkflow:
         # a run a Temporal Schedule started has no run id of its own: its workflow id is it
         self.params = params = {**params,
                                 "run_id": params.get("run_id") or workflow.info().workflow_id}
+        # the definition files are checked where they are used, by the worker of each
+        # attempt: failing here would fail the workflow task over and over, not the run
         self.machine = machine = machine_for(params["machine_path"], params["machine_sha256"])
         router = Router(_chart(machine))
         run = self.run
@@ -240,7 +242,8 @@ class MachineWorkflow:
         params = self.params
         return {
             "run_id": params["run_id"], "machine_path": params["machine_path"],
-            "machine_sha256": params["machine_sha256"], "inputs": params["inputs"],
+            "machine_sha256": params["machine_sha256"],
+            "definitions": params.get("definitions"), "inputs": params["inputs"],
             "cwd": params["cwd"], "budget_usd": params.get("budget_usd"),
             "executor": params.get("executor"),
             "executor_options": params.get("executor_options") or {},
