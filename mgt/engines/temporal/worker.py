@@ -24,6 +24,7 @@ from mgt.errors import UsageError
 __all__ = ["worker_main"]
 
 HEARTBEAT_THROTTLE_SECONDS = 1.0
+STICKY_SECONDS = 3.0
 
 
 def worker_main(args: argparse.Namespace) -> NoReturn:
@@ -59,10 +60,13 @@ async def _serve(address: str, namespace: str, task_queue: str, work_dir: Path,
     # heartbeats carry the progress of child runs: sent within a second, not the SDK's
     # default of up to 80% of the heartbeat timeout, so a lost worker loses little of it
     throttle = timedelta(seconds=HEARTBEAT_THROTTLE_SECONDS)
+    # a workflow task left on a dead worker's sticky queue moves to another after this
+    # long (the SDK's default is 10 s, a pause in every run that loses its worker)
     shared = Worker(client, task_queue=task_queue, workflows=[MachineWorkflow],
                     activities=[attempts.claim, attempts.item],
                     max_concurrent_activities=max_concurrent,
-                    max_heartbeat_throttle_interval=throttle)
+                    max_heartbeat_throttle_interval=throttle,
+                    sticky_queue_schedule_to_start_timeout=timedelta(seconds=STICKY_SECONDS))
     mine = Worker(client, task_queue=own, activities=[attempts.attempt, attempts.item],
                   max_concurrent_activities=max_concurrent,
                   max_heartbeat_throttle_interval=throttle)
