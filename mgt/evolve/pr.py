@@ -520,8 +520,7 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
             "user running mgt can."
         )
     pending = _pending_path(repo, filed_by)
-    adopted = (_adopt_pending(repo, pending, base_before, ctx.attempt_dir)
-               if settings.forge == "local" else None)
+    adopted = _adopt_pending(repo, pending, base_before, ctx.attempt_dir)
     if adopted is not None:  # committed by this step before it was killed: file that commit
         branch, sha = adopted
         ctx.progress(f"branch {branch} was committed by this step before it was interrupted: "
@@ -536,8 +535,7 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
                         raise EvolveError(
                             f"the branch name '{branch}' is the base branch; refusing to commit")
                     ctx.progress(f"creating branch {branch} from {base}")
-                    if settings.forge == "local":  # the local forge's records live there too
-                        _write_pending(pending, branch, ctx.attempt_dir)
+                    _write_pending(pending, branch, ctx.attempt_dir)
                     tree = stack.enter_context(
                         scratch_worktree(repo, base, branch=branch, prefix="mgt-pr-"))
                 try:
@@ -594,9 +592,12 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
     else:
         assert github_repo is not None
         result.update(_file_on_github(repo, remote, github_repo, branch, base, title, body,
-                                      settings, ctx))
+                                      settings, ctx, taking_back=adopted is not None))
     with suppress(OSError):
         pending.unlink(missing_ok=True)  # filed: the record (or the forge) knows the branch now
+        for empty in (pending.parent, pending.parent.parent):  # leave no mgt/ behind for GitHub
+            if empty.name in {"pending", "mgt"} and not any(empty.iterdir()):
+                empty.rmdir()
     if rev_parse(repo, base) != base_before:  # pragma: no cover - we never write to it
         raise EvolveError(f"base branch {base} moved while filing the PR; check {repo}")
     _validate_result(ctx, result)
@@ -714,8 +715,11 @@ def resolve_github_repo(ctx: StepContext, repo: Path, target: TargetConfig, remo
 
 def _file_on_github(
     repo: Path, remote: str, github_repo: str, branch: str, base: str, title: str, body: str,
-    settings: FilePRSettings, ctx: StepContext,
+    settings: FilePRSettings, ctx: StepContext, *, taking_back: bool = False,
 ) -> dict[str, Any]:
+    """Push `branch` and open its pull request. `taking_back`: this step made the branch
+    before it was interrupted, and may have opened its PR too: an open PR of that branch
+    that this run filed is kept (its labels and reviewers set again), not filed twice."""
     from mgt.evolve.github import GitHubClient, token_from_env
 
     token = token_from_env()
@@ -723,8 +727,13 @@ def _file_on_github(
     git(repo, "push", "--quiet", remote, f"refs/heads/{branch}:refs/heads/{branch}", timeout=300)
     try:
         with GitHubClient(github_repo, token) as client:
-            pull = client.create_pull(head=branch, base=base, title=title, body=body,
-                                      draft=settings.draft)
+            pull = _filed_on_github(client, branch, ctx.run_id) if taking_back else None
+            if pull is not None:
+                ctx.progress(f"PR #{pull['number']} was opened by this step before it was "
+                             "interrupted: kept, not filed again")
+            else:
+                pull = client.create_pull(head=branch, base=base, title=title, body=body,
+                                          draft=settings.draft)
             number = int(pull["number"])
             labels = list(settings.labels)
             if labels:
@@ -744,6 +753,23 @@ def _file_on_github(
     draft = pull.get("draft", settings.draft)
     return {"pr_url": url, "pr_number": number, "labels": labels,
             "status": "draft" if draft else "ready"}
+
+
+def _filed_on_github(client: Any, branch: str, run_id: str) -> dict[str, Any] | None:
+    """The open pull request of `branch` whose sleeptime block this run wrote, if any; an open
+    PR of that branch filed by anyone else is an error (the branch is not ours to reuse)."""
+    from mgt.evolve.metadata import parse_blocks
+
+    pulls = client.list_pulls(head=branch)
+    for pull in pulls if isinstance(pulls, list) else []:
+        if not isinstance(pull, dict) or (pull.get("head") or {}).get("ref") != branch:
+            continue
+        if any(meta.get("kind") == "pr" and meta.get("run_id") == run_id
+               for meta in parse_blocks(pull.get("body"))):
+            return pull
+        raise EvolveError(f"an open pull request (#{pull.get('number')}) of branch {branch} "
+                          "was not filed by this run; refusing to file the branch again")
+    return None
 
 
 def _save(directory: Path, name: str, text: str) -> None:

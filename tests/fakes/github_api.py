@@ -78,6 +78,9 @@ class GitHubStandIn:
         self.push = push  # what GET /repos/{o}/{r} says the token may do
         self.login = login
         self.now: datetime | None = None  # the clock of merges and comments (None: real time)
+        #: when set: POST /pulls creates the PR, then answers only once this is set (a client
+        #: killed while it waits has opened a PR it never heard of)
+        self.hold_create: threading.Event | None = None
         self.comments: dict[int, list[dict[str, Any]]] = {}
         self.state = _State()
         stand_in = self
@@ -245,6 +248,8 @@ class GitHubStandIn:
             "created_at": now,
         }
         self.state.pulls[number] = pull
+        if self.hold_create is not None:
+            self.hold_create.wait(60)
         self._send(h, 201, pull)
 
     def _add_labels(self, h: BaseHTTPRequestHandler, number: int, body: Any) -> None:
