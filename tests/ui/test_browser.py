@@ -388,8 +388,12 @@ def test_ctrl_c_stops_the_server_cleanly_even_with_a_live_page_open(tmp_path: Pa
     run = spawn("exec", tmp_path / "slow.mgt", "--runs-dir", "runs", cwd=tmp_path)
     try:
         runs_dir = tmp_path / "runs"
-        wait_for("the run to start", lambda: any(runs_dir.iterdir()), run)
-        run_id = next(p.name for p in runs_dir.iterdir() if not p.name.startswith("."))
+        def started() -> list[Path]:  # a run directory (not one being made) with an event
+            return [p for p in runs_dir.iterdir() if not p.name.startswith(".")
+                    and (p / "events.jsonl").is_file() and (p / "events.jsonl").stat().st_size]
+
+        wait_for("the run to start", lambda: bool(started()), run)
+        run_id = started()[0].name
         ui = Server("--runs-dir", runs_dir, cwd=tmp_path)
         assert _status(f"{ui.url}/runs") == 200
         with urllib.request.urlopen(f"{ui.url}/runs/{run_id}/live", timeout=30) as stream:
