@@ -8,7 +8,10 @@ typed the same way and must fit the formula input they bind.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Iterator
+from typing import Any
 
 from mgt import ast
 from mgt.check.context import Check, Context
@@ -243,10 +246,58 @@ def _unavailable(ctx: Context, producer: str, reader: str, where: str, span: Spa
     )
 
 
+#: `scheme://user:password@` or `scheme://:token@`: a credential written into a URL
+_SECRET_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s@:]*:[^/\s@]+@", re.IGNORECASE)
+
+
+def check_secrets(ctx: Context) -> Iterator[Diagnostic]:
+    """A URL with a password in it, written in the machine: every run would record it (its
+    run.json, events, prompts and requests); warn, and say where a credential belongs."""
+    machine = ctx.machine
+    # a `path` input's URL loses its credentials before anything is recorded
+    exprs: list[ex.Expr] = [i.default for i in machine.inputs
+                            if i.default is not None and i.type.name.text != "path"]
+    texts: list[tuple[str, Span]] = []
+    for state in machine.states:
+        for step in (state, *(ast.branch_state(state, b) for b in state.branches)):
+            exprs += [b.value for b in step.bindings]
+            if step.run is not None:
+                texts += [(t, step.run.span) for t in (step.run.command, step.run.prompt) if t]
+        if state.fan_out is not None:
+            exprs.append(state.fan_out.items)
+        exprs += [on.guard for on in state.transitions if on.guard is not None]
+    exprs += [f.returns for f in machine.finals if f.returns is not None]
+    for expr in exprs:
+        texts += [(str(lit.value), lit.span) for lit in _string_literals(expr)]
+    for text, span in texts:
+        if _SECRET_URL.search(text):
+            yield Diagnostic.warning(
+                "this URL carries a password or token: every run records it (run.json, "
+                "events, prompts)", span,
+                "pass the URL as an input of type path (its credentials are then kept in "
+                "memory only) or set GRAFANA_LOKI_USER / GRAFANA_LOKI_TOKEN")
+
+
+def _string_literals(expr: Any) -> Iterator[ex.Literal]:
+    """Every text literal in `expr`, at any depth."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ex.Literal):
+            if isinstance(node.value, str):
+                yield node
+        elif isinstance(node, tuple | list):
+            stack.extend(node)
+        elif dataclasses.is_dataclass(node) and not isinstance(node, type):
+            stack.extend(getattr(node, f.name) for f in dataclasses.fields(node)
+                         if f.name != "span")
+
+
 CHECKS: tuple[Check, ...] = (
     check_guards,
     check_binding_names,
     check_bindings,
     check_fan_out,
     check_output_availability,
+    check_secrets,
 )
