@@ -302,6 +302,7 @@ def pids_cgroup(limit: int) -> Iterator[PidsCgroup | None]:
     for root in _CGROUP_ROOTS:
         if not (root / "cgroup.procs").is_file():
             continue
+        sweep_cgroups(root)
         if root == Path("/sys/fs/cgroup"):  # cgroup v2: needs the pids controller
             try:
                 if "pids" not in (root / "cgroup.subtree_control").read_text().split():
@@ -327,6 +328,33 @@ def pids_cgroup(limit: int) -> Iterator[PidsCgroup | None]:
         group.kill_all()
         with suppress(OSError):
             made.rmdir()
+
+
+#: A sandbox cgroup with no process in it for this long was left by an mgt that was killed.
+STALE_CGROUP_SECONDS = 60.0
+
+
+def sweep_cgroups(root: Path) -> list[Path]:
+    """Remove the empty sandbox cgroups a killed mgt left under `root` (one busy or just made
+    by another mgt, which has not joined it yet, is left alone); the ones removed."""
+    import time
+
+    removed: list[Path] = []
+    try:
+        found = [p for p in root.iterdir() if p.name.startswith("mgt-sandbox-")]
+    except OSError:
+        return removed
+    now = time.time()
+    for path in found:
+        try:
+            if now - path.stat().st_mtime < STALE_CGROUP_SECONDS \
+                    or (path / "cgroup.procs").read_text().strip():
+                continue
+            path.rmdir()  # EBUSY if a process joined meanwhile: then it is not stale
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
 
 
 _PROCESS_SIGNS = ("resource temporarily unavailable", "cannot fork", "can't fork",

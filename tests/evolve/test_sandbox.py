@@ -391,3 +391,57 @@ def test_open_pr_refuses_without_a_sandbox_and_leaves_no_branch(
         open_pr(make_ctx({"changes": proposal, "evidence": report}, state="open_pr"))
     assert run_git(repo, "branch", "--list") == branches
     assert not (repo / ".git" / "mgt" / "prs").exists()
+
+
+def _cgroup_root() -> Path | None:
+    """A pids cgroup root this process may make groups in (root, cgroups mounted writable)."""
+    from mgt.evolve import sandbox
+
+    if os.geteuid() != 0:
+        return None
+    for root in sandbox._CGROUP_ROOTS:
+        try:
+            made = Path(tempfile.mkdtemp(prefix="mgt-probe-", dir=root))
+        except OSError:
+            continue
+        made.rmdir()
+        return root
+    return None
+
+
+def test_empty_sandbox_cgroups_left_by_a_killed_mgt_are_swept(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+    import subprocess
+
+    from mgt.evolve import sandbox
+
+    root = _cgroup_root()
+    if root is None:
+        pytest.skip("no writable pids cgroup here (not root, or cgroups mounted read-only)")
+    monkeypatch.setattr(sandbox, "STALE_CGROUP_SECONDS", 0.0)
+    stale = Path(tempfile.mkdtemp(prefix="mgt-sandbox-", dir=root))
+    busy = Path(tempfile.mkdtemp(prefix="mgt-sandbox-", dir=root))
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        (busy / "cgroup.procs").write_text(str(sleeper.pid))
+        removed = sandbox.sweep_cgroups(root)
+        assert stale in removed and not stale.exists()
+        assert busy.exists() and busy not in removed  # a sandbox at work is left alone
+    finally:
+        sleeper.send_signal(signal.SIGKILL)
+        sleeper.wait()
+        for _ in range(100):
+            try:
+                busy.rmdir()
+                break
+            except OSError:
+                import time
+
+                time.sleep(0.02)
+    monkeypatch.setattr(sandbox, "STALE_CGROUP_SECONDS", 3600.0)
+    fresh = Path(tempfile.mkdtemp(prefix="mgt-sandbox-", dir=root))
+    try:
+        assert fresh not in sandbox.sweep_cgroups(root)  # just made: maybe another mgt's
+    finally:
+        fresh.rmdir()
