@@ -26,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -384,7 +385,31 @@ def _group_alive(pgid: int, leader: subprocess.Popen[bytes] | None) -> bool:
     """True while any process other than an exited (zombie) leader is in the group."""
     if leader is not None and not _exited(leader.pid):
         return True
-    return any(_pgid_of(pid) == pgid and pid != pgid for pid in _all_pids())
+    return any(group == pgid and pid != pgid for pid, group in _process_groups().items())
+
+
+#: How long one look at the process table serves every thread asking (a fan-out's items
+#: end together, and each would read all of /proc). A look slightly old only makes a
+#: group seem alive a little longer; the group is sent SIGKILL at the end regardless.
+_TABLE_SECONDS = 0.01
+_table: tuple[float, dict[int, int]] = (float("-inf"), {})
+_table_lock = threading.Lock()
+
+
+def _process_groups() -> dict[int, int]:
+    """pid → process group of every live (not zombie) process, shared for _TABLE_SECONDS."""
+    global _table
+    with _table_lock:
+        taken, groups = _table
+        if time.monotonic() - taken < _TABLE_SECONDS:
+            return groups
+        groups = {}
+        for pid in _all_pids():
+            group = _pgid_of(pid)
+            if group is not None:
+                groups[pid] = group
+        _table = (time.monotonic(), groups)
+        return groups
 
 
 def _all_pids() -> list[int]:
@@ -396,7 +421,11 @@ def _all_pids() -> list[int]:
 
 def _pgid_of(pid: int) -> int | None:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+        try:
+            stat = os.read(fd, 4096).decode("utf-8", "replace")
+        finally:
+            os.close(fd)
     except OSError:
         return None
     # comm may contain spaces and parentheses: split after the last ')'
@@ -415,7 +444,31 @@ def _exited(pid: int) -> bool:
 
 
 def _wait_exited(pid: int, timeout: float | None) -> bool:
-    """Wait (without reaping) for `pid` to exit; False if still running after `timeout`."""
+    """Wait (without reaping) for `pid` to exit; False if still running after `timeout`.
+
+    A pidfd (Linux 5.3+) wakes us the moment it exits; without one, we poll."""
+    if _exited(pid):
+        return True
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return _poll_exited(pid, timeout)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        while not _exited(pid):
+            # in slices, so a signal handler (Ctrl-C) runs in good time on the main thread
+            wait = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+            if wait <= 0:
+                return False
+            poller.poll(wait * 1000)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _poll_exited(pid: int, timeout: float | None) -> bool:
     deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
     delay = 0.001
     while not _exited(pid):

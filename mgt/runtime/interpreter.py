@@ -63,6 +63,7 @@ from mgt.runtime.events import (
 )
 from mgt.runtime.fanout import FanOutItem, items_of, join, policy_of
 from mgt.runtime.journal import (
+    DURABLE_EVENTS,
     MAX_DEPTH,
     RunJournal,
     TooDeep,
@@ -857,7 +858,8 @@ class Interpreter:
         with self._emit_lock:
             if control.interrupted:
                 return None
-            self._emit(event)
+            stamped = self._emit(event, sync=False)
+        self.journal.sync_through(stamped.seq)  # out of the lock: a sync for many items
         return event
 
     def _run_builtin(self, name: str, ctx: StepContext) -> ExecResult:
@@ -920,11 +922,17 @@ class Interpreter:
 
     # ------------------------------------------------------------------ journal plumbing
 
-    def _emit(self, event: Event) -> None:
+    def _emit(self, event: Event, *, sync: bool = True) -> Event:
+        """Journal `event`; a durable one is on disk when this returns (`sync=False`: when
+        the caller's `journal.sync_through(seq)` returns). The sync is made outside the
+        emit lock, so fan-out items finishing together share one."""
         with self._emit_lock:
-            stamped = self.journal.emit(event)
+            stamped = self.journal.emit(event, sync=False)
             if self._on_event is not None:
                 self._on_event(stamped.to_json(), self.totals)
+        if sync and stamped.type in DURABLE_EVENTS:
+            self.journal.sync_through(stamped.seq)
+        return stamped
 
     def _emit_progress(self, state: str, message: str) -> None:
         if self._on_event is not None:

@@ -18,7 +18,9 @@ Durability: a killed process loses nothing it wrote (the page cache outlives
 it), so what fsync buys is surviving a crash of the machine itself. The events
 that record finished work (attempt_finished, with its output) and the run's
 own milestones (run_started/resumed/finished/interrupted) are fsync'd before
-mgt goes on: one fsync per step, like a database commit per checkpoint. The
+mgt goes on: one fsync per step, like a database commit per checkpoint; the
+item_finished events of a fan-out's items that end together share one (group
+commit, `sync_through`), each still on disk before its item is counted. The
 others (state_entered, attempt_started, process_started, transition, backoff) are written and
 flushed, so a killed process keeps them, and become durable with the next
 fsync; the log on disk is therefore always a prefix of the run, which resume
@@ -43,6 +45,7 @@ import json
 import os
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -472,6 +475,8 @@ class RunJournal:
         self._lock_fd: int | None = lock_fd
         self.state: RunState = fold(events)
         self._seq = max((e.seq for e in events), default=0)
+        self._synced = self._seq  # every event up to this seq is on disk
+        self._sync_lock = threading.Lock()
         path = run_dir / EVENTS_FILE
         try:
             if path.exists() and path.stat().st_size != size:
@@ -591,9 +596,14 @@ class RunJournal:
 
     # -- writing -------------------------------------------------------------------------
 
-    def emit(self, event: Event) -> Event:
+    def emit(self, event: Event, *, sync: bool = True) -> Event:
         """Append one typed event (stamped with seq and ts); fsync it first if it is one of
-        DURABLE_EVENTS. Returns the stamped event, already folded into `state`."""
+        DURABLE_EVENTS. Returns the stamped event, already folded into `state`.
+
+        `sync=False`: the caller makes it durable with `sync_through(event.seq)` before
+        it goes on, outside whatever lock it holds around `emit`, so that the events
+        of many threads finishing at once (a fan-out's items) share one fsync.
+        """
         try:
             data = jsonable(replace(event, seq=self._seq + 1, ts=now_iso()).to_json())
             line = json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
@@ -603,13 +613,29 @@ class RunJournal:
         try:
             self._fh.write(line)
             self._fh.flush()
-            if stamped.type in DURABLE_EVENTS:
-                _datasync(self._fh.fileno())
         except OSError as err:
             raise JournalError(f"cannot append to {self.run_dir / EVENTS_FILE}: {err}") from err
         self._seq += 1
         self.state.apply(stamped)
+        if sync and stamped.type in DURABLE_EVENTS:
+            self.sync_through(stamped.seq)
         return stamped
+
+    def sync_through(self, seq: int) -> None:
+        """Return once every event up to `seq` is on disk: one fdatasync covers all the
+        events written before it began, so threads waiting together share it (group
+        commit); the file is appended in order, so what is on disk is a prefix."""
+        if self._synced >= seq:
+            return
+        with self._sync_lock:
+            if self._synced >= seq:
+                return
+            written = self._seq  # all of these lines are written and flushed
+            try:
+                _datasync(self._fh.fileno())
+            except OSError as err:
+                raise JournalError(f"cannot sync {self.run_dir / EVENTS_FILE}: {err}") from err
+            self._synced = max(self._synced, written)
 
     def append(self, type: str, **fields: Any) -> dict[str, Any]:
         """Append one event given as its JSON fields (checked like a line read back)."""

@@ -65,3 +65,30 @@ def test_run_json_is_synced_when_the_run_starts_and_ends(tmp_path: Path,
     tmp_syncs = [path for path, _ in synced if path.startswith(tmp_prefix)]
     dirs = [path for path, _ in synced if path == str(result.run_dir)]
     assert tmp_syncs and dirs  # the temp file before its rename, the directory after
+
+
+def test_every_fan_out_item_is_synced_before_the_state_is_joined(tmp_path: Path,
+                                                                 synced: Synced) -> None:
+    from mgt.compile import load_machine
+
+    source = tmp_path / "fan.mgt"
+    source.write_text('machine fan\n\nstate each:\n    for n in [1, 2, 3, 4, 5, 6, 7, 8] max 8\n'
+                      '    run command "echo $n"\n    with n = n\n    on done -> ok\n\n'
+                      "final ok: succeed\n")
+    result = run(load_machine(str(source)), tmp_path)
+    journal = result.run_dir / "events.jsonl"
+    sizes = sorted(size for path, size in synced if path == str(journal))
+    offset = 0
+    ends: list[int] = []
+    joined = None
+    for line in journal.read_bytes().splitlines(keepends=True):
+        event = json.loads(line)
+        if event["type"] == "attempt_finished":
+            joined = offset  # where the join was written
+        offset += len(line)
+        if event["type"] == "item_finished":
+            ends.append(offset)
+    assert len(ends) == 8 and joined is not None
+    # each item's line was on disk before the state joined its items and went on
+    for end in ends:
+        assert any(end <= size <= joined for size in sizes), (end, joined, sizes)
