@@ -382,6 +382,50 @@ def test_another_loopback_address_needs_no_token(runs: Runs) -> None:
         assert _status(f"{ui.url}/runs") == 200
 
 
+FAN = """\
+machine fan "three items, each waiting for its go file"
+
+state each:
+    for n in [1, 2, 3]
+    run command "while [ ! -f go$n ]; do sleep 0.05; done; echo $n"
+    with n = n
+    on done -> ok
+
+final ok: succeed
+"""
+
+
+def test_a_fan_outs_items_update_the_page_without_redrawing_the_machine(
+        page: Any, tmp_path: Path) -> None:
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "fan.mgt").write_text(FAN)
+    run = spawn("exec", tmp_path / "fan.mgt", "--runs-dir", "runs", cwd=tmp_path)
+    try:
+        runs_dir = tmp_path / "runs"
+        wait_for("the items to start", lambda: any(
+            (p / "states" / "each").is_dir() for p in runs_dir.iterdir()), run)
+        run_id = next(p.name for p in runs_dir.iterdir() if not p.name.startswith("."))
+        with serving("--runs-dir", runs_dir, cwd=tmp_path) as ui:
+            page.goto(f"{ui.url}/runs/{run_id}")
+            expect(page.locator("#run-current")).to_have_text("each")
+            page.wait_for_function("document.getElementById('run-graph').naturalWidth > 0")
+            drawn = page.get_attribute("#run-graph", "src")
+            for n in (1, 2):
+                (tmp_path / f"go{n}").touch()
+                expect(page.locator(f'#states tr.item[data-item="{n - 1}"] .outcome')
+                       ).to_have_text("done")
+            # the items moved on; the path and the current state did not: same drawing
+            assert page.get_attribute("#run-graph", "src") == drawn
+            (tmp_path / "go3").touch()
+            expect(page.locator("#run-status")).to_have_text("succeeded")
+            assert page.get_attribute("#run-graph", "src") != drawn  # the run moved on
+        assert run.wait(timeout=60) == 0
+    finally:
+        if run.poll() is None:
+            run.kill()
+        run.communicate()
+
+
 def test_ctrl_c_stops_the_server_cleanly_even_with_a_live_page_open(tmp_path: Path) -> None:
     (tmp_path / "runs").mkdir()
     (tmp_path / "slow.mgt").write_text(SLOW)

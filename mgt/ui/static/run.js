@@ -14,6 +14,7 @@
   const note = document.getElementById("live-note");
   note.hidden = false;
   let seq = Number(root.dataset.seq);
+  let lastDrawn = null;
   let busy = false;
   let again = false;
 
@@ -62,9 +63,16 @@
       step.textContent = name;
       path.append(step);
     });
+    // the drawing shows the path and where the run is: redraw only when they change,
+    // not for every event of a state (a fan-out's items would redraw it hundreds of times)
+    const drawn = JSON.stringify([snap.path, snap.current, snap.status]);
+    if (lastDrawn === null && snap.seq === seq) lastDrawn = drawn;  // as the page was served
     if (snap.seq !== seq) {
       seq = snap.seq;
-      graph.src = root.dataset.graph + "?v=" + encodeURIComponent(String(seq));
+      if (drawn !== lastDrawn) {
+        lastDrawn = drawn;
+        graph.src = root.dataset.graph + "?v=" + encodeURIComponent(String(seq));
+      }
       refreshStates();
     }
   }
