@@ -466,3 +466,41 @@ def test_check_rejects_a_missing_record(filed: tuple[StepContext, dict[str, Any]
 
 def test_check_not_an_object(filed: tuple[StepContext, dict[str, Any]]) -> None:
     assert check_pr_result(filed[0], "done") == ["The output is not a PRResult object."]
+
+
+def test_steps_filing_at_once_on_one_repository_get_a_branch_each(
+    make_ctx: MakeCtx, repo: Path, proposal: dict[str, Any], report: dict[str, Any],
+) -> None:
+    """Four open-pr steps (a parallel evolve's items) race for the same branch name: the
+    branch lock gives each its own (`-2`, `-3`, ...) and a record of its own."""
+    import threading
+
+    count = 4
+    start = threading.Barrier(count)
+    results: dict[int, Any] = {}
+
+    def file(n: int) -> None:
+        ctx = make_ctx({"changes": proposal, "evidence": report, "validate": False},
+                       state=f"file_pr_{n}", with_report=False,
+                       attempt_dir=repo.parent / "run" / "states" / f"file_pr_{n}" / "1")
+        start.wait()
+        try:
+            results[n] = open_pr(ctx)
+        except BaseException as err:  # reported below, with the others
+            results[n] = err
+
+    threads = [threading.Thread(target=file, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    failures = {n: r for n, r in results.items() if isinstance(r, BaseException)}
+    assert not failures, failures
+    branches = sorted(r["branch_name"] for r in results.values())
+    first = branches[0]
+    assert BRANCH.match(first)
+    assert branches == sorted([first] + [f"{first}-{i}" for i in range(2, count + 1)])
+    assert sorted(r["pr_number"] for r in results.values()) == list(range(1, count + 1))
+    for r in results.values():  # each branch holds its own commit, on top of main
+        assert head(repo, r["branch_name"]) == r["commit_sha"]
+        assert head(repo, f"{r['commit_sha']}^") == head(repo)
