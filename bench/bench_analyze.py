@@ -200,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="runs per measurement (best kept)")
     parser.add_argument("--baseline", metavar="REV", help="also measure this git revision")
     parser.add_argument("--no-duckdb", action="store_true")
+    parser.add_argument(
+        "--only", action="append", metavar="SHAPE[:MODE]",
+        help="measure only this file shape (ordered-first, ordered-last, shuffled-first, "
+             "shuffled-last), optionally one mode (24h, all, source); repeatable")
     parser.add_argument("--shape", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.shape:
@@ -222,9 +226,15 @@ def main(argv: list[str] | None = None) -> int:
         print(header)
         print("-" * len(header))
         summary: list[tuple[str, str, dict[str, float], float, float | None]] = []
+        only = [tuple(o.split(":", 1)) if ":" in o else (o, None) for o in args.only or []]
         for order, key, path in files:
             label = f"{order}, timestamp {key}"
             modes = ["24h", "all"] + (["source"] if (order, key) == SHAPES[0] else [])
+            if only:
+                modes = [m for m in modes if (f"{order}-{key}", m) in only
+                         or (f"{order}-{key}", None) in only]
+                if not modes:
+                    continue
             rows: list[tuple[str, dict[str, float], float]] = []
             for mode in modes:
                 rates: dict[str, float] = {}

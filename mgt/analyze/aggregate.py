@@ -42,6 +42,7 @@ SAMPLES = 5
 
 BLOAT_MIN_PROMPT_TOKENS = 3000
 BLOAT_RATIO = 10
+_BATCH = 256  # events fed to feed_blocks at a time by feed_all
 
 
 class EventLike(Protocol):
@@ -75,16 +76,20 @@ def _name(value: Any) -> str | None:
     return None
 
 
-def _sample(event: EventLike) -> dict[str, Any]:
+def _sample(item: Any, ts: int | None) -> dict[str, Any]:
+    """The sample of an item of `Aggregates.feed_blocks` (an event, or an ordinary line's dict)."""
     from mgt.logs.events import format_timestamp
 
-    ts = event.timestamp
+    if item.__class__ is dict:
+        kind, session, fields = item["type"], item.get("session_id"), item
+    else:
+        kind, session, fields = item.type, item.session_id, item.fields
     # type and (when known) the timestamp are shown once, outside the fields
     dropped = ("type", "event_type", "timestamp") if ts is not None else ("type", "event_type")
-    fields = {k: v for k, v in event.fields.items() if k not in dropped}
-    if event.session_id is not None and "session_id" not in fields:
-        fields["session_id"] = event.session_id
-    return bounded_event(event.type, None if ts is None else format_timestamp(ts), fields)
+    shown = {k: v for k, v in fields.items() if k not in dropped}
+    if session is not None and "session_id" not in shown:
+        shown["session_id"] = session
+    return bounded_event(kind, None if ts is None else format_timestamp(ts), shown)
 
 
 @dataclass(slots=True)
@@ -160,41 +165,179 @@ class Aggregates:
         self.failures: dict[tuple[str, str], PairStats] = {}  # (from, to) → stats
         self.errors: dict[str, ErrorStats] = {}  # template → stats
         self._is_failure: dict[str, bool] = {}
-        self._handlers = {
-            "llm_call": self._llm_call,
-            "graph_transition": self._transition,
-            "error": self._error,
-        }
 
     # ------------------------------------------------------------------ feeding
 
     def feed_all(self, events: Iterable[EventLike]) -> None:
-        """`feed` for each event, with the per-event bookkeeping kept in locals (the hot loop)."""
-        handlers = self._handlers
-        by_type = self.by_type
-        count = self.events
-        first, last = self.first_ns, self.last_ns
-        try:
-            for event in events:
-                count += 1
-                kind = event.type
-                by_type[kind] = by_type.get(kind, 0) + 1
-                ts = event.timestamp
-                if ts is not None:
-                    if first is None or ts < first:
-                        first = ts
-                    if last is None or ts > last:
-                        last = ts
-                handler = handlers.get(kind)
-                if handler is not None:
-                    self.events = count  # handlers use it as the event's sequence number
-                    handler(event)
-        finally:
-            self.events = count
-            self.first_ns, self.last_ns = first, last
+        """`feed` for each event, in order."""
+        batch: list[EventLike] = []
+        for event in events:
+            batch.append(event)
+            if len(batch) >= _BATCH:
+                self.feed_blocks(((batch, [e.timestamp for e in batch]),))
+                batch = []
+        self.feed_blocks(((batch, [e.timestamp for e in batch]),))
 
     def feed(self, event: EventLike) -> None:
         self.feed_all((event,))
+
+    def feed_blocks(self, blocks: Iterable[tuple[list[Any], list[int | None]]]) -> None:
+        """Blocks of (items, times) in order; the analyzer's hot loop.
+
+        An item is an event (`EventLike`, whose time is the one beside it), or
+        a dict standing for the event of an ordinary line, as a file source's
+        `event_blocks` gives it: its type is `d["type"]` (one of the event types),
+        its session `d.get("session_id")`, its fields `d` itself. The handlers
+        of the three types the rules read are inlined here, with the
+        bookkeeping in local variables: per event, this loop is most of the
+        analysis.
+        """
+        by_type = self.by_type
+        count = self.events
+        first, last = self.first_ns, self.last_ns
+        entered, by_node = self.entered, self._by_node
+        leaving, is_failure, failures = self.leaving, self._is_failure, self.failures
+        warning = self.latency_warning_ms
+        try:
+            for items, times in blocks:
+                for item, ts in zip(items, times, strict=True):
+                    count += 1
+                    if item.__class__ is dict:
+                        fields = item
+                        kind = item["type"]
+                    else:
+                        fields = item.fields
+                        kind = item.type
+                    by_type[kind] = by_type.get(kind, 0) + 1
+                    if ts is not None:
+                        if first is None or ts < first:
+                            first = ts
+                        if last is None or ts > last:
+                            last = ts
+                    if kind == "graph_transition":
+                        # -------------------------------------------------- transition
+                        to = fields.get("to")  # _name(), inlined for both
+                        if to.__class__ is not str or not to:
+                            to = None
+                        elif len(to) > MAX_KEY_CHARS:
+                            to = to[:MAX_KEY_CHARS]
+                        source = fields.get("from")
+                        if source.__class__ is not str or not source:
+                            source = None
+                        elif len(source) > MAX_KEY_CHARS:
+                            source = source[:MAX_KEY_CHARS]
+                        if to is None or source is None:
+                            self.ignored += 1
+                        if to is not None and to in entered:
+                            entered[to] += 1
+                        if source is None:
+                            continue
+                        # Every transition leaving `source` is in the rate's denominator,
+                        # even one whose `to` is unusable: it still left.
+                        if source in leaving:
+                            leaving[source] += 1
+                        elif len(leaving) < MAX_KEYS:
+                            leaving[source] = 1
+                        else:
+                            self._overflowed("transition_sources")
+                            continue
+                        if to is None:
+                            continue
+                        failed = is_failure.get(to)
+                        if failed is None:
+                            lowered = to.lower()
+                            failed = "error" in lowered or "fail" in lowered
+                            if len(is_failure) < MAX_KEYS:
+                                is_failure[to] = failed
+                        if not failed:
+                            continue
+                        pair = failures.get((source, to))
+                        if pair is None:
+                            if len(failures) >= MAX_KEYS:
+                                self._overflowed("failed_transitions")
+                                continue
+                            pair = failures[(source, to)] = PairStats()
+                        pair.count += 1
+                        # The first five failures are the evidence (rank 0: earliest wins).
+                        pair.samples.offer(0, count, _sample, item, ts)
+                    elif kind == "llm_call":
+                        # ---------------------------------------------------- llm call
+                        node = fields.get("node")  # _name(), inlined for both
+                        if node.__class__ is not str or not node:
+                            node = None
+                        elif len(node) > MAX_KEY_CHARS:
+                            node = node[:MAX_KEY_CHARS]
+                        model = fields.get("model")
+                        if model.__class__ is not str or not model:
+                            model = None
+                        elif len(model) > MAX_KEY_CHARS:
+                            model = model[:MAX_KEY_CHARS]
+                        stats = by_node.get(node) if node is not None else None
+                        if stats is None:
+                            stats = self._llm_stats(node, model)
+                            if stats is None:
+                                self._overflowed("llm_keys")
+                                continue
+                        if node is not None and node in entered:
+                            entered[node] += 1
+                        stats.calls += 1
+                        if model is not None:
+                            models = stats.models
+                            if model in models:
+                                models[model] += 1
+                            elif len(models) < MAX_CONTEXTS:
+                                models[model] = 1
+                        # JSON numbers in range take the fast test; others go through _number.
+                        latency = fields.get("latency_ms")
+                        if not ((latency.__class__ is int or latency.__class__ is float)
+                                and 0 <= latency <= MAX_FIGURE):
+                            latency = _number(latency)
+                        prompt = fields.get("prompt_tokens")
+                        if not ((prompt.__class__ is int or prompt.__class__ is float)
+                                and 0 <= prompt <= MAX_FIGURE):
+                            prompt = _number(prompt)
+                        completion = fields.get("completion_tokens")
+                        if not ((completion.__class__ is int or completion.__class__ is float)
+                                and 0 <= completion <= MAX_FIGURE):
+                            completion = _number(completion)
+                        if latency is None or prompt is None or completion is None:
+                            self.ignored += 1
+                        if prompt is not None:
+                            stats.prompt_n += 1
+                            stats.prompt_sum += prompt
+                        if completion is not None:
+                            stats.completion_n += 1
+                            stats.completion_sum += completion
+                        if latency is not None:
+                            stats.latency.add(latency)
+                            stats.latency_sum += latency
+                            if latency >= warning:
+                                stats.slow.add(latency)
+                                stats.slow_sum += latency
+                                if prompt is not None:
+                                    stats.slow_prompt_n += 1
+                                    stats.slow_prompt_sum += prompt
+                                if completion is not None:
+                                    stats.slow_completion_n += 1
+                                    stats.slow_completion_sum += completion
+                                stats.slow_samples.offer(latency, count, _sample, item, ts)
+                        if (
+                            prompt is not None
+                            and completion is not None
+                            and prompt >= BLOAT_MIN_PROMPT_TOKENS
+                            and prompt >= BLOAT_RATIO * completion
+                        ):
+                            stats.bloat += 1
+                            stats.bloat_prompt_sum += prompt
+                            stats.bloat_completion_sum += completion
+                            if prompt > stats.bloat_prompt_max:
+                                stats.bloat_prompt_max = prompt
+                            stats.bloat_samples.offer(prompt, count, _sample, item, ts)
+                    elif kind == "error":
+                        self._error(fields, ts, count, item)
+        finally:
+            self.events = count
+            self.first_ns, self.last_ns = first, last
 
     def _overflowed(self, table: str) -> None:
         self.overflow[table] = self.overflow.get(table, 0) + 1
@@ -216,132 +359,8 @@ class Aggregates:
             self._by_node[node] = stats
         return stats
 
-    def _llm_call(self, event: EventLike) -> None:
-        fields = event.fields
-        node = fields.get("node")  # _name(), inlined: this runs for every call
-        if type(node) is not str or not node:
-            node = None
-        elif len(node) > MAX_KEY_CHARS:
-            node = node[:MAX_KEY_CHARS]
-        model = fields.get("model")  # _name(), inlined
-        if type(model) is not str or not model:
-            model = None
-        elif len(model) > MAX_KEY_CHARS:
-            model = model[:MAX_KEY_CHARS]
-        stats = self._by_node.get(node) if node is not None else None  # the common case
-        if stats is None:
-            stats = self._llm_stats(node, model)
-            if stats is None:
-                self._overflowed("llm_keys")
-                return
-        if node is not None and node in self.entered:
-            self.entered[node] += 1
-        stats.calls += 1
-        if model is not None:
-            models = stats.models
-            if model in models:
-                models[model] += 1
-            elif len(models) < MAX_CONTEXTS:
-                models[model] = 1
-
-        # JSON numbers in range take the fast test; anything else goes through _number.
-        latency = fields.get("latency_ms")
-        if not ((type(latency) is int or type(latency) is float) and 0 <= latency <= MAX_FIGURE):
-            latency = _number(latency)
-        prompt = fields.get("prompt_tokens")
-        if not ((type(prompt) is int or type(prompt) is float) and 0 <= prompt <= MAX_FIGURE):
-            prompt = _number(prompt)
-        completion = fields.get("completion_tokens")
-        if not (
-            (type(completion) is int or type(completion) is float)
-            and 0 <= completion <= MAX_FIGURE
-        ):
-            completion = _number(completion)
-        if latency is None or prompt is None or completion is None:
-            self.ignored += 1
-        if prompt is not None:
-            stats.prompt_n += 1
-            stats.prompt_sum += prompt
-        if completion is not None:
-            stats.completion_n += 1
-            stats.completion_sum += completion
-        seq = self.events
-        if latency is not None:
-            stats.latency.add(latency)
-            stats.latency_sum += latency
-            if latency >= self.latency_warning_ms:
-                stats.slow.add(latency)
-                stats.slow_sum += latency
-                if prompt is not None:
-                    stats.slow_prompt_n += 1
-                    stats.slow_prompt_sum += prompt
-                if completion is not None:
-                    stats.slow_completion_n += 1
-                    stats.slow_completion_sum += completion
-                stats.slow_samples.offer(latency, seq, _sample, event)
-        if (
-            prompt is not None
-            and completion is not None
-            and prompt >= BLOAT_MIN_PROMPT_TOKENS
-            and prompt >= BLOAT_RATIO * completion
-        ):
-            stats.bloat += 1
-            stats.bloat_prompt_sum += prompt
-            stats.bloat_completion_sum += completion
-            if prompt > stats.bloat_prompt_max:
-                stats.bloat_prompt_max = prompt
-            stats.bloat_samples.offer(prompt, seq, _sample, event)
-
-    def _transition(self, event: EventLike) -> None:
-        fields = event.fields
-        to = fields.get("to")  # _name(), inlined for both: this runs for every transition
-        if type(to) is not str or not to:
-            to = None
-        elif len(to) > MAX_KEY_CHARS:
-            to = to[:MAX_KEY_CHARS]
-        source = fields.get("from")
-        if type(source) is not str or not source:
-            source = None
-        elif len(source) > MAX_KEY_CHARS:
-            source = source[:MAX_KEY_CHARS]
-        if to is None or source is None:
-            self.ignored += 1
-        if to is not None and to in self.entered:
-            self.entered[to] += 1
-        if source is None:
-            return
-        # Every transition leaving `source` is in the rate's denominator, even one whose
-        # `to` is unusable: it still left.
-        leaving = self.leaving
-        if source in leaving:
-            leaving[source] += 1
-        elif len(leaving) < MAX_KEYS:
-            leaving[source] = 1
-        else:
-            self._overflowed("transition_sources")
-            return
-        if to is None:
-            return
-        failed = self._is_failure.get(to)
-        if failed is None:
-            lowered = to.lower()
-            failed = "error" in lowered or "fail" in lowered
-            if len(self._is_failure) < MAX_KEYS:
-                self._is_failure[to] = failed
-        if not failed:
-            return
-        pair = self.failures.get((source, to))
-        if pair is None:
-            if len(self.failures) >= MAX_KEYS:
-                self._overflowed("failed_transitions")
-                return
-            pair = self.failures[(source, to)] = PairStats()
-        pair.count += 1
-        # The first five failures are the evidence (rank 0 for all: earliest wins).
-        pair.samples.offer(0, self.events, _sample, event)
-
-    def _error(self, event: EventLike) -> None:
-        message = event.fields.get("message")
+    def _error(self, fields: Mapping[str, Any], ts: int | None, seq: int, item: Any) -> None:
+        message = fields.get("message")
         if type(message) is not str or not message.strip():
             self.ignored += 1
             return
@@ -353,19 +372,18 @@ class Aggregates:
                 return
             stats = self.errors[template] = ErrorStats()
         stats.count += 1
-        ts = event.timestamp
         if ts is not None:
             if stats.first_ns is None or ts < stats.first_ns:
                 stats.first_ns = ts
             if stats.last_ns is None or ts > stats.last_ns:
                 stats.last_ns = ts
-        context = _context_name(event.fields.get("context"))
+        context = _context_name(fields.get("context"))
         if context is not None:
             if context in stats.contexts or len(stats.contexts) < MAX_CONTEXTS:
                 stats.contexts[context] = stats.contexts.get(context, 0) + 1
             else:
                 stats.other_contexts += 1
-        stats.samples.offer(0, self.events, _sample, event)
+        stats.samples.offer(0, seq, _sample, item, ts)
 
 
 def _context_name(value: Any) -> str | None:

@@ -40,6 +40,7 @@ __all__ = [
     "ordinary_time_text",
     "parse_event",
     "parse_event_line",
+    "parse_line_block",
     "parse_line_part",
     "parse_line_parts",
     "parse_timestamp",
@@ -716,3 +717,88 @@ def parse_line_parts(
                             continue
         append(parse_line_part(part, digits_checked, newline))
     return out
+
+
+def parse_line_block(
+    parts: list[bytes | None],
+    digits_checked: bool,
+    newline: bool,
+    cutoff: int | None = None,
+    guess: int | None = None,
+) -> tuple[list[Any], list[int | None], int, bool]:
+    """A block's lines → (items, times, skipped, newer): what a file source yields of them.
+
+    For each line, in order, that `parse_line_part(part, digits_checked, newline)` makes
+    an event of and whose time is not before `cutoff` (an event with no time is kept):
+    `items` holds that event, or — for an ordinary line (as `parse_line_parts` reads it)
+    — just the dict the line decodes to, whose event is exactly
+    `LogEvent(d["type"], time, d.get("session_id"), d)` (see `block_event`); `times`
+    holds each item's time. `skipped` counts the lines that are no event (None parts,
+    lines that do not parse; blank lines are neither). `newer`: an event kept was newer
+    than `guess`; the block stops before it (the reader starts over with the exact scan).
+    No `LogEvent` is built for the ordinary line: that, and the time read through the
+    minute cache and two tables, is what keeps the analyzer's pass cheap.
+    """
+    loads, miss, known = _orjson_loads, _MISS, _KNOWN
+    minutes, seconds, millis_of = _MINUTE_NS, _SECONDS_NS, _MILLIS_NS
+    limit, direct = _SECOND_LIMIT, digits_checked or not _WIDENS
+    short = _DEEP_BYTES - newline
+    low: float = -math.inf if cutoff is None else cutoff
+    high: float = math.inf if guess is None else guess
+    items: list[Any] = []
+    times: list[int | None] = []
+    add_item, add_time = items.append, times.append
+    skipped = 0
+    for part in parts:
+        if part is None:
+            skipped += 1
+            continue
+        if direct and len(part) <= short:
+            try:
+                value = loads(part)
+            except (ValueError, RecursionError):
+                value = miss
+            if value.__class__ is dict:
+                kind = value.get("type")
+                raw_time = value.get("timestamp")
+                if (kind.__class__ is str and kind in known and raw_time.__class__ is str
+                        and len(raw_time) == 24 and raw_time[19] == "." and raw_time[23] == "Z"):
+                    minute = minutes.get(raw_time[:16])
+                    second = seconds.get(raw_time[16:19])
+                    millis = millis_of.get(raw_time[20:23])
+                    if minute is not None and second is not None and millis is not None:
+                        base = minute + second
+                        session = value.get("session_id")
+                        if 0 <= base < limit and (
+                            session is None or (session.__class__ is str and session)
+                        ):
+                            ts = base + millis
+                            if ts < low:
+                                continue
+                            if ts > high:
+                                return items, times, skipped, True
+                            add_item(value)
+                            add_time(ts)
+                            continue
+        event = parse_line_part(part, digits_checked, newline)
+        if event is None:
+            if part and not part.isspace():
+                skipped += 1
+            continue
+        ts = event.timestamp
+        if ts is not None:
+            if ts < low:
+                continue
+            if ts > high:
+                return items, times, skipped, True
+        add_item(event)
+        add_time(ts)
+    return items, times, skipped, False
+
+
+def block_event(item: Any, ts: int | None) -> LogEvent:
+    """The event of an item of `parse_line_block` (an ordinary line's dict, or an event)."""
+    if item.__class__ is dict:
+        return LogEvent(item["type"], ts, item.get("session_id"), item, None)
+    event: LogEvent = item
+    return event

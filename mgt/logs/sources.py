@@ -63,12 +63,13 @@ from mgt.logs.events import (
     EVENT_TYPES,
     MAX_LINE_BYTES,
     LogEvent,
+    block_event,
     has_long_digit_run,
     ordinary_time_text,
     parse_event,
     parse_event_line,
+    parse_line_block,
     parse_line_part,
-    parse_line_parts,
     parse_timestamp,
 )
 
@@ -289,6 +290,19 @@ class FileSource(EventSource):
 
     def _events(self) -> Iterator[LogEvent]:
         """Every event of the file in file order, `since` applied; malformed units counted."""
+        for items, times in self.event_blocks():
+            for item, ts in zip(items, times, strict=True):
+                yield item if item.__class__ is not dict else block_event(item, ts)
+
+    def event_blocks(self) -> Iterator[tuple[list[Any], list[int | None]]]:
+        """The events `iter_events()` yields (no filter), a block of lines at a time.
+
+        Each block is (items, times), as `parse_line_block` gives them: an item is
+        a `LogEvent`, or the dict an ordinary line decodes to (its event is
+        `block_event(item, time)`), so that a reader of every event (the analyzer)
+        need not build an object per line. `skipped`, `notes`, `since` and
+        `tail_first` behave as for `iter_events`.
+        """
         self.skipped = 0
         cutoff = None
         guess = None  # the tail's newest time, trusted until an event is newer
@@ -300,41 +314,38 @@ class FileSource(EventSource):
         try:
             with self._open() as fh:
                 if self._is_array(fh):
-                    for unit, size in _ArrayReader(fh):
-                        event = None if unit is None else parse_event(unit, size_hint=size)
-                        if event is None:
-                            self.skipped += 1
-                        elif cutoff is None or event.timestamp is None \
-                                or event.timestamp >= cutoff:
-                            if guess is not None and event.timestamp is not None \
-                                    and event.timestamp > guess:
-                                self._not_ordered()
-                            yield event
+                    yield from self._array_blocks(fh, cutoff, guess)
                     return
                 # JSON lines, the common case: blocks of whole lines, each line parsed as
                 # readline would cut it (see _line_parts), the digit check once a block.
                 for parts, newline, digits_checked in _line_parts(fh):
-                    # A block's lines parsed in one call (parse_line_parts): the per-line
-                    # call and lookups cost about a tenth of the reading.
-                    events = parse_line_parts(parts, digits_checked, newline)
-                    for part, event in zip(parts, events, strict=True):
-                        if part is None:  # longer than MAX_LINE_BYTES
-                            self.skipped += 1
-                            continue
-                        if event is None:
-                            if part and not part.isspace():  # blank lines are no event,
-                                self.skipped += 1  # and not malformed
-                            continue
-                        if cutoff is not None and event.timestamp is not None:
-                            if event.timestamp < cutoff:
-                                continue
-                            if guess is not None and event.timestamp > guess:
-                                self._not_ordered()
-                        yield event
+                    # A block's lines parsed in one call: the per-line call and lookups
+                    # cost about a tenth of the reading, an event object per line more.
+                    items, times, skipped, newer = parse_line_block(
+                        parts, digits_checked, newline, cutoff, guess)
+                    self.skipped += skipped
+                    if items:
+                        yield items, times
+                    if newer:
+                        self._not_ordered()
         except (OSError, EOFError, zlib.error) as err:
             self.skipped += 1
             detail = str(err) or type(err).__name__
             self.notes.append(f"{self.description}: stopped reading: {detail}")
+
+    def _array_blocks(
+        self, fh: io.BufferedReader[io.RawIOBase], cutoff: int | None, guess: int | None
+    ) -> Iterator[tuple[list[Any], list[int | None]]]:
+        """`event_blocks` for a JSON array file: one event at a time."""
+        for unit, size in _ArrayReader(fh):
+            event = None if unit is None else parse_event(unit, size_hint=size)
+            if event is None:
+                self.skipped += 1
+            elif cutoff is None or event.timestamp is None or event.timestamp >= cutoff:
+                if guess is not None and event.timestamp is not None \
+                        and event.timestamp > guess:
+                    self._not_ordered()
+                yield [event], [event.timestamp]
 
     def _not_ordered(self) -> None:
         self.tail_first = False
