@@ -15,12 +15,25 @@ left out — it never raises.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mgt.analyze.sketch import Quantiles, Samples
 from mgt.analyze.text import MAX_KEY_CHARS, bounded_event, error_template, truncate
+from mgt.logs.events import (  # the ordinary line's reading, shared with parse_line_part
+    _DEEP_BYTES,
+    _KNOWN,
+    _MILLIS_NS,
+    _MINUTE_NS,
+    _MISS,
+    _SECOND_LIMIT,
+    _SECONDS_NS,
+    _WIDENS,
+    _orjson_loads,
+    parse_line_part,
+)
 
 __all__ = [
     "BLOAT_MIN_PROMPT_TOKENS",
@@ -42,7 +55,8 @@ SAMPLES = 5
 
 BLOAT_MIN_PROMPT_TOKENS = 3000
 BLOAT_RATIO = 10
-_BATCH = 256  # events fed to feed_blocks at a time by feed_all
+_BATCH = 256  # events fed to feed_parts at a time by feed_all
+_QUIET_KEYS = 4 * MAX_KEYS  # (from, to) pairs remembered as only adding to counts
 
 
 class EventLike(Protocol):
@@ -165,6 +179,8 @@ class Aggregates:
         self.failures: dict[tuple[str, str], PairStats] = {}  # (from, to) → stats
         self.errors: dict[str, ErrorStats] = {}  # template → stats
         self._is_failure: dict[str, bool] = {}
+        # (from, to) as logged → their names, for transitions that only add to counts
+        self._quiet: dict[tuple[Any, Any], tuple[str | None, str | None]] = {}
 
     # ------------------------------------------------------------------ feeding
 
@@ -174,170 +190,319 @@ class Aggregates:
         for event in events:
             batch.append(event)
             if len(batch) >= _BATCH:
-                self.feed_blocks(((batch, [e.timestamp for e in batch]),))
+                self.feed_parts(batch)
                 batch = []
-        self.feed_blocks(((batch, [e.timestamp for e in batch]),))
+        self.feed_parts(batch)
 
     def feed(self, event: EventLike) -> None:
         self.feed_all((event,))
 
-    def feed_blocks(self, blocks: Iterable[tuple[list[Any], list[int | None]]]) -> None:
-        """Blocks of (items, times) in order; the analyzer's hot loop.
+    def feed_line_block(
+        self,
+        parts: list[bytes | None],
+        digits_checked: bool,
+        newline: bool,
+        cutoff: int | None,
+        guess: int | None,
+    ) -> tuple[list[Any], list[int | None], int, bool]:
+        """A block of a file's lines fed in order: a block parser for `FileSource.event_blocks`.
 
-        An item is an event (`EventLike`, whose time is the one beside it), or
-        a dict standing for the event of an ordinary line, as a file source's
-        `event_blocks` gives it: its type is `d["type"]` (one of the event types),
-        its session `d.get("session_id")`, its fields `d` itself. The handlers
-        of the three types the rules read are inlined here, with the
-        bookkeeping in local variables: per event, this loop is most of the
-        analysis.
+        Feeds the events `parse_line_block(parts, ...)` gives and returns what it
+        returns, less the events: ([], [], skipped, newer).
         """
+        skipped, newer = self.feed_parts(parts, digits_checked, newline, cutoff, guess)
+        return [], [], skipped, newer
+
+    def feed_parts(
+        self,
+        parts: Sequence[Any],
+        digits_checked: bool = False,
+        newline: bool = False,
+        cutoff: int | None = None,
+        guess: int | None = None,
+    ) -> tuple[int, bool]:
+        """Events and lines in order; the analyzer's hot loop. Returns (skipped, newer).
+
+        A part is an event (`EventLike`), or a line of an event file as
+        `parse_line_block` reads it (bytes without the newline, None for one too
+        long; `digits_checked`, `newline`, `cutoff` and `guess` as there, and
+        (skipped, newer) as it returns them, the events before a newer one fed).
+        The ordinary line (as `parse_line_parts` reads it) is fed from the dict it
+        decodes to, with its time read through the minute cache (and the previous
+        line's second): no event object. Any other line is parsed by
+        `parse_line_part` and fed as that event, so the result is that of feeding
+        the events `parse_line_block` gives. The handlers of the three types the
+        rules read are inlined, with the bookkeeping in local variables: per
+        event, this loop is most of the analysis.
+        """
+        loads, miss, known = _orjson_loads, _MISS, _KNOWN
+        minutes, seconds, millis_of, limit = _MINUTE_NS, _SECONDS_NS, _MILLIS_NS, _SECOND_LIMIT
+        direct = digits_checked or not _WIDENS
+        short = _DEEP_BYTES - newline
+        low: float = -math.inf if cutoff is None else cutoff
+        high: float = math.inf if guess is None else guess
+        last_prefix, last_base = "", 0  # the previous ordinary line's second, and its time
+        skipped = 0
+        newer = False
         by_type = self.by_type
         count = self.events
         first, last = self.first_ns, self.last_ns
         entered, by_node = self.entered, self._by_node
         leaving, is_failure, failures = self.leaving, self._is_failure, self.failures
         warning = self.latency_warning_ms
+        quiet = self._quiet
+        seen: dict[tuple[Any, Any], int] = {}  # transitions of `quiet` keys, applied at the end
+        key: tuple[Any, Any] | None
+        item: Any
+        fields: Any
+        kind: Any
+        ts: int | None
         try:
-            for items, times in blocks:
-                for item, ts in zip(items, times, strict=True):
-                    count += 1
-                    if item.__class__ is dict:
-                        fields = item
-                        kind = item["type"]
-                    else:
-                        fields = item.fields
-                        kind = item.type
-                    by_type[kind] = by_type.get(kind, 0) + 1
+            for part in parts:
+                if part.__class__ is bytes:
+                    # ---------------------------------------------------- a line
+                    fields = None
+                    if direct and len(part) <= short:
+                        try:
+                            value = loads(part)
+                        except (ValueError, RecursionError):
+                            value = miss
+                        if value.__class__ is dict:
+                            kind = value.get("type")
+                            raw_time = value.get("timestamp")
+                            if (kind.__class__ is str and kind in known
+                                    and raw_time.__class__ is str and len(raw_time) == 24
+                                    and raw_time[19] == "." and raw_time[23] == "Z"):
+                                # parse_line_part's canonical time, the second remembered
+                                prefix = raw_time[:19]
+                                if prefix == last_prefix:
+                                    base = last_base
+                                else:
+                                    minute = minutes.get(raw_time[:16])
+                                    second = seconds.get(raw_time[16:19])
+                                    base = -1
+                                    if minute is not None and second is not None:
+                                        base = minute + second
+                                        if 0 <= base < limit:
+                                            last_prefix, last_base = prefix, base
+                                        else:
+                                            base = -1
+                                millis = millis_of.get(raw_time[20:23])
+                                if base >= 0 and millis is not None:
+                                    session = value.get("session_id")
+                                    if session is None or (
+                                        session.__class__ is str and session
+                                    ):
+                                        item = fields = value
+                                        ts = base + millis
+                    if fields is None:
+                        event = parse_line_part(part, digits_checked, newline)
+                        if event is None:
+                            if part and not part.isspace():  # a blank line is no event
+                                skipped += 1
+                            continue
+                        item, fields, kind, ts = event, event.fields, event.type, event.timestamp
                     if ts is not None:
-                        if first is None or ts < first:
-                            first = ts
-                        if last is None or ts > last:
-                            last = ts
-                    if kind == "graph_transition":
-                        # -------------------------------------------------- transition
-                        to = fields.get("to")  # _name(), inlined for both
-                        if to.__class__ is not str or not to:
-                            to = None
-                        elif len(to) > MAX_KEY_CHARS:
-                            to = to[:MAX_KEY_CHARS]
-                        source = fields.get("from")
-                        if source.__class__ is not str or not source:
-                            source = None
-                        elif len(source) > MAX_KEY_CHARS:
-                            source = source[:MAX_KEY_CHARS]
-                        if to is None or source is None:
-                            self.ignored += 1
-                        if to is not None and to in entered:
-                            entered[to] += 1
-                        if source is None:
+                        if ts < low:
                             continue
-                        # Every transition leaving `source` is in the rate's denominator,
-                        # even one whose `to` is unusable: it still left.
-                        if source in leaving:
-                            leaving[source] += 1
-                        elif len(leaving) < MAX_KEYS:
-                            leaving[source] = 1
-                        else:
-                            self._overflowed("transition_sources")
+                        if ts > high:
+                            newer = True
+                            break
+                elif part is None:  # a line longer than MAX_LINE_BYTES
+                    skipped += 1
+                    continue
+                else:
+                    item, fields, kind, ts = part, part.fields, part.type, part.timestamp
+                # ---------------------------------------------------------- the event
+                count += 1
+                by_type[kind] = by_type.get(kind, 0) + 1
+                if ts is not None:
+                    if first is None or ts < first:
+                        first = ts
+                    if last is None or ts > last:
+                        last = ts
+                if kind == "graph_transition":
+                    # A (from, to) met before whose transitions only add to counts (not a
+                    # failure, see `_TransitionKeys`) is counted here, applied at the end.
+                    key = (fields.get("from"), fields.get("to"))
+                    try:
+                        seen[key] += 1
+                        continue
+                    except KeyError:
+                        if key in quiet:
+                            seen[key] = 1
                             continue
-                        if to is None:
+                    except TypeError:  # an unhashable name: never quiet
+                        key = None
+                    to = fields.get("to")  # _name(), inlined for both
+                    if to.__class__ is not str or not to:
+                        to = None
+                    elif len(to) > MAX_KEY_CHARS:
+                        to = to[:MAX_KEY_CHARS]
+                    source = fields.get("from")
+                    if source.__class__ is not str or not source:
+                        source = None
+                    elif len(source) > MAX_KEY_CHARS:
+                        source = source[:MAX_KEY_CHARS]
+                    if to is None or source is None:
+                        self.ignored += 1
+                    if to is not None and to in entered:
+                        entered[to] += 1
+                    if source is None:
+                        if key is not None:
+                            self._quiet_transition(key, source, to)
+                        continue
+                    # Every transition leaving `source` is in the rate's denominator,
+                    # even one whose `to` is unusable: it still left.
+                    if source in leaving:
+                        leaving[source] += 1
+                    elif len(leaving) < MAX_KEYS:
+                        leaving[source] = 1
+                    else:
+                        self._overflowed("transition_sources")
+                        if key is not None:
+                            self._quiet_transition(key, source, to)
+                        continue
+                    if to is None:
+                        if key is not None:
+                            self._quiet_transition(key, source, to)
+                        continue
+                    failed = is_failure.get(to)
+                    if failed is None:
+                        lowered = to.lower()
+                        failed = "error" in lowered or "fail" in lowered
+                        if len(is_failure) < MAX_KEYS:
+                            is_failure[to] = failed
+                    if not failed:
+                        if key is not None:
+                            self._quiet_transition(key, source, to)
+                        continue
+                    pair = failures.get((source, to))
+                    if pair is None:
+                        if len(failures) >= MAX_KEYS:
+                            self._overflowed("failed_transitions")
                             continue
-                        failed = is_failure.get(to)
-                        if failed is None:
-                            lowered = to.lower()
-                            failed = "error" in lowered or "fail" in lowered
-                            if len(is_failure) < MAX_KEYS:
-                                is_failure[to] = failed
-                        if not failed:
-                            continue
-                        pair = failures.get((source, to))
-                        if pair is None:
-                            if len(failures) >= MAX_KEYS:
-                                self._overflowed("failed_transitions")
-                                continue
-                            pair = failures[(source, to)] = PairStats()
-                        pair.count += 1
-                        # The first five failures are the evidence (rank 0: earliest wins).
+                        pair = failures[(source, to)] = PairStats()
+                    pair.count += 1
+                    # The first five failures are the evidence (rank 0, so the earliest
+                    # win: no later one is kept).
+                    if pair.count <= SAMPLES:
                         pair.samples.offer(0, count, _sample, item, ts)
-                    elif kind == "llm_call":
-                        # ---------------------------------------------------- llm call
-                        node = fields.get("node")  # _name(), inlined for both
-                        if node.__class__ is not str or not node:
-                            node = None
-                        elif len(node) > MAX_KEY_CHARS:
-                            node = node[:MAX_KEY_CHARS]
-                        model = fields.get("model")
-                        if model.__class__ is not str or not model:
-                            model = None
-                        elif len(model) > MAX_KEY_CHARS:
-                            model = model[:MAX_KEY_CHARS]
-                        stats = by_node.get(node) if node is not None else None
+                elif kind == "llm_call":
+                    node = fields.get("node")  # _name(), inlined for both
+                    if node.__class__ is not str or not node:
+                        node = None
+                    elif len(node) > MAX_KEY_CHARS:
+                        node = node[:MAX_KEY_CHARS]
+                    model = fields.get("model")
+                    if model.__class__ is not str or not model:
+                        model = None
+                    elif len(model) > MAX_KEY_CHARS:
+                        model = model[:MAX_KEY_CHARS]
+                    stats = by_node.get(node) if node is not None else None
+                    if stats is None:
+                        stats = self._llm_stats(node, model)
                         if stats is None:
-                            stats = self._llm_stats(node, model)
-                            if stats is None:
-                                self._overflowed("llm_keys")
-                                continue
-                        if node is not None and node in entered:
-                            entered[node] += 1
-                        stats.calls += 1
-                        if model is not None:
-                            models = stats.models
-                            if model in models:
-                                models[model] += 1
-                            elif len(models) < MAX_CONTEXTS:
-                                models[model] = 1
-                        # JSON numbers in range take the fast test; others go through _number.
-                        latency = fields.get("latency_ms")
-                        if not ((latency.__class__ is int or latency.__class__ is float)
-                                and 0 <= latency <= MAX_FIGURE):
-                            latency = _number(latency)
-                        prompt = fields.get("prompt_tokens")
-                        if not ((prompt.__class__ is int or prompt.__class__ is float)
-                                and 0 <= prompt <= MAX_FIGURE):
-                            prompt = _number(prompt)
-                        completion = fields.get("completion_tokens")
-                        if not ((completion.__class__ is int or completion.__class__ is float)
-                                and 0 <= completion <= MAX_FIGURE):
-                            completion = _number(completion)
-                        if latency is None or prompt is None or completion is None:
-                            self.ignored += 1
-                        if prompt is not None:
-                            stats.prompt_n += 1
-                            stats.prompt_sum += prompt
-                        if completion is not None:
-                            stats.completion_n += 1
-                            stats.completion_sum += completion
-                        if latency is not None:
-                            stats.latency.add(latency)
-                            stats.latency_sum += latency
-                            if latency >= warning:
-                                stats.slow.add(latency)
-                                stats.slow_sum += latency
-                                if prompt is not None:
-                                    stats.slow_prompt_n += 1
-                                    stats.slow_prompt_sum += prompt
-                                if completion is not None:
-                                    stats.slow_completion_n += 1
-                                    stats.slow_completion_sum += completion
-                                stats.slow_samples.offer(latency, count, _sample, item, ts)
-                        if (
-                            prompt is not None
-                            and completion is not None
-                            and prompt >= BLOAT_MIN_PROMPT_TOKENS
-                            and prompt >= BLOAT_RATIO * completion
-                        ):
-                            stats.bloat += 1
-                            stats.bloat_prompt_sum += prompt
-                            stats.bloat_completion_sum += completion
-                            if prompt > stats.bloat_prompt_max:
-                                stats.bloat_prompt_max = prompt
-                            stats.bloat_samples.offer(prompt, count, _sample, item, ts)
-                    elif kind == "error":
-                        self._error(fields, ts, count, item)
+                            self._overflowed("llm_keys")
+                            continue
+                    if node is not None and node in entered:
+                        entered[node] += 1
+                    stats.calls += 1
+                    if model is not None:
+                        models = stats.models
+                        if model in models:
+                            models[model] += 1
+                        elif len(models) < MAX_CONTEXTS:
+                            models[model] = 1
+                    # JSON numbers in range take the fast test; others go through _number.
+                    latency = fields.get("latency_ms")
+                    if not ((latency.__class__ is int or latency.__class__ is float)
+                            and 0 <= latency <= MAX_FIGURE):
+                        latency = _number(latency)
+                    prompt = fields.get("prompt_tokens")
+                    if not ((prompt.__class__ is int or prompt.__class__ is float)
+                            and 0 <= prompt <= MAX_FIGURE):
+                        prompt = _number(prompt)
+                    completion = fields.get("completion_tokens")
+                    if not ((completion.__class__ is int or completion.__class__ is float)
+                            and 0 <= completion <= MAX_FIGURE):
+                        completion = _number(completion)
+                    if latency is None or prompt is None or completion is None:
+                        self.ignored += 1
+                    if prompt is not None:
+                        stats.prompt_n += 1
+                        stats.prompt_sum += prompt
+                    if completion is not None:
+                        stats.completion_n += 1
+                        stats.completion_sum += completion
+                    if latency is not None:
+                        stats.latency.add(latency)
+                        stats.latency_sum += latency
+                        if latency >= warning:
+                            stats.slow.add(latency)
+                            stats.slow_sum += latency
+                            if prompt is not None:
+                                stats.slow_prompt_n += 1
+                                stats.slow_prompt_sum += prompt
+                            if completion is not None:
+                                stats.slow_completion_n += 1
+                                stats.slow_completion_sum += completion
+                            samples = stats.slow_samples
+                            if latency >= samples.floor:
+                                samples.offer(latency, count, _sample, item, ts)
+                    if (
+                        prompt is not None
+                        and completion is not None
+                        and prompt >= BLOAT_MIN_PROMPT_TOKENS
+                        and prompt >= BLOAT_RATIO * completion
+                    ):
+                        stats.bloat += 1
+                        stats.bloat_prompt_sum += prompt
+                        stats.bloat_completion_sum += completion
+                        if prompt > stats.bloat_prompt_max:
+                            stats.bloat_prompt_max = prompt
+                        samples = stats.bloat_samples
+                        if prompt >= samples.floor:
+                            samples.offer(prompt, count, _sample, item, ts)
+                elif kind == "error":
+                    self._error(fields, ts, count, item)
         finally:
             self.events = count
             self.first_ns, self.last_ns = first, last
+            if seen:
+                self._apply_quiet(seen)
+        return skipped, newer
+
+    def _quiet_transition(self, key: tuple[Any, Any], source: str | None, to: str | None) -> None:
+        """Remember a (from, to) as logged whose transitions only add to counts.
+
+        That is one that is no failure: a transition with the same two values then
+        does exactly what this one did (its names are the same, the source was
+        taken into `leaving` or not for good), which `_apply_quiet` repeats. Only
+        names as long as a key are remembered, and `_QUIET_KEYS` of them.
+        """
+        if len(self._quiet) < _QUIET_KEYS and all(
+            v.__class__ is not str or len(v) <= MAX_KEY_CHARS for v in key
+        ):
+            self._quiet[key] = (source, to)
+
+    def _apply_quiet(self, seen: dict[tuple[Any, Any], int]) -> None:
+        """What the `seen` transitions of remembered (from, to) do, n times each; then empty."""
+        entered, leaving = self.entered, self.leaving
+        for key, n in seen.items():
+            source, to = self._quiet[key]
+            if to is None or source is None:
+                self.ignored += n
+            if to is not None and to in entered:
+                entered[to] += n
+            if source is None:
+                continue
+            if source in leaving:
+                leaving[source] += n
+            else:
+                self.overflow["transition_sources"] = (
+                    self.overflow.get("transition_sources", 0) + n)
+        seen.clear()
 
     def _overflowed(self, table: str) -> None:
         self.overflow[table] = self.overflow.get(table, 0) + 1

@@ -150,7 +150,8 @@ def analyze_source(
             if isinstance(source, FileSource):
                 # Blocks of lines, an ordinary line's event left as its decoded dict: no
                 # event object per line (see `FileSource.event_blocks`).
-                agg.feed_blocks(source.event_blocks())
+                for items, _ in source.event_blocks(agg.feed_line_block):
+                    agg.feed_parts(items)  # the events of a JSON array file
             else:
                 agg.feed_all(source.iter_events())
 

@@ -97,13 +97,16 @@ class Samples:
     kept, so a costly conversion (bounding a sample event) runs for few events.
     """
 
-    __slots__ = ("_heap", "k")
+    __slots__ = ("_heap", "floor", "k")
 
     def __init__(self, k: int = 5) -> None:
         self.k = k
         # min-heap of (rank, -seq, item): the root is the weakest kept item;
         # among equal ranks the latest is weakest, so earlier events stay.
         self._heap: list[tuple[float, int, Any]] = []
+        #: No item ranked below this is kept: a caller may skip `offer` for those (the
+        #: weakest kept rank once k items are kept, -inf before).
+        self.floor = -math.inf
 
     def would_keep(self, rank: float, seq: int) -> bool:
         heap = self._heap
@@ -116,6 +119,10 @@ class Samples:
             heapq.heappush(heap, (rank, -seq, make(*args)))
         elif (rank, -seq) > heap[0][:2]:
             heapq.heapreplace(heap, (rank, -seq, make(*args)))
+        else:
+            return
+        if len(heap) >= self.k:
+            self.floor = heap[0][0]
 
     def items(self) -> list[Any]:
         """Kept items, highest rank first, then earliest first."""

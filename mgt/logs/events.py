@@ -749,6 +749,7 @@ def parse_line_block(
     times: list[int | None] = []
     add_item, add_time = items.append, times.append
     skipped = 0
+    ts: int | None
     for part in parts:
         if part is None:
             skipped += 1

@@ -227,6 +227,14 @@ _CHUNK = 1 << 16
 _BLOCK = 1 << 16
 
 
+#: (parts, digits checked, newline, cutoff, guess) → (items, times, skipped, newer): see
+#: `parse_line_block`.
+BlockParser = Callable[
+    [list[bytes | None], bool, bool, int | None, int | None],
+    tuple[list[Any], list[int | None], int, bool],
+]
+
+
 class FileSource(EventSource):
     """Events from a file of JSON lines or a JSON array (gzip or not), or stdin (`-`)."""
 
@@ -294,14 +302,18 @@ class FileSource(EventSource):
             for item, ts in zip(items, times, strict=True):
                 yield item if item.__class__ is not dict else block_event(item, ts)
 
-    def event_blocks(self) -> Iterator[tuple[list[Any], list[int | None]]]:
+    def event_blocks(
+        self, parse: BlockParser = parse_line_block
+    ) -> Iterator[tuple[list[Any], list[int | None]]]:
         """The events `iter_events()` yields (no filter), a block of lines at a time.
 
         Each block is (items, times), as `parse_line_block` gives them: an item is
         a `LogEvent`, or the dict an ordinary line decodes to (its event is
-        `block_event(item, time)`), so that a reader of every event (the analyzer)
-        need not build an object per line. `skipped`, `notes`, `since` and
-        `tail_first` behave as for `iter_events`.
+        `block_event(item, time)`), so that a reader of every event need not
+        build an object per line. `skipped`, `notes`, `since` and `tail_first`
+        behave as for `iter_events`. `parse` reads a JSON-lines file's blocks in
+        place of `parse_line_block`, with the same arguments and results: the
+        analyzer's feeds its aggregates and returns no items.
         """
         self.skipped = 0
         cutoff = None
@@ -321,7 +333,7 @@ class FileSource(EventSource):
                 for parts, newline, digits_checked in _line_parts(fh):
                     # A block's lines parsed in one call: the per-line call and lookups
                     # cost about a tenth of the reading, an event object per line more.
-                    items, times, skipped, newer = parse_line_block(
+                    items, times, skipped, newer = parse(
                         parts, digits_checked, newline, cutoff, guess)
                     self.skipped += skipped
                     if items:
