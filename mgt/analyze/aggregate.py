@@ -25,7 +25,7 @@ from mgt.analyze.text import MAX_KEY_CHARS, bounded_event, error_template, trunc
 from mgt.logs.events import (  # the ordinary line's reading, shared with parse_line_part
     _DEEP_BYTES,
     _KNOWN,
-    _MILLIS_NS,
+    _MILLIS_Z_NS,
     _MINUTE_NS,
     _MISS,
     _SECOND_LIMIT,
@@ -236,14 +236,16 @@ class Aggregates:
         event, this loop is most of the analysis.
         """
         loads, miss, known = _orjson_loads, _MISS, _KNOWN
-        minutes, seconds, millis_of, limit = _MINUTE_NS, _SECONDS_NS, _MILLIS_NS, _SECOND_LIMIT
+        minutes, seconds, millis_of, limit = _MINUTE_NS, _SECONDS_NS, _MILLIS_Z_NS, _SECOND_LIMIT
         direct = digits_checked or not _WIDENS
         short = _DEEP_BYTES - newline
         low: float = -math.inf if cutoff is None else cutoff
         high: float = math.inf if guess is None else guess
+        windowed = cutoff is not None or guess is not None
         last_prefix, last_base = "", 0  # the previous ordinary line's second, and its time
         skipped = 0
         newer = False
+        transitions = calls = 0  # by_type's two largest counts, kept here until the end
         by_type = self.by_type
         count = self.events
         first, last = self.first_ns, self.last_ns
@@ -271,9 +273,10 @@ class Aggregates:
                             kind = value.get("type")
                             raw_time = value.get("timestamp")
                             if (kind.__class__ is str and kind in known
-                                    and raw_time.__class__ is str and len(raw_time) == 24
-                                    and raw_time[19] == "." and raw_time[23] == "Z"):
-                                # parse_line_part's canonical time, the second remembered
+                                    and raw_time.__class__ is str and len(raw_time) == 24):
+                                # parse_line_part's canonical time "...:SS.mmmZ": ".mmmZ"
+                                # from a table, the second remembered from the line before
+                                millis = millis_of.get(raw_time[19:])
                                 prefix = raw_time[:19]
                                 if prefix == last_prefix:
                                     base = last_base
@@ -287,14 +290,13 @@ class Aggregates:
                                             last_prefix, last_base = prefix, base
                                         else:
                                             base = -1
-                                millis = millis_of.get(raw_time[20:23])
+                                # The session is not looked at: parse_line_part hands over
+                                # a line whose session_id is not a non-empty string, but
+                                # the analyzer reads the session of an event only for a
+                                # sample, from its fields, where the line has it anyway.
                                 if base >= 0 and millis is not None:
-                                    session = value.get("session_id")
-                                    if session is None or (
-                                        session.__class__ is str and session
-                                    ):
-                                        item = fields = value
-                                        ts = base + millis
+                                    item = fields = value
+                                    ts = base + millis
                     if fields is None:
                         event = parse_line_part(part, digits_checked, newline)
                         if event is None:
@@ -302,7 +304,7 @@ class Aggregates:
                                 skipped += 1
                             continue
                         item, fields, kind, ts = event, event.fields, event.type, event.timestamp
-                    if ts is not None:
+                    if windowed and ts is not None:
                         if ts < low:
                             continue
                         if ts > high:
@@ -315,13 +317,13 @@ class Aggregates:
                     item, fields, kind, ts = part, part.fields, part.type, part.timestamp
                 # ---------------------------------------------------------- the event
                 count += 1
-                by_type[kind] = by_type.get(kind, 0) + 1
                 if ts is not None:
                     if first is None or ts < first:
                         first = ts
                     if last is None or ts > last:
                         last = ts
                 if kind == "graph_transition":
+                    transitions += 1
                     # A (from, to) met before whose transitions only add to counts (not a
                     # failure, see `_TransitionKeys`) is counted here, applied at the end.
                     key = (fields.get("from"), fields.get("to"))
@@ -389,6 +391,7 @@ class Aggregates:
                     if pair.count <= SAMPLES:
                         pair.samples.offer(0, count, _sample, item, ts)
                 elif kind == "llm_call":
+                    calls += 1
                     node = fields.get("node")  # _name(), inlined for both
                     if node.__class__ is not str or not node:
                         node = None
@@ -464,9 +467,15 @@ class Aggregates:
                         samples = stats.bloat_samples
                         if prompt >= samples.floor:
                             samples.offer(prompt, count, _sample, item, ts)
-                elif kind == "error":
-                    self._error(fields, ts, count, item)
+                else:
+                    by_type[kind] = by_type.get(kind, 0) + 1
+                    if kind == "error":
+                        self._error(fields, ts, count, item)
         finally:
+            if transitions:
+                by_type["graph_transition"] = by_type.get("graph_transition", 0) + transitions
+            if calls:
+                by_type["llm_call"] = by_type.get("llm_call", 0) + calls
             self.events = count
             self.first_ns, self.last_ns = first, last
             if seen:

@@ -214,6 +214,7 @@ _SECOND_LIMIT = 10**20 - _NS  # a second at or past this has times beyond 10^20 
 _SECOND_NS: dict[str, int] = {}
 _SECONDS_NS = {f":{s:02d}": s * _NS for s in range(61)}
 _MILLIS_NS = {f"{ms:03d}": ms * 1_000_000 for ms in range(1000)}
+_MILLIS_Z_NS = {f".{ms:03d}Z": ms * 1_000_000 for ms in range(1000)}  # a canonical time's end
 
 
 def _minute_ns(prefix: str) -> int | None:

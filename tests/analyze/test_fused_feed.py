@@ -128,7 +128,7 @@ def report_of(agg: Aggregates) -> dict[str, Any]:
 
 def state(agg: Aggregates) -> dict[str, Any]:
     return {
-        "events": agg.events, "by_type": agg.by_type, "ignored": agg.ignored,
+        "events": agg.events, "by_type": sorted(agg.by_type.items()), "ignored": agg.ignored,
         "first": agg.first_ns, "last": agg.last_ns, "overflow": agg.overflow,
         "entered": agg.entered, "leaving": list(agg.leaving.items()),
         "failures": [(k, p.count, p.samples.items()) for k, p in agg.failures.items()],
