@@ -16,8 +16,10 @@ left out — it never raises.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any, Protocol
 
 from mgt.analyze.sketch import Quantiles, Samples
@@ -57,6 +59,7 @@ BLOAT_MIN_PROMPT_TOKENS = 3000
 BLOAT_RATIO = 10
 _BATCH = 256  # events fed to feed_parts at a time by feed_all
 _QUIET_KEYS = 4 * MAX_KEYS  # (from, to) pairs remembered as only adding to counts
+_PENDING_CALLS = 1024  # calls left pending (each holds its line's dict) before they count
 
 
 class EventLike(Protocol):
@@ -82,6 +85,15 @@ def _number(value: Any) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value) if 0 <= value <= MAX_FIGURE else None  # subclasses of int/float
     return None
+
+
+def _sum(total: float, values: Iterable[int]) -> float:
+    """`total` plus each of the int `values` in turn, as `+=` one by one would give it."""
+    if total.__class__ is int:
+        return total + sum(values)  # ints add exactly, in any order
+    for value in values:
+        total += value
+    return total
 
 
 def _name(value: Any) -> str | None:
@@ -133,6 +145,9 @@ class LlmStats:
     bloat_prompt_max: float = 0
     bloat_completion_sum: float = 0
     bloat_samples: Samples = field(default_factory=lambda: Samples(SAMPLES))
+    name: str = ""  # the node, model or "unknown"
+    # Calls of the block being fed, not yet counted (see `Aggregates._flush_calls`).
+    pending: list[tuple[Any, ...]] = field(default_factory=list, repr=False, compare=False)
 
 
 @dataclass(slots=True)
@@ -179,6 +194,10 @@ class Aggregates:
         self.failures: dict[tuple[str, str], PairStats] = {}  # (from, to) → stats
         self.errors: dict[str, ErrorStats] = {}  # template → stats
         self._is_failure: dict[str, bool] = {}
+        # (node, model) as logged → their group and model name, for calls fed in bulk
+        self._known_calls: dict[tuple[Any, Any], tuple[LlmStats, str | None]] = {}
+        self._waiting: list[LlmStats] = []  # the groups with pending calls, and how many wait
+        self._pending = 0
         # (from, to) as logged → their names, for transitions that only add to counts
         self._quiet: dict[tuple[Any, Any], tuple[str | None, str | None]] = {}
 
@@ -208,10 +227,19 @@ class Aggregates:
         """A block of a file's lines fed in order: a block parser for `FileSource.event_blocks`.
 
         Feeds the events `parse_line_block(parts, ...)` gives and returns what it
-        returns, less the events: ([], [], skipped, newer).
+        returns, less the events: ([], [], skipped, newer). Calls may be left
+        pending: `flush` once the last block is fed.
         """
-        skipped, newer = self.feed_parts(parts, digits_checked, newline, cutoff, guess)
+        skipped, newer = self.feed_parts(parts, digits_checked, newline, cutoff, guess,
+                                         hold=True)
         return [], [], skipped, newer
+
+    def flush(self) -> None:
+        """Count the calls `feed_parts(..., hold=True)` left pending: due before reading."""
+        for stats in self._waiting:
+            self._flush_calls(stats)
+        self._waiting.clear()
+        self._pending = 0
 
     def feed_parts(
         self,
@@ -220,6 +248,8 @@ class Aggregates:
         newline: bool = False,
         cutoff: int | None = None,
         guess: int | None = None,
+        *,
+        hold: bool = False,
     ) -> tuple[int, bool]:
         """Events and lines in order; the analyzer's hot loop. Returns (skipped, newer).
 
@@ -233,7 +263,9 @@ class Aggregates:
         `parse_line_part` and fed as that event, so the result is that of feeding
         the events `parse_line_block` gives. The handlers of the three types the
         rules read are inlined, with the bookkeeping in local variables: per
-        event, this loop is most of the analysis.
+        event, this loop is most of the analysis. Calls whose node and model were
+        seen before are counted in bulk (`_flush_calls`), at the end, or with
+        `hold`, when `_PENDING_CALLS` wait or at `flush`, so that the bulk is large.
         """
         loads, miss, known = _orjson_loads, _MISS, _KNOWN
         minutes, seconds, millis_of, limit = _MINUTE_NS, _SECONDS_NS, _MILLIS_Z_NS, _SECOND_LIMIT
@@ -254,6 +286,11 @@ class Aggregates:
         warning = self.latency_warning_ms
         quiet = self._quiet
         seen: dict[tuple[Any, Any], int] = {}  # transitions of `quiet` keys, applied at the end
+        known_calls = self._known_calls
+        waiting = self._waiting  # the groups with pending calls
+        pending_calls = self._pending
+        quick: tuple[LlmStats, str | None] | None
+        stats: LlmStats | None
         key: tuple[Any, Any] | None
         item: Any
         fields: Any
@@ -392,6 +429,33 @@ class Aggregates:
                         pair.samples.offer(0, count, _sample, item, ts)
                 elif kind == "llm_call":
                     calls += 1
+                    # A call of a (node, model) met before whose figures are plain numbers
+                    # waits in its group's `pending` list, counted at the end.
+                    key = (fields.get("node"), fields.get("model"))
+                    try:
+                        quick = known_calls[key]
+                    except KeyError:
+                        quick = None
+                    except TypeError:  # an unhashable name: never quick
+                        quick = key = None
+                    if quick is not None:
+                        latency = fields.get("latency_ms")
+                        prompt = fields.get("prompt_tokens")
+                        completion = fields.get("completion_tokens")
+                        if (latency.__class__ is int and prompt.__class__ is int
+                                and completion.__class__ is int and 0 <= latency <= MAX_FIGURE
+                                and 0 <= prompt <= MAX_FIGURE
+                                and 0 <= completion <= MAX_FIGURE):
+                            stats, model = quick
+                            pending = stats.pending
+                            if not pending:
+                                waiting.append(stats)
+                            pending.append((latency, prompt, completion, count, item, ts, model))
+                            pending_calls += 1
+                            if pending_calls >= _PENDING_CALLS:
+                                self.flush()
+                                pending_calls = 0
+                            continue
                     node = fields.get("node")  # _name(), inlined for both
                     if node.__class__ is not str or not node:
                         node = None
@@ -408,6 +472,12 @@ class Aggregates:
                         if stats is None:
                             self._overflowed("llm_keys")
                             continue
+                    if stats.pending:  # the group's earlier calls first, in order
+                        self._flush_calls(stats)
+                    if key is not None and len(known_calls) < _QUIET_KEYS and all(
+                        v.__class__ is not str or len(v) <= MAX_KEY_CHARS for v in key
+                    ):
+                        known_calls[key] = (stats, model)
                     if node is not None and node in entered:
                         entered[node] += 1
                     stats.calls += 1
@@ -472,6 +542,9 @@ class Aggregates:
                     if kind == "error":
                         self._error(fields, ts, count, item)
         finally:
+            self._pending = pending_calls
+            if not hold:
+                self.flush()
             if transitions:
                 by_type["graph_transition"] = by_type.get("graph_transition", 0) + transitions
             if calls:
@@ -481,6 +554,69 @@ class Aggregates:
             if seen:
                 self._apply_quiet(seen)
         return skipped, newer
+
+    def _flush_calls(self, stats: LlmStats) -> None:
+        """The group's pending calls, fed as the loop would have fed them one by one.
+
+        Each is a call whose node and model were seen before (the group and the
+        model's place in `models` are settled) and whose three figures are ints
+        in range: the counts and sums add up in one go (ints: exactly, in any
+        order; a sum that is already a float adds them one by one, in order), the
+        histograms take them in bulk, and samples are offered in order.
+        """
+        pending = stats.pending
+        if not pending:
+            return
+        stats.pending = []
+        n = len(pending)
+        latencies, prompts, completions, seqs, items, times, models = zip(*pending, strict=True)
+        stats.calls += n
+        if stats.group_by == "node" and stats.name in self.entered:
+            self.entered[stats.name] += n
+        kept = stats.models
+        for model, calls in Counter(models).items():
+            if model is not None and model in kept:
+                kept[model] += calls
+        stats.prompt_n += n
+        stats.prompt_sum = _sum(stats.prompt_sum, prompts)
+        stats.completion_n += n
+        stats.completion_sum = _sum(stats.completion_sum, completions)
+        stats.latency.add_many(latencies)
+        stats.latency_sum = _sum(stats.latency_sum, latencies)
+        warning = self.latency_warning_ms
+        slow = [latency >= warning for latency in latencies]
+        if any(slow):
+            slow_latencies = list(compress(latencies, slow))
+            stats.slow.add_many(slow_latencies)
+            stats.slow_sum = _sum(stats.slow_sum, slow_latencies)
+            stats.slow_prompt_n += len(slow_latencies)
+            stats.slow_prompt_sum = _sum(stats.slow_prompt_sum, compress(prompts, slow))
+            stats.slow_completion_n += len(slow_latencies)
+            stats.slow_completion_sum = _sum(stats.slow_completion_sum,
+                                             compress(completions, slow))
+            samples = stats.slow_samples
+            if max(slow_latencies) >= samples.floor:
+                rows = zip(latencies, seqs, items, times, strict=True)
+                for latency, seq, item, ts in compress(rows, slow):
+                    if latency >= samples.floor:
+                        samples.offer(latency, seq, _sample, item, ts)
+        bloat = [prompt >= BLOAT_MIN_PROMPT_TOKENS and prompt >= BLOAT_RATIO * completion
+                 for prompt, completion in zip(prompts, completions, strict=True)]
+        if any(bloat):
+            bloat_prompts = list(compress(prompts, bloat))
+            stats.bloat += len(bloat_prompts)
+            stats.bloat_prompt_sum = _sum(stats.bloat_prompt_sum, bloat_prompts)
+            stats.bloat_completion_sum = _sum(stats.bloat_completion_sum,
+                                              compress(completions, bloat))
+            top = max(bloat_prompts)  # the first of equal ones, as the loop keeps
+            if top > stats.bloat_prompt_max:
+                stats.bloat_prompt_max = top
+            samples = stats.bloat_samples
+            if top >= samples.floor:
+                rows = zip(prompts, seqs, items, times, strict=True)
+                for prompt, seq, item, ts in compress(rows, bloat):
+                    if prompt >= samples.floor:
+                        samples.offer(prompt, seq, _sample, item, ts)
 
     def _quiet_transition(self, key: tuple[Any, Any], source: str | None, to: str | None) -> None:
         """Remember a (from, to) as logged whose transitions only add to counts.
@@ -528,7 +664,7 @@ class Aggregates:
         if stats is None:
             if len(self.llm) >= MAX_KEYS:
                 return None
-            stats = self.llm[key] = LlmStats(group_by=key[0])
+            stats = self.llm[key] = LlmStats(group_by=key[0], name=key[1])
         if node is not None:
             self._by_node[node] = stats
         return stats

@@ -150,8 +150,11 @@ def analyze_source(
             if isinstance(source, FileSource):
                 # Blocks of lines, an ordinary line's event left as its decoded dict: no
                 # event object per line (see `FileSource.event_blocks`).
-                for items, _ in source.event_blocks(agg.feed_line_block):
-                    agg.feed_parts(items)  # the events of a JSON array file
+                try:
+                    for items, _ in source.event_blocks(agg.feed_line_block):
+                        agg.feed_parts(items, hold=True)  # the events of a JSON array file
+                finally:
+                    agg.flush()
             else:
                 agg.feed_all(source.iter_events())
 

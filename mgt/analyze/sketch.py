@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
+from itertools import repeat
+from operator import truediv
 from typing import Any
 
 __all__ = ["EXACT_LIMIT", "RELATIVE_ERROR", "Quantiles", "Samples"]
@@ -59,6 +62,32 @@ class Quantiles:
             buckets[index] = buckets.get(index, 0) + 1
         else:
             self._zeros += 1
+
+    def add_many(self, values: Sequence[float]) -> None:
+        """`add` for each value in order, the histogram's part counted in one go."""
+        exact = self._exact
+        if not values:
+            return
+        if (exact is not None and len(exact) + len(values) > EXACT_LIMIT) or (
+            exact is None and min(values) <= 0
+        ):
+            for value in values:
+                self.add(value)
+            return
+        self.count += len(values)
+        low, high = min(values), max(values)  # the first of equal values, as `add` keeps
+        if low < self.min:
+            self.min = low
+        if high > self.max:
+            self.max = high
+        if exact is not None:
+            exact.extend(values)
+            return
+        buckets = self._buckets
+        for index, n in Counter(
+            map(math.ceil, map(truediv, map(math.log, values), repeat(_LOG_GAMMA)))
+        ).items():
+            buckets[index] = buckets.get(index, 0) + n
 
     def _bucket(self, value: float) -> None:
         if value <= 0:

@@ -115,6 +115,15 @@ CRAFTED: list[bytes] = [
     b'{"timestamp": "' + T.encode() + b'", "type": "error", "message": "' + b"x" * 9000 + b'"}',
     b'{"timestamp": "' + T.encode() + b'", "type": "graph_transition", "from": "a", "to": "b", '
     b'"deep": ' + b"[" * 200 + b"]" * 200 + b"}",
+    # a known (node, model) with figures that are not plain ints: fed in order with the rest
+    line(timestamp=T, type="llm_call", node="n", model="m", latency_ms=2500.0,
+         prompt_tokens=5000.0, completion_tokens=10.0),
+    line(timestamp=T, type="llm_call", node="n", model="m", latency_ms=True, prompt_tokens=10,
+         completion_tokens=1),
+    line(timestamp=T, type="llm_call", node="n", model="m", latency_ms=2**70, prompt_tokens=10,
+         completion_tokens=1),
+    line(timestamp=T, type="llm_call", node="n", model="m", latency_ms=2500,
+         prompt_tokens=2**53 + 1, completion_tokens=1),
 ]
 
 
@@ -132,7 +141,8 @@ def state(agg: Aggregates) -> dict[str, Any]:
         "first": agg.first_ns, "last": agg.last_ns, "overflow": agg.overflow,
         "entered": agg.entered, "leaving": list(agg.leaving.items()),
         "failures": [(k, p.count, p.samples.items()) for k, p in agg.failures.items()],
-        "llm": [(k, s.calls, s.models, s.latency.count, s.latency_sum, s.prompt_sum,
+        "llm": [(k, s.calls, s.models, s.latency.count, s.latency.min, s.latency.max,
+                 s.latency.quantile(0.95), s.slow.min, s.slow.max, s.latency_sum, s.prompt_sum,
                  s.completion_sum, s.slow_sum, s.slow.count, s.bloat, s.bloat_prompt_max,
                  s.slow_samples.items(), s.bloat_samples.items()) for k, s in agg.llm.items()],
         "errors": [(k, e.count, e.first_ns, e.last_ns, e.contexts, e.samples.items())
@@ -240,3 +250,40 @@ def test_only_short_names_are_remembered_as_quiet_transitions() -> None:
     agg = Aggregates(2000)
     agg.feed_parts([CRAFTED[11], CRAFTED[12], CRAFTED[0], CRAFTED[9]], True, True)
     assert list(agg._quiet) == [("a", "b")]  # long names and a list are looked at each time
+
+
+def test_calls_held_over_blocks_count_at_flush_as_fed_one_by_one() -> None:
+    rng = random.Random(9)
+    calls = [line(timestamp=T, type="llm_call", node=rng.choice(["n", "m"]),
+                  model=rng.choice(["a", "b"]), latency_ms=rng.randint(0, 9000),
+                  prompt_tokens=rng.randint(0, 9000), completion_tokens=rng.randint(0, 900))
+             for _ in range(3000)]
+    odd = [CRAFTED[17], CRAFTED[18], CRAFTED[19], CRAFTED[21], CRAFTED[22]]
+    blocks = [[*calls[i:i + 300], rng.choice(odd)] for i in range(0, len(calls), 300)]
+    held, oracle = Aggregates(2000, ["n"]), OracleAggregates(2000, ["n"])
+    for block in blocks:
+        held.feed_line_block(list(block), True, True, None, None)
+        items, times, _, _ = parse_line_block(list(block), True, True)
+        oracle.feed_all([block_event(i, t) for i, t in zip(items, times, strict=True)])
+    assert held._pending > 0  # some calls wait for the flush
+    held.flush()
+    assert repr(state(held)) == repr(state(oracle))
+
+
+def test_a_call_fed_one_by_one_comes_after_the_calls_of_its_group_pending_before_it() -> None:
+    # The int 2500 waits (its node and model are known); the float 2500.0 after it is fed
+    # at once. Fed in order, the minimum is the int seen first.
+    parts: list[bytes | None] = [
+        line(timestamp=T, type="llm_call", node="n", model="m", latency_ms=3000,
+             prompt_tokens=0, completion_tokens=1),
+        line(timestamp=T, type="llm_call", node="n", model="m", latency_ms=2500,
+             prompt_tokens=3, completion_tokens=1),
+        line(timestamp=T, type="llm_call", node="n", model="m", latency_ms=2500.0,
+             prompt_tokens=0.5, completion_tokens=1),
+    ]
+    check_block(parts, True, True, None, None, [])
+    agg = Aggregates(2000)
+    agg.feed_parts(parts, True, True)
+    stats = agg.llm[("node", "n")]
+    assert repr(stats.latency.min) == "2500"
+    assert repr(stats.prompt_sum) == "3.5"
