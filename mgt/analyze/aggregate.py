@@ -32,7 +32,6 @@ from mgt.logs.events import (  # the ordinary line's reading, shared with parse_
     _MISS,
     _SECOND_LIMIT,
     _SECONDS_NS,
-    _WIDENS,
     _orjson_loads,
     parse_line_part,
 )
@@ -103,13 +102,18 @@ def _name(value: Any) -> str | None:
 
 
 def _sample(item: Any, ts: int | None) -> dict[str, Any]:
-    """The sample of an item of `Aggregates.feed_blocks` (an event, or an ordinary line's dict)."""
+    """The sample of an event of `Aggregates.feed_parts`: an event, or an ordinary line.
+
+    An ordinary line (bytes) is parsed again by `parse_line_part`, whose event is
+    the one the general path gives: its fields are those the loop read, but for
+    integers beyond 64 bits that some orjson releases read as floats, which no
+    rule tells apart (they are out of range either way) but a sample shows.
+    """
     from mgt.logs.events import format_timestamp
 
-    if item.__class__ is dict:
-        kind, session, fields = item["type"], item.get("session_id"), item
-    else:
-        kind, session, fields = item.type, item.session_id, item.fields
+    if item.__class__ is bytes:
+        item = parse_line_part(item, False, True)
+    kind, session, fields = item.type, item.session_id, item.fields
     # type and (when known) the timestamp are shown once, outside the fields
     dropped = ("type", "event_type", "timestamp") if ts is not None else ("type", "event_type")
     shown = {k: v for k, v in fields.items() if k not in dropped}
@@ -261,7 +265,11 @@ class Aggregates:
         decodes to, with its time read through the minute cache (and the previous
         line's second): no event object. Any other line is parsed by
         `parse_line_part` and fed as that event, so the result is that of feeding
-        the events `parse_line_block` gives. The handlers of the three types the
+        the events `parse_line_block` gives. The ordinary line is read with orjson
+        even where `digits_checked` is False: an integer beyond 64 bits that
+        orjson reads as a float is out of every rule's range either way, and a
+        sample is made from the line parsed again (see `_sample`); a reader
+        can therefore skip the digit check of its blocks. The handlers of the three types the
         rules read are inlined, with the bookkeeping in local variables: per
         event, this loop is most of the analysis. Calls whose node and model were
         seen before are counted in bulk (`_flush_calls`), at the end, or with
@@ -269,7 +277,6 @@ class Aggregates:
         """
         loads, miss, known = _orjson_loads, _MISS, _KNOWN
         minutes, seconds, millis_of, limit = _MINUTE_NS, _SECONDS_NS, _MILLIS_Z_NS, _SECOND_LIMIT
-        direct = digits_checked or not _WIDENS
         short = _DEEP_BYTES - newline
         low: float = -math.inf if cutoff is None else cutoff
         high: float = math.inf if guess is None else guess
@@ -295,13 +302,14 @@ class Aggregates:
         item: Any
         fields: Any
         kind: Any
+        raw_time: Any
         ts: int | None
         try:
             for part in parts:
                 if part.__class__ is bytes:
                     # ---------------------------------------------------- a line
                     fields = None
-                    if direct and len(part) <= short:
+                    if len(part) <= short:
                         try:
                             value = loads(part)
                         except (ValueError, RecursionError):
@@ -309,11 +317,16 @@ class Aggregates:
                         if value.__class__ is dict:
                             kind = value.get("type")
                             raw_time = value.get("timestamp")
-                            if (kind.__class__ is str and kind in known
-                                    and raw_time.__class__ is str and len(raw_time) == 24):
-                                # parse_line_part's canonical time "...:SS.mmmZ": ".mmmZ"
-                                # from a table, the second remembered from the line before
-                                millis = millis_of.get(raw_time[19:])
+                            # parse_line_part's ordinary line: a known type (a str: no other
+                            # JSON value is in `known`) and a canonical time "...:SS.mmmZ"
+                            # (".mmmZ" from a table, so that the time is a str of 24
+                            # characters), its second remembered from the line before. An
+                            # unhashable type or a time that is not a str raise TypeError.
+                            try:
+                                millis = millis_of.get(raw_time[19:]) if kind in known else None
+                            except TypeError:
+                                millis = None
+                            if millis is not None:
                                 prefix = raw_time[:19]
                                 if prefix == last_prefix:
                                     base = last_base
@@ -331,8 +344,8 @@ class Aggregates:
                                 # a line whose session_id is not a non-empty string, but
                                 # the analyzer reads the session of an event only for a
                                 # sample, from its fields, where the line has it anyway.
-                                if base >= 0 and millis is not None:
-                                    item = fields = value
+                                if base >= 0:
+                                    fields, item = value, part  # the line, for a sample
                                     ts = base + millis
                     if fields is None:
                         event = parse_line_part(part, digits_checked, newline)

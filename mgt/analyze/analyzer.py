@@ -151,7 +151,8 @@ def analyze_source(
                 # Blocks of lines, an ordinary line's event left as its decoded dict: no
                 # event object per line (see `FileSource.event_blocks`).
                 try:
-                    for items, _ in source.event_blocks(agg.feed_line_block):
+                    blocks = source.event_blocks(agg.feed_line_block, check_digits=False)
+                    for items, _ in blocks:
                         agg.feed_parts(items, hold=True)  # the events of a JSON array file
                 finally:
                     agg.flush()

@@ -303,7 +303,7 @@ class FileSource(EventSource):
                 yield item if item.__class__ is not dict else block_event(item, ts)
 
     def event_blocks(
-        self, parse: BlockParser = parse_line_block
+        self, parse: BlockParser = parse_line_block, *, check_digits: bool = True
     ) -> Iterator[tuple[list[Any], list[int | None]]]:
         """The events `iter_events()` yields (no filter), a block of lines at a time.
 
@@ -313,7 +313,9 @@ class FileSource(EventSource):
         build an object per line. `skipped`, `notes`, `since` and `tail_first`
         behave as for `iter_events`. `parse` reads a JSON-lines file's blocks in
         place of `parse_line_block`, with the same arguments and results: the
-        analyzer's feeds its aggregates and returns no items.
+        analyzer's feeds its aggregates and returns no items. Without
+        `check_digits`, blocks are not searched for long digit runs (they are
+        said unchecked), for a parser that needs no such check.
         """
         self.skipped = 0
         cutoff = None
@@ -330,7 +332,7 @@ class FileSource(EventSource):
                     return
                 # JSON lines, the common case: blocks of whole lines, each line parsed as
                 # readline would cut it (see _line_parts), the digit check once a block.
-                for parts, newline, digits_checked in _line_parts(fh):
+                for parts, newline, digits_checked in _line_parts(fh, check_digits):
                     # A block's lines parsed in one call: the per-line call and lookups
                     # cost about a tenth of the reading, an event object per line more.
                     items, times, skipped, newer = parse(
@@ -534,14 +536,15 @@ def _drop_rest_of_line(fh: io.BufferedReader[io.RawIOBase]) -> None:
 
 
 def _line_parts(
-    fh: io.BufferedReader[io.RawIOBase],
+    fh: io.BufferedReader[io.RawIOBase], check_digits: bool = True
 ) -> Iterator[tuple[list[bytes | None], bool, bool]]:
     """The rest of the file as (lines without their newline, had a newline, digits checked).
 
     Cut exactly as `readline(MAX_LINE_BYTES + 1)` cuts them, a block at a time: a
     line longer than MAX_LINE_BYTES (newline aside) is None and the rest of it is
     dropped; the file's last line, when it has no newline, comes alone with False.
-    "Digits checked": the block holds no run of 19 digits (see `has_long_digit_run`).
+    "Digits checked": the block holds no run of 19 digits (see `has_long_digit_run`);
+    always False without `check_digits`.
     `read1` takes what one read of the underlying file gives, so a read that fails
     (a truncated gzip) loses what a readline would lose: the line it was in.
     """
@@ -552,7 +555,7 @@ def _line_parts(
         if not data:
             if rest:
                 yield ([rest] if len(rest) <= MAX_LINE_BYTES else [None]), False, \
-                    not has_long_digit_run(rest)
+                    check_digits and not has_long_digit_run(rest)
             return
         if dropping:
             newline = data.find(b"\n")
@@ -563,7 +566,7 @@ def _line_parts(
         if end < 0:
             rest += data
             if len(rest) > MAX_LINE_BYTES:
-                yield [None], True, True
+                yield [None], True, check_digits
                 rest, dropping = b"", True
             continue
         chunk = rest + data[:end]
@@ -572,7 +575,7 @@ def _line_parts(
         first = parts[0]
         if first is not None and len(first) > MAX_LINE_BYTES:  # only it can hold `rest`
             parts[0] = None
-        yield parts, True, not has_long_digit_run(chunk)
+        yield parts, True, check_digits and not has_long_digit_run(chunk)
 
 
 def _lines(fh: io.BufferedReader[io.RawIOBase]) -> Iterator[tuple[Any, int]]:
