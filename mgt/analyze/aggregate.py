@@ -261,7 +261,7 @@ class Aggregates:
         `parse_line_block` reads it (bytes without the newline, None for one too
         long; `digits_checked`, `newline`, `cutoff` and `guess` as there, and
         (skipped, newer) as it returns them, the events before a newer one fed).
-        The ordinary line (as `parse_line_parts` reads it) is fed from the dict it
+        The ordinary line (as `parse_line_block` reads it) is fed from the dict it
         decodes to, with its time read through the minute cache (and the previous
         line's second): no event object. Any other line is parsed by
         `parse_line_part` and fed as that event, so the result is that of feeding

@@ -42,7 +42,6 @@ __all__ = [
     "parse_event_line",
     "parse_line_block",
     "parse_line_part",
-    "parse_line_parts",
     "parse_timestamp",
 ]
 
@@ -675,51 +674,6 @@ def parse_line_part(line: bytes, digits_checked: bool, newline: bool = False) ->
     return parse_event(value, size_hint=size)
 
 
-def parse_line_parts(
-    parts: list[bytes | None], digits_checked: bool, newline: bool
-) -> list[LogEvent | None]:
-    """`parse_line_part(part, digits_checked, newline)` for each part (None stays None).
-
-    The ordinary line (as `parse_line_part`'s fast path takes it: short, a known type, a
-    canonical time whose minute is cached, a usable session) is read here in one loop
-    with everything it needs in local variables; any other line is handed to
-    `parse_line_part`, so every result is exactly what that function gives.
-    """
-    loads, miss, known, event_class = _orjson_loads, _MISS, _KNOWN, LogEvent
-    minutes, seconds, millis_of = _MINUTE_NS, _SECONDS_NS, _MILLIS_NS
-    limit, direct = _SECOND_LIMIT, digits_checked or not _WIDENS
-    short = _DEEP_BYTES - newline  # parse_line_part's size <= _DEEP_BYTES, without the add
-    out: list[LogEvent | None] = []
-    append = out.append
-    for part in parts:
-        if part is None:
-            append(None)
-            continue
-        if direct and len(part) <= short:
-            try:
-                value = loads(part)
-            except (ValueError, RecursionError):
-                value = miss
-            if value.__class__ is dict:
-                kind = value.get("type")
-                raw_time = value.get("timestamp")
-                if (kind.__class__ is str and kind in known and raw_time.__class__ is str
-                        and len(raw_time) == 24 and raw_time[19] == "." and raw_time[23] == "Z"):
-                    minute = minutes.get(raw_time[:16])
-                    second = seconds.get(raw_time[16:19])
-                    millis = millis_of.get(raw_time[20:23])
-                    if minute is not None and second is not None and millis is not None:
-                        base = minute + second
-                        session = value.get("session_id")
-                        if 0 <= base < limit and (
-                            session is None or (session.__class__ is str and session)
-                        ):
-                            append(event_class(kind, base + millis, session, value, None))
-                            continue
-        append(parse_line_part(part, digits_checked, newline))
-    return out
-
-
 def parse_line_block(
     parts: list[bytes | None],
     digits_checked: bool,
@@ -731,14 +685,17 @@ def parse_line_block(
 
     For each line, in order, that `parse_line_part(part, digits_checked, newline)` makes
     an event of and whose time is not before `cutoff` (an event with no time is kept):
-    `items` holds that event, or — for an ordinary line (as `parse_line_parts` reads it)
-    — just the dict the line decodes to, whose event is exactly
-    `LogEvent(d["type"], time, d.get("session_id"), d)` (see `block_event`); `times`
-    holds each item's time. `skipped` counts the lines that are no event (None parts,
-    lines that do not parse; blank lines are neither). `newer`: an event kept was newer
-    than `guess`; the block stops before it (the reader starts over with the exact scan).
-    No `LogEvent` is built for the ordinary line: that, and the time read through the
-    minute cache and two tables, is what keeps the analyzer's pass cheap.
+    `items` holds that event, or — for an ordinary line — just the dict the line
+    decodes to, whose event is exactly `LogEvent(d["type"], time, d.get("session_id"),
+    d)` (see `block_event`); `times` holds each item's time. The ordinary line is the
+    one `parse_line_part` builds its event from directly: short (no longer than
+    `_DEEP_BYTES`), read by orjson where that is trusted, a known type, a canonical
+    time whose minute is cached, a usable session; it is read here in one loop with
+    everything it needs in local variables, and no `LogEvent` is built for it.
+    `skipped` counts the lines that are no event (None parts, lines that do not parse;
+    blank lines are neither). `newer`: an event kept was newer than `guess`; the block
+    stops before it (the reader starts over with the exact scan). The analyzer reads
+    its blocks with `Aggregates.feed_parts` instead, which feeds the same events.
     """
     loads, miss, known = _orjson_loads, _MISS, _KNOWN
     minutes, seconds, millis_of = _MINUTE_NS, _SECONDS_NS, _MILLIS_NS
