@@ -34,6 +34,7 @@ __all__ = [
     "MAX_LINE_BYTES",
     "MAX_TEXT",
     "LogEvent",
+    "block_event",
     "format_timestamp",
     "has_long_digit_run",
     "normalize_type",

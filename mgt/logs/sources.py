@@ -80,6 +80,7 @@ if TYPE_CHECKING:
     from mgt.logs.settings import LokiSettings
 
 __all__ = [
+    "BlockParser",
     "EventFilter",
     "EventSource",
     "FileSource",
