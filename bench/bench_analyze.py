@@ -23,13 +23,15 @@ bloat and latency p95 per node, failed transitions and their rates, errors
 per template — on the same file, for scale. A benchmark, not a test: it
 prints figures and asserts nothing.
 
-Measured on a shared 2-core x86-64 machine (Python 3.11, orjson 3.8.3, which
-needs the guard for integers beyond 64 bits; best of 2; load average 3-10, so
-±15%). Before (30992bf), 1M events, ordered, timestamp first: `--since 24h`
-4.17 CPU s (240,000 events/s), `--since all` 3.57 s (280,000/s), source only
-2.56 s; the issue's report: 4.3 s with the timestamp first, 7.0 s last.
-After: the table in docs/loop.md. The run ends with a summary: one line per shape and
-`--since`, events per CPU second before and now, their ratio, DuckDB's, peak RSS.
+Measured on a shared 2-core x86-64 machine (Python 3.11, orjson 3.13, which
+still reads integers beyond 64 bits as floats; best of 2; load average 2-3, so
+±10-20%). Before (30992bf), 1M events, ordered, timestamp first: `--since 24h`
+3.83 CPU s (261,000 events/s), `--since all` 3.24 s (309,000/s), source only
+2.43 s; the issue's report: 4.3 s with the timestamp first, 7.0 s last.
+After: 1.9 s for each (about 520,000 events/s); every shape in the table in
+docs/loop.md. The run ends with a summary: one line per shape and `--since`,
+events per CPU second before and now, their ratio, DuckDB's, peak RSS.
+`--only ordered-first:all` (repeatable) measures one shape and mode.
 """
 
 from __future__ import annotations
@@ -200,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="runs per measurement (best kept)")
     parser.add_argument("--baseline", metavar="REV", help="also measure this git revision")
     parser.add_argument("--no-duckdb", action="store_true")
+    parser.add_argument(
+        "--only", action="append", metavar="SHAPE[:MODE]",
+        help="measure only this file shape (ordered-first, ordered-last, shuffled-first, "
+             "shuffled-last), optionally one mode (24h, all, source); repeatable")
     parser.add_argument("--shape", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.shape:
@@ -222,9 +228,15 @@ def main(argv: list[str] | None = None) -> int:
         print(header)
         print("-" * len(header))
         summary: list[tuple[str, str, dict[str, float], float, float | None]] = []
+        only = [tuple(o.split(":", 1)) if ":" in o else (o, None) for o in args.only or []]
         for order, key, path in files:
             label = f"{order}, timestamp {key}"
             modes = ["24h", "all"] + (["source"] if (order, key) == SHAPES[0] else [])
+            if only:
+                modes = [m for m in modes if (f"{order}-{key}", m) in only
+                         or (f"{order}-{key}", None) in only]
+                if not modes:
+                    continue
             rows: list[tuple[str, dict[str, float], float]] = []
             for mode in modes:
                 rates: dict[str, float] = {}

@@ -15,12 +15,26 @@ left out — it never raises.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any, Protocol
 
 from mgt.analyze.sketch import Quantiles, Samples
 from mgt.analyze.text import MAX_KEY_CHARS, bounded_event, error_template, truncate
+from mgt.logs.events import (  # the ordinary line's reading, shared with parse_line_part
+    _DEEP_BYTES,
+    _KNOWN,
+    _MILLIS_Z_NS,
+    _MINUTE_NS,
+    _MISS,
+    _SECOND_LIMIT,
+    _SECONDS_NS,
+    _orjson_loads,
+    parse_line_part,
+)
 
 __all__ = [
     "BLOAT_MIN_PROMPT_TOKENS",
@@ -42,6 +56,9 @@ SAMPLES = 5
 
 BLOAT_MIN_PROMPT_TOKENS = 3000
 BLOAT_RATIO = 10
+_BATCH = 256  # events fed to feed_parts at a time by feed_all
+_QUIET_KEYS = 4 * MAX_KEYS  # (from, to) pairs remembered as only adding to counts
+_PENDING_CALLS = 1024  # calls left pending (each holds its line's dict) before they count
 
 
 class EventLike(Protocol):
@@ -69,22 +86,40 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def _sum(total: float, values: Iterable[int]) -> float:
+    """`total` plus each of the int `values` in turn, as `+=` one by one would give it."""
+    if total.__class__ is int:
+        return total + sum(values)  # ints add exactly, in any order
+    for value in values:
+        total += value
+    return total
+
+
 def _name(value: Any) -> str | None:
     if type(value) is str and value:
         return value if len(value) <= MAX_KEY_CHARS else value[:MAX_KEY_CHARS]
     return None
 
 
-def _sample(event: EventLike) -> dict[str, Any]:
+def _sample(item: Any, ts: int | None) -> dict[str, Any]:
+    """The sample of an event of `Aggregates.feed_parts`: an event, or an ordinary line.
+
+    An ordinary line (bytes) is parsed again by `parse_line_part`, whose event is
+    the one the general path gives: its fields are those the loop read, but for
+    integers beyond 64 bits that some orjson releases read as floats, which no
+    rule tells apart (they are out of range either way) but a sample shows.
+    """
     from mgt.logs.events import format_timestamp
 
-    ts = event.timestamp
+    if item.__class__ is bytes:
+        item = parse_line_part(item, False, True)
+    kind, session, fields = item.type, item.session_id, item.fields
     # type and (when known) the timestamp are shown once, outside the fields
     dropped = ("type", "event_type", "timestamp") if ts is not None else ("type", "event_type")
-    fields = {k: v for k, v in event.fields.items() if k not in dropped}
-    if event.session_id is not None and "session_id" not in fields:
-        fields["session_id"] = event.session_id
-    return bounded_event(event.type, None if ts is None else format_timestamp(ts), fields)
+    shown = {k: v for k, v in fields.items() if k not in dropped}
+    if session is not None and "session_id" not in shown:
+        shown["session_id"] = session
+    return bounded_event(kind, None if ts is None else format_timestamp(ts), shown)
 
 
 @dataclass(slots=True)
@@ -114,6 +149,9 @@ class LlmStats:
     bloat_prompt_max: float = 0
     bloat_completion_sum: float = 0
     bloat_samples: Samples = field(default_factory=lambda: Samples(SAMPLES))
+    name: str = ""  # the node, model or "unknown"
+    # Calls of the block being fed, not yet counted (see `Aggregates._flush_calls`).
+    pending: list[tuple[Any, ...]] = field(default_factory=list, repr=False, compare=False)
 
 
 @dataclass(slots=True)
@@ -160,41 +198,469 @@ class Aggregates:
         self.failures: dict[tuple[str, str], PairStats] = {}  # (from, to) → stats
         self.errors: dict[str, ErrorStats] = {}  # template → stats
         self._is_failure: dict[str, bool] = {}
-        self._handlers = {
-            "llm_call": self._llm_call,
-            "graph_transition": self._transition,
-            "error": self._error,
-        }
+        # (node, model) as logged → their group and model name, for calls fed in bulk
+        self._known_calls: dict[tuple[Any, Any], tuple[LlmStats, str | None]] = {}
+        self._waiting: list[LlmStats] = []  # the groups with pending calls, and how many wait
+        self._pending = 0
+        # (from, to) as logged → their names, for transitions that only add to counts
+        self._quiet: dict[tuple[Any, Any], tuple[str | None, str | None]] = {}
 
     # ------------------------------------------------------------------ feeding
 
     def feed_all(self, events: Iterable[EventLike]) -> None:
-        """`feed` for each event, with the per-event bookkeeping kept in locals (the hot loop)."""
-        handlers = self._handlers
+        """`feed` for each event, in order."""
+        batch: list[EventLike] = []
+        for event in events:
+            batch.append(event)
+            if len(batch) >= _BATCH:
+                self.feed_parts(batch)
+                batch = []
+        self.feed_parts(batch)
+
+    def feed(self, event: EventLike) -> None:
+        self.feed_all((event,))
+
+    def feed_line_block(
+        self,
+        parts: list[bytes | None],
+        digits_checked: bool,
+        newline: bool,
+        cutoff: int | None,
+        guess: int | None,
+    ) -> tuple[list[Any], list[int | None], int, bool]:
+        """A block of a file's lines fed in order: a block parser for `FileSource.event_blocks`.
+
+        Feeds the events `parse_line_block(parts, ...)` gives and returns what it
+        returns, less the events: ([], [], skipped, newer). Calls may be left
+        pending: `flush` once the last block is fed.
+        """
+        skipped, newer = self.feed_parts(parts, digits_checked, newline, cutoff, guess,
+                                         hold=True)
+        return [], [], skipped, newer
+
+    def flush(self) -> None:
+        """Count the calls `feed_parts(..., hold=True)` left pending: due before reading."""
+        for stats in self._waiting:
+            self._flush_calls(stats)
+        self._waiting.clear()
+        self._pending = 0
+
+    def feed_parts(
+        self,
+        parts: Sequence[Any],
+        digits_checked: bool = False,
+        newline: bool = False,
+        cutoff: int | None = None,
+        guess: int | None = None,
+        *,
+        hold: bool = False,
+    ) -> tuple[int, bool]:
+        """Events and lines in order; the analyzer's hot loop. Returns (skipped, newer).
+
+        A part is an event (`EventLike`), or a line of an event file as
+        `parse_line_block` reads it (bytes without the newline, None for one too
+        long; `digits_checked`, `newline`, `cutoff` and `guess` as there, and
+        (skipped, newer) as it returns them, the events before a newer one fed).
+        The ordinary line (as `parse_line_block` reads it) is fed from the dict it
+        decodes to, with its time read through the minute cache (and the previous
+        line's second): no event object. Any other line is parsed by
+        `parse_line_part` and fed as that event, so the result is that of feeding
+        the events `parse_line_block` gives. The ordinary line is read with orjson
+        even where `digits_checked` is False: an integer beyond 64 bits that
+        orjson reads as a float is out of every rule's range either way, and a
+        sample is made from the line parsed again (see `_sample`); a reader
+        can therefore skip the digit check of its blocks. The handlers of the three types the
+        rules read are inlined, with the bookkeeping in local variables: per
+        event, this loop is most of the analysis. Calls whose node and model were
+        seen before are counted in bulk (`_flush_calls`), at the end, or with
+        `hold`, when `_PENDING_CALLS` wait or at `flush`, so that the bulk is large.
+        """
+        loads, miss, known = _orjson_loads, _MISS, _KNOWN
+        minutes, seconds, millis_of, limit = _MINUTE_NS, _SECONDS_NS, _MILLIS_Z_NS, _SECOND_LIMIT
+        short = _DEEP_BYTES - newline
+        low: float = -math.inf if cutoff is None else cutoff
+        high: float = math.inf if guess is None else guess
+        windowed = cutoff is not None or guess is not None
+        last_prefix, last_base = "", 0  # the previous ordinary line's second, and its time
+        skipped = 0
+        newer = False
+        transitions = calls = 0  # by_type's two largest counts, kept here until the end
         by_type = self.by_type
         count = self.events
         first, last = self.first_ns, self.last_ns
+        entered, by_node = self.entered, self._by_node
+        leaving, is_failure, failures = self.leaving, self._is_failure, self.failures
+        warning = self.latency_warning_ms
+        quiet = self._quiet
+        seen: dict[tuple[Any, Any], int] = {}  # transitions of `quiet` keys, applied at the end
+        known_calls = self._known_calls
+        waiting = self._waiting  # the groups with pending calls
+        pending_calls = self._pending
+        quick: tuple[LlmStats, str | None] | None
+        stats: LlmStats | None
+        key: tuple[Any, Any] | None
+        item: Any
+        fields: Any
+        kind: Any
+        raw_time: Any
+        ts: int | None
         try:
-            for event in events:
+            for part in parts:
+                if part.__class__ is bytes:
+                    # ---------------------------------------------------- a line
+                    fields = None
+                    if len(part) <= short:
+                        try:
+                            value = loads(part)
+                        except (ValueError, RecursionError):
+                            value = miss
+                        if value.__class__ is dict:
+                            kind = value.get("type")
+                            raw_time = value.get("timestamp")
+                            # parse_line_part's ordinary line: a known type (a str: no other
+                            # JSON value is in `known`) and a canonical time "...:SS.mmmZ"
+                            # (".mmmZ" from a table, so that the time is a str of 24
+                            # characters), its second remembered from the line before. An
+                            # unhashable type or a time that is not a str raise TypeError.
+                            try:
+                                millis = millis_of.get(raw_time[19:]) if kind in known else None
+                            except TypeError:
+                                millis = None
+                            if millis is not None:
+                                prefix = raw_time[:19]
+                                if prefix == last_prefix:
+                                    base = last_base
+                                else:
+                                    minute = minutes.get(raw_time[:16])
+                                    second = seconds.get(raw_time[16:19])
+                                    base = -1
+                                    if minute is not None and second is not None:
+                                        base = minute + second
+                                        if 0 <= base < limit:
+                                            last_prefix, last_base = prefix, base
+                                        else:
+                                            base = -1
+                                # The session is not looked at: parse_line_part hands over
+                                # a line whose session_id is not a non-empty string, but
+                                # the analyzer reads the session of an event only for a
+                                # sample, from its fields, where the line has it anyway.
+                                if base >= 0:
+                                    fields, item = value, part  # the line, for a sample
+                                    ts = base + millis
+                    if fields is None:
+                        event = parse_line_part(part, digits_checked, newline)
+                        if event is None:
+                            if part and not part.isspace():  # a blank line is no event
+                                skipped += 1
+                            continue
+                        item, fields, kind, ts = event, event.fields, event.type, event.timestamp
+                    if windowed and ts is not None:
+                        if ts < low:
+                            continue
+                        if ts > high:
+                            newer = True
+                            break
+                elif part is None:  # a line longer than MAX_LINE_BYTES
+                    skipped += 1
+                    continue
+                else:
+                    item, fields, kind, ts = part, part.fields, part.type, part.timestamp
+                # ---------------------------------------------------------- the event
                 count += 1
-                kind = event.type
-                by_type[kind] = by_type.get(kind, 0) + 1
-                ts = event.timestamp
                 if ts is not None:
                     if first is None or ts < first:
                         first = ts
                     if last is None or ts > last:
                         last = ts
-                handler = handlers.get(kind)
-                if handler is not None:
-                    self.events = count  # handlers use it as the event's sequence number
-                    handler(event)
+                if kind == "graph_transition":
+                    transitions += 1
+                    # A (from, to) met before whose transitions only add to counts (not a
+                    # failure, see `_TransitionKeys`) is counted here, applied at the end.
+                    key = (fields.get("from"), fields.get("to"))
+                    try:
+                        seen[key] += 1
+                        continue
+                    except KeyError:
+                        if key in quiet:
+                            seen[key] = 1
+                            continue
+                    except TypeError:  # an unhashable name: never quiet
+                        key = None
+                    to = fields.get("to")  # _name(), inlined for both
+                    if to.__class__ is not str or not to:
+                        to = None
+                    elif len(to) > MAX_KEY_CHARS:
+                        to = to[:MAX_KEY_CHARS]
+                    source = fields.get("from")
+                    if source.__class__ is not str or not source:
+                        source = None
+                    elif len(source) > MAX_KEY_CHARS:
+                        source = source[:MAX_KEY_CHARS]
+                    if to is None or source is None:
+                        self.ignored += 1
+                    if to is not None and to in entered:
+                        entered[to] += 1
+                    if source is None:
+                        if key is not None:
+                            self._quiet_transition(key, source, to)
+                        continue
+                    # Every transition leaving `source` is in the rate's denominator,
+                    # even one whose `to` is unusable: it still left.
+                    if source in leaving:
+                        leaving[source] += 1
+                    elif len(leaving) < MAX_KEYS:
+                        leaving[source] = 1
+                    else:
+                        self._overflowed("transition_sources")
+                        if key is not None:
+                            self._quiet_transition(key, source, to)
+                        continue
+                    if to is None:
+                        if key is not None:
+                            self._quiet_transition(key, source, to)
+                        continue
+                    failed = is_failure.get(to)
+                    if failed is None:
+                        lowered = to.lower()
+                        failed = "error" in lowered or "fail" in lowered
+                        if len(is_failure) < MAX_KEYS:
+                            is_failure[to] = failed
+                    if not failed:
+                        if key is not None:
+                            self._quiet_transition(key, source, to)
+                        continue
+                    pair = failures.get((source, to))
+                    if pair is None:
+                        if len(failures) >= MAX_KEYS:
+                            self._overflowed("failed_transitions")
+                            continue
+                        pair = failures[(source, to)] = PairStats()
+                    pair.count += 1
+                    # The first five failures are the evidence (rank 0, so the earliest
+                    # win: no later one is kept).
+                    if pair.count <= SAMPLES:
+                        pair.samples.offer(0, count, _sample, item, ts)
+                elif kind == "llm_call":
+                    calls += 1
+                    # A call of a (node, model) met before whose figures are plain numbers
+                    # waits in its group's `pending` list, counted at the end.
+                    key = (fields.get("node"), fields.get("model"))
+                    try:
+                        quick = known_calls[key]
+                    except KeyError:
+                        quick = None
+                    except TypeError:  # an unhashable name: never quick
+                        quick = key = None
+                    if quick is not None:
+                        latency = fields.get("latency_ms")
+                        prompt = fields.get("prompt_tokens")
+                        completion = fields.get("completion_tokens")
+                        if (latency.__class__ is int and prompt.__class__ is int
+                                and completion.__class__ is int and 0 <= latency <= MAX_FIGURE
+                                and 0 <= prompt <= MAX_FIGURE
+                                and 0 <= completion <= MAX_FIGURE):
+                            stats, model = quick
+                            pending = stats.pending
+                            if not pending:
+                                waiting.append(stats)
+                            pending.append((latency, prompt, completion, count, item, ts, model))
+                            pending_calls += 1
+                            if pending_calls >= _PENDING_CALLS:
+                                self.flush()
+                                pending_calls = 0
+                            continue
+                    node = fields.get("node")  # _name(), inlined for both
+                    if node.__class__ is not str or not node:
+                        node = None
+                    elif len(node) > MAX_KEY_CHARS:
+                        node = node[:MAX_KEY_CHARS]
+                    model = fields.get("model")
+                    if model.__class__ is not str or not model:
+                        model = None
+                    elif len(model) > MAX_KEY_CHARS:
+                        model = model[:MAX_KEY_CHARS]
+                    stats = by_node.get(node) if node is not None else None
+                    if stats is None:
+                        stats = self._llm_stats(node, model)
+                        if stats is None:
+                            self._overflowed("llm_keys")
+                            continue
+                    if stats.pending:  # the group's earlier calls first, in order
+                        self._flush_calls(stats)
+                    if key is not None and len(known_calls) < _QUIET_KEYS and all(
+                        v.__class__ is not str or len(v) <= MAX_KEY_CHARS for v in key
+                    ):
+                        known_calls[key] = (stats, model)
+                    if node is not None and node in entered:
+                        entered[node] += 1
+                    stats.calls += 1
+                    if model is not None:
+                        models = stats.models
+                        if model in models:
+                            models[model] += 1
+                        elif len(models) < MAX_CONTEXTS:
+                            models[model] = 1
+                    # JSON numbers in range take the fast test; others go through _number.
+                    latency = fields.get("latency_ms")
+                    if not ((latency.__class__ is int or latency.__class__ is float)
+                            and 0 <= latency <= MAX_FIGURE):
+                        latency = _number(latency)
+                    prompt = fields.get("prompt_tokens")
+                    if not ((prompt.__class__ is int or prompt.__class__ is float)
+                            and 0 <= prompt <= MAX_FIGURE):
+                        prompt = _number(prompt)
+                    completion = fields.get("completion_tokens")
+                    if not ((completion.__class__ is int or completion.__class__ is float)
+                            and 0 <= completion <= MAX_FIGURE):
+                        completion = _number(completion)
+                    if latency is None or prompt is None or completion is None:
+                        self.ignored += 1
+                    if prompt is not None:
+                        stats.prompt_n += 1
+                        stats.prompt_sum += prompt
+                    if completion is not None:
+                        stats.completion_n += 1
+                        stats.completion_sum += completion
+                    if latency is not None:
+                        stats.latency.add(latency)
+                        stats.latency_sum += latency
+                        if latency >= warning:
+                            stats.slow.add(latency)
+                            stats.slow_sum += latency
+                            if prompt is not None:
+                                stats.slow_prompt_n += 1
+                                stats.slow_prompt_sum += prompt
+                            if completion is not None:
+                                stats.slow_completion_n += 1
+                                stats.slow_completion_sum += completion
+                            samples = stats.slow_samples
+                            if latency >= samples.floor:
+                                samples.offer(latency, count, _sample, item, ts)
+                    if (
+                        prompt is not None
+                        and completion is not None
+                        and prompt >= BLOAT_MIN_PROMPT_TOKENS
+                        and prompt >= BLOAT_RATIO * completion
+                    ):
+                        stats.bloat += 1
+                        stats.bloat_prompt_sum += prompt
+                        stats.bloat_completion_sum += completion
+                        if prompt > stats.bloat_prompt_max:
+                            stats.bloat_prompt_max = prompt
+                        samples = stats.bloat_samples
+                        if prompt >= samples.floor:
+                            samples.offer(prompt, count, _sample, item, ts)
+                else:
+                    by_type[kind] = by_type.get(kind, 0) + 1
+                    if kind == "error":
+                        self._error(fields, ts, count, item)
         finally:
+            self._pending = pending_calls
+            if not hold:
+                self.flush()
+            if transitions:
+                by_type["graph_transition"] = by_type.get("graph_transition", 0) + transitions
+            if calls:
+                by_type["llm_call"] = by_type.get("llm_call", 0) + calls
             self.events = count
             self.first_ns, self.last_ns = first, last
+            if seen:
+                self._apply_quiet(seen)
+        return skipped, newer
 
-    def feed(self, event: EventLike) -> None:
-        self.feed_all((event,))
+    def _flush_calls(self, stats: LlmStats) -> None:
+        """The group's pending calls, fed as the loop would have fed them one by one.
+
+        Each is a call whose node and model were seen before (the group and the
+        model's place in `models` are settled) and whose three figures are ints
+        in range: the counts and sums add up in one go (ints: exactly, in any
+        order; a sum that is already a float adds them one by one, in order), the
+        histograms take them in bulk, and samples are offered in order.
+        """
+        pending = stats.pending
+        if not pending:
+            return
+        stats.pending = []
+        n = len(pending)
+        latencies, prompts, completions, seqs, items, times, models = zip(*pending, strict=True)
+        stats.calls += n
+        if stats.group_by == "node" and stats.name in self.entered:
+            self.entered[stats.name] += n
+        kept = stats.models
+        for model, calls in Counter(models).items():
+            if model is not None and model in kept:
+                kept[model] += calls
+        stats.prompt_n += n
+        stats.prompt_sum = _sum(stats.prompt_sum, prompts)
+        stats.completion_n += n
+        stats.completion_sum = _sum(stats.completion_sum, completions)
+        stats.latency.add_many(latencies)
+        stats.latency_sum = _sum(stats.latency_sum, latencies)
+        warning = self.latency_warning_ms
+        slow = [latency >= warning for latency in latencies]
+        if any(slow):
+            slow_latencies = list(compress(latencies, slow))
+            stats.slow.add_many(slow_latencies)
+            stats.slow_sum = _sum(stats.slow_sum, slow_latencies)
+            stats.slow_prompt_n += len(slow_latencies)
+            stats.slow_prompt_sum = _sum(stats.slow_prompt_sum, compress(prompts, slow))
+            stats.slow_completion_n += len(slow_latencies)
+            stats.slow_completion_sum = _sum(stats.slow_completion_sum,
+                                             compress(completions, slow))
+            samples = stats.slow_samples
+            if max(slow_latencies) >= samples.floor:
+                rows = zip(latencies, seqs, items, times, strict=True)
+                for latency, seq, item, ts in compress(rows, slow):
+                    if latency >= samples.floor:
+                        samples.offer(latency, seq, _sample, item, ts)
+        bloat = [prompt >= BLOAT_MIN_PROMPT_TOKENS and prompt >= BLOAT_RATIO * completion
+                 for prompt, completion in zip(prompts, completions, strict=True)]
+        if any(bloat):
+            bloat_prompts = list(compress(prompts, bloat))
+            stats.bloat += len(bloat_prompts)
+            stats.bloat_prompt_sum = _sum(stats.bloat_prompt_sum, bloat_prompts)
+            stats.bloat_completion_sum = _sum(stats.bloat_completion_sum,
+                                              compress(completions, bloat))
+            top = max(bloat_prompts)  # the first of equal ones, as the loop keeps
+            if top > stats.bloat_prompt_max:
+                stats.bloat_prompt_max = top
+            samples = stats.bloat_samples
+            if top >= samples.floor:
+                rows = zip(prompts, seqs, items, times, strict=True)
+                for prompt, seq, item, ts in compress(rows, bloat):
+                    if prompt >= samples.floor:
+                        samples.offer(prompt, seq, _sample, item, ts)
+
+    def _quiet_transition(self, key: tuple[Any, Any], source: str | None, to: str | None) -> None:
+        """Remember a (from, to) as logged whose transitions only add to counts.
+
+        That is one that is no failure: a transition with the same two values then
+        does exactly what this one did (its names are the same, the source was
+        taken into `leaving` or not for good), which `_apply_quiet` repeats. Only
+        names as long as a key are remembered, and `_QUIET_KEYS` of them.
+        """
+        if len(self._quiet) < _QUIET_KEYS and all(
+            v.__class__ is not str or len(v) <= MAX_KEY_CHARS for v in key
+        ):
+            self._quiet[key] = (source, to)
+
+    def _apply_quiet(self, seen: dict[tuple[Any, Any], int]) -> None:
+        """What the `seen` transitions of remembered (from, to) do, n times each; then empty."""
+        entered, leaving = self.entered, self.leaving
+        for key, n in seen.items():
+            source, to = self._quiet[key]
+            if to is None or source is None:
+                self.ignored += n
+            if to is not None and to in entered:
+                entered[to] += n
+            if source is None:
+                continue
+            if source in leaving:
+                leaving[source] += n
+            else:
+                self.overflow["transition_sources"] = (
+                    self.overflow.get("transition_sources", 0) + n)
+        seen.clear()
 
     def _overflowed(self, table: str) -> None:
         self.overflow[table] = self.overflow.get(table, 0) + 1
@@ -211,137 +677,13 @@ class Aggregates:
         if stats is None:
             if len(self.llm) >= MAX_KEYS:
                 return None
-            stats = self.llm[key] = LlmStats(group_by=key[0])
+            stats = self.llm[key] = LlmStats(group_by=key[0], name=key[1])
         if node is not None:
             self._by_node[node] = stats
         return stats
 
-    def _llm_call(self, event: EventLike) -> None:
-        fields = event.fields
-        node = fields.get("node")  # _name(), inlined: this runs for every call
-        if type(node) is not str or not node:
-            node = None
-        elif len(node) > MAX_KEY_CHARS:
-            node = node[:MAX_KEY_CHARS]
-        model = fields.get("model")  # _name(), inlined
-        if type(model) is not str or not model:
-            model = None
-        elif len(model) > MAX_KEY_CHARS:
-            model = model[:MAX_KEY_CHARS]
-        stats = self._by_node.get(node) if node is not None else None  # the common case
-        if stats is None:
-            stats = self._llm_stats(node, model)
-            if stats is None:
-                self._overflowed("llm_keys")
-                return
-        if node is not None and node in self.entered:
-            self.entered[node] += 1
-        stats.calls += 1
-        if model is not None:
-            models = stats.models
-            if model in models:
-                models[model] += 1
-            elif len(models) < MAX_CONTEXTS:
-                models[model] = 1
-
-        # JSON numbers in range take the fast test; anything else goes through _number.
-        latency = fields.get("latency_ms")
-        if not ((type(latency) is int or type(latency) is float) and 0 <= latency <= MAX_FIGURE):
-            latency = _number(latency)
-        prompt = fields.get("prompt_tokens")
-        if not ((type(prompt) is int or type(prompt) is float) and 0 <= prompt <= MAX_FIGURE):
-            prompt = _number(prompt)
-        completion = fields.get("completion_tokens")
-        if not (
-            (type(completion) is int or type(completion) is float)
-            and 0 <= completion <= MAX_FIGURE
-        ):
-            completion = _number(completion)
-        if latency is None or prompt is None or completion is None:
-            self.ignored += 1
-        if prompt is not None:
-            stats.prompt_n += 1
-            stats.prompt_sum += prompt
-        if completion is not None:
-            stats.completion_n += 1
-            stats.completion_sum += completion
-        seq = self.events
-        if latency is not None:
-            stats.latency.add(latency)
-            stats.latency_sum += latency
-            if latency >= self.latency_warning_ms:
-                stats.slow.add(latency)
-                stats.slow_sum += latency
-                if prompt is not None:
-                    stats.slow_prompt_n += 1
-                    stats.slow_prompt_sum += prompt
-                if completion is not None:
-                    stats.slow_completion_n += 1
-                    stats.slow_completion_sum += completion
-                stats.slow_samples.offer(latency, seq, _sample, event)
-        if (
-            prompt is not None
-            and completion is not None
-            and prompt >= BLOAT_MIN_PROMPT_TOKENS
-            and prompt >= BLOAT_RATIO * completion
-        ):
-            stats.bloat += 1
-            stats.bloat_prompt_sum += prompt
-            stats.bloat_completion_sum += completion
-            if prompt > stats.bloat_prompt_max:
-                stats.bloat_prompt_max = prompt
-            stats.bloat_samples.offer(prompt, seq, _sample, event)
-
-    def _transition(self, event: EventLike) -> None:
-        fields = event.fields
-        to = fields.get("to")  # _name(), inlined for both: this runs for every transition
-        if type(to) is not str or not to:
-            to = None
-        elif len(to) > MAX_KEY_CHARS:
-            to = to[:MAX_KEY_CHARS]
-        source = fields.get("from")
-        if type(source) is not str or not source:
-            source = None
-        elif len(source) > MAX_KEY_CHARS:
-            source = source[:MAX_KEY_CHARS]
-        if to is None or source is None:
-            self.ignored += 1
-        if to is not None and to in self.entered:
-            self.entered[to] += 1
-        if source is None:
-            return
-        # Every transition leaving `source` is in the rate's denominator, even one whose
-        # `to` is unusable: it still left.
-        leaving = self.leaving
-        if source in leaving:
-            leaving[source] += 1
-        elif len(leaving) < MAX_KEYS:
-            leaving[source] = 1
-        else:
-            self._overflowed("transition_sources")
-            return
-        if to is None:
-            return
-        failed = self._is_failure.get(to)
-        if failed is None:
-            lowered = to.lower()
-            failed = "error" in lowered or "fail" in lowered
-            if len(self._is_failure) < MAX_KEYS:
-                self._is_failure[to] = failed
-        if not failed:
-            return
-        pair = self.failures.get((source, to))
-        if pair is None:
-            if len(self.failures) >= MAX_KEYS:
-                self._overflowed("failed_transitions")
-                return
-            pair = self.failures[(source, to)] = PairStats()
-        pair.count += 1
-        # The first five failures are the evidence (rank 0 for all: earliest wins).
-        pair.samples.offer(0, self.events, _sample, event)
-
-    def _error(self, event: EventLike) -> None:
-        message = event.fields.get("message")
+    def _error(self, fields: Mapping[str, Any], ts: int | None, seq: int, item: Any) -> None:
+        message = fields.get("message")
         if type(message) is not str or not message.strip():
             self.ignored += 1
             return
@@ -353,19 +695,18 @@ class Aggregates:
                 return
             stats = self.errors[template] = ErrorStats()
         stats.count += 1
-        ts = event.timestamp
         if ts is not None:
             if stats.first_ns is None or ts < stats.first_ns:
                 stats.first_ns = ts
             if stats.last_ns is None or ts > stats.last_ns:
                 stats.last_ns = ts
-        context = _context_name(event.fields.get("context"))
+        context = _context_name(fields.get("context"))
         if context is not None:
             if context in stats.contexts or len(stats.contexts) < MAX_CONTEXTS:
                 stats.contexts[context] = stats.contexts.get(context, 0) + 1
             else:
                 stats.other_contexts += 1
-        stats.samples.offer(0, self.events, _sample, event)
+        stats.samples.offer(0, seq, _sample, item, ts)
 
 
 def _context_name(value: Any) -> str | None:

@@ -75,12 +75,26 @@ def run_analysis(
     source: str | None = None,
 ) -> Analysis:
     """Analyze a stream of events; `skipped` may be a callable read after the stream ends."""
+    return _run(lambda agg: agg.feed_all(events), thresholds=thresholds, nodes=nodes,
+                rules=rules, skipped=skipped, source=source)
+
+
+def _run(
+    feed: Callable[[Aggregates], None],
+    *,
+    thresholds: Thresholds | None,
+    nodes: Sequence[str] | None,
+    rules: Iterable[str],
+    skipped: int | Callable[[], int],
+    source: str | None,
+) -> Analysis:
+    """`run_analysis`, the aggregates fed by `feed` (events, or a file source's blocks)."""
     t = thresholds if thresholds is not None else load_thresholds()
     wanted = set(rules)
     rule_set = tuple(r for r in RULES if r in wanted)
     started = time.perf_counter()
     agg = Aggregates(t.latency_warning_ms, nodes)
-    agg.feed_all(events)
+    feed(agg)
     findings = find_patterns(agg, t, rule_set)
     report = build_report(
         findings,
@@ -132,9 +146,22 @@ def analyze_source(
             # of the whole file. A file that proves otherwise is analyzed again, exactly.
             source.tail_first = True
 
+        def feed(agg: Aggregates) -> None:
+            if isinstance(source, FileSource):
+                # Blocks of lines, an ordinary line's event left as its decoded dict: no
+                # event object per line (see `FileSource.event_blocks`).
+                try:
+                    blocks = source.event_blocks(agg.feed_line_block, check_digits=False)
+                    for items, _ in blocks:
+                        agg.feed_parts(items, hold=True)  # the events of a JSON array file
+                finally:
+                    agg.flush()
+            else:
+                agg.feed_all(source.iter_events())
+
         def analyze() -> Analysis:
-            return run_analysis(
-                source.iter_events(),
+            return _run(
+                feed,
                 thresholds=thresholds,
                 nodes=nodes,
                 rules=rules,

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
+from itertools import repeat
+from operator import truediv
 from typing import Any
 
 __all__ = ["EXACT_LIMIT", "RELATIVE_ERROR", "Quantiles", "Samples"]
@@ -60,6 +63,32 @@ class Quantiles:
         else:
             self._zeros += 1
 
+    def add_many(self, values: Sequence[float]) -> None:
+        """`add` for each value in order, the histogram's part counted in one go."""
+        exact = self._exact
+        if not values:
+            return
+        if (exact is not None and len(exact) + len(values) > EXACT_LIMIT) or (
+            exact is None and min(values) <= 0
+        ):
+            for value in values:
+                self.add(value)
+            return
+        self.count += len(values)
+        low, high = min(values), max(values)  # the first of equal values, as `add` keeps
+        if low < self.min:
+            self.min = low
+        if high > self.max:
+            self.max = high
+        if exact is not None:
+            exact.extend(values)
+            return
+        buckets = self._buckets
+        for index, n in Counter(
+            map(math.ceil, map(truediv, map(math.log, values), repeat(_LOG_GAMMA)))
+        ).items():
+            buckets[index] = buckets.get(index, 0) + n
+
     def _bucket(self, value: float) -> None:
         if value <= 0:
             self._zeros += 1
@@ -97,13 +126,16 @@ class Samples:
     kept, so a costly conversion (bounding a sample event) runs for few events.
     """
 
-    __slots__ = ("_heap", "k")
+    __slots__ = ("_heap", "floor", "k")
 
     def __init__(self, k: int = 5) -> None:
         self.k = k
         # min-heap of (rank, -seq, item): the root is the weakest kept item;
         # among equal ranks the latest is weakest, so earlier events stay.
         self._heap: list[tuple[float, int, Any]] = []
+        #: No item ranked below this is kept: a caller may skip `offer` for those (the
+        #: weakest kept rank once k items are kept, -inf before).
+        self.floor = -math.inf
 
     def would_keep(self, rank: float, seq: int) -> bool:
         heap = self._heap
@@ -116,6 +148,10 @@ class Samples:
             heapq.heappush(heap, (rank, -seq, make(*args)))
         elif (rank, -seq) > heap[0][:2]:
             heapq.heapreplace(heap, (rank, -seq, make(*args)))
+        else:
+            return
+        if len(heap) >= self.k:
+            self.floor = heap[0][0]
 
     def items(self) -> list[Any]:
         """Kept items, highest rank first, then earliest first."""

@@ -34,14 +34,15 @@ __all__ = [
     "MAX_LINE_BYTES",
     "MAX_TEXT",
     "LogEvent",
+    "block_event",
     "format_timestamp",
     "has_long_digit_run",
     "normalize_type",
     "ordinary_time_text",
     "parse_event",
     "parse_event_line",
+    "parse_line_block",
     "parse_line_part",
-    "parse_line_parts",
     "parse_timestamp",
 ]
 
@@ -213,6 +214,7 @@ _SECOND_LIMIT = 10**20 - _NS  # a second at or past this has times beyond 10^20 
 _SECOND_NS: dict[str, int] = {}
 _SECONDS_NS = {f":{s:02d}": s * _NS for s in range(61)}
 _MILLIS_NS = {f"{ms:03d}": ms * 1_000_000 for ms in range(1000)}
+_MILLIS_Z_NS = {f".{ms:03d}Z": ms * 1_000_000 for ms in range(1000)}  # a canonical time's end
 
 
 def _minute_ns(prefix: str) -> int | None:
@@ -673,25 +675,43 @@ def parse_line_part(line: bytes, digits_checked: bool, newline: bool = False) ->
     return parse_event(value, size_hint=size)
 
 
-def parse_line_parts(
-    parts: list[bytes | None], digits_checked: bool, newline: bool
-) -> list[LogEvent | None]:
-    """`parse_line_part(part, digits_checked, newline)` for each part (None stays None).
+def parse_line_block(
+    parts: list[bytes | None],
+    digits_checked: bool,
+    newline: bool,
+    cutoff: int | None = None,
+    guess: int | None = None,
+) -> tuple[list[Any], list[int | None], int, bool]:
+    """A block's lines → (items, times, skipped, newer): what a file source yields of them.
 
-    The ordinary line (as `parse_line_part`'s fast path takes it: short, a known type, a
-    canonical time whose minute is cached, a usable session) is read here in one loop
-    with everything it needs in local variables; any other line is handed to
-    `parse_line_part`, so every result is exactly what that function gives.
+    For each line, in order, that `parse_line_part(part, digits_checked, newline)` makes
+    an event of and whose time is not before `cutoff` (an event with no time is kept):
+    `items` holds that event, or — for an ordinary line — just the dict the line
+    decodes to, whose event is exactly `LogEvent(d["type"], time, d.get("session_id"),
+    d)` (see `block_event`); `times` holds each item's time. The ordinary line is the
+    one `parse_line_part` builds its event from directly: short (no longer than
+    `_DEEP_BYTES`), read by orjson where that is trusted, a known type, a canonical
+    time whose minute is cached, a usable session; it is read here in one loop with
+    everything it needs in local variables, and no `LogEvent` is built for it.
+    `skipped` counts the lines that are no event (None parts, lines that do not parse;
+    blank lines are neither). `newer`: an event kept was newer than `guess`; the block
+    stops before it (the reader starts over with the exact scan). The analyzer reads
+    its blocks with `Aggregates.feed_parts` instead, which feeds the same events.
     """
-    loads, miss, known, event_class = _orjson_loads, _MISS, _KNOWN, LogEvent
+    loads, miss, known = _orjson_loads, _MISS, _KNOWN
     minutes, seconds, millis_of = _MINUTE_NS, _SECONDS_NS, _MILLIS_NS
     limit, direct = _SECOND_LIMIT, digits_checked or not _WIDENS
-    short = _DEEP_BYTES - newline  # parse_line_part's size <= _DEEP_BYTES, without the add
-    out: list[LogEvent | None] = []
-    append = out.append
+    short = _DEEP_BYTES - newline
+    low: float = -math.inf if cutoff is None else cutoff
+    high: float = math.inf if guess is None else guess
+    items: list[Any] = []
+    times: list[int | None] = []
+    add_item, add_time = items.append, times.append
+    skipped = 0
+    ts: int | None
     for part in parts:
         if part is None:
-            append(None)
+            skipped += 1
             continue
         if direct and len(part) <= short:
             try:
@@ -712,7 +732,33 @@ def parse_line_parts(
                         if 0 <= base < limit and (
                             session is None or (session.__class__ is str and session)
                         ):
-                            append(event_class(kind, base + millis, session, value, None))
+                            ts = base + millis
+                            if ts < low:
+                                continue
+                            if ts > high:
+                                return items, times, skipped, True
+                            add_item(value)
+                            add_time(ts)
                             continue
-        append(parse_line_part(part, digits_checked, newline))
-    return out
+        event = parse_line_part(part, digits_checked, newline)
+        if event is None:
+            if part and not part.isspace():
+                skipped += 1
+            continue
+        ts = event.timestamp
+        if ts is not None:
+            if ts < low:
+                continue
+            if ts > high:
+                return items, times, skipped, True
+        add_item(event)
+        add_time(ts)
+    return items, times, skipped, False
+
+
+def block_event(item: Any, ts: int | None) -> LogEvent:
+    """The event of an item of `parse_line_block` (an ordinary line's dict, or an event)."""
+    if item.__class__ is dict:
+        return LogEvent(item["type"], ts, item.get("session_id"), item, None)
+    event: LogEvent = item
+    return event

@@ -63,12 +63,13 @@ from mgt.logs.events import (
     EVENT_TYPES,
     MAX_LINE_BYTES,
     LogEvent,
+    block_event,
     has_long_digit_run,
     ordinary_time_text,
     parse_event,
     parse_event_line,
+    parse_line_block,
     parse_line_part,
-    parse_line_parts,
     parse_timestamp,
 )
 
@@ -79,6 +80,7 @@ if TYPE_CHECKING:
     from mgt.logs.settings import LokiSettings
 
 __all__ = [
+    "BlockParser",
     "EventFilter",
     "EventSource",
     "FileSource",
@@ -226,6 +228,14 @@ _CHUNK = 1 << 16
 _BLOCK = 1 << 16
 
 
+#: (parts, digits checked, newline, cutoff, guess) → (items, times, skipped, newer): see
+#: `parse_line_block`.
+BlockParser = Callable[
+    [list[bytes | None], bool, bool, int | None, int | None],
+    tuple[list[Any], list[int | None], int, bool],
+]
+
+
 class FileSource(EventSource):
     """Events from a file of JSON lines or a JSON array (gzip or not), or stdin (`-`)."""
 
@@ -289,6 +299,25 @@ class FileSource(EventSource):
 
     def _events(self) -> Iterator[LogEvent]:
         """Every event of the file in file order, `since` applied; malformed units counted."""
+        for items, times in self.event_blocks():
+            for item, ts in zip(items, times, strict=True):
+                yield item if item.__class__ is not dict else block_event(item, ts)
+
+    def event_blocks(
+        self, parse: BlockParser = parse_line_block, *, check_digits: bool = True
+    ) -> Iterator[tuple[list[Any], list[int | None]]]:
+        """The events `iter_events()` yields (no filter), a block of lines at a time.
+
+        Each block is (items, times), as `parse_line_block` gives them: an item is
+        a `LogEvent`, or the dict an ordinary line decodes to (its event is
+        `block_event(item, time)`), so that a reader of every event need not
+        build an object per line. `skipped`, `notes`, `since` and `tail_first`
+        behave as for `iter_events`. `parse` reads a JSON-lines file's blocks in
+        place of `parse_line_block`, with the same arguments and results: the
+        analyzer's feeds its aggregates and returns no items. Without
+        `check_digits`, blocks are not searched for long digit runs (they are
+        said unchecked), for a parser that needs no such check.
+        """
         self.skipped = 0
         cutoff = None
         guess = None  # the tail's newest time, trusted until an event is newer
@@ -300,41 +329,38 @@ class FileSource(EventSource):
         try:
             with self._open() as fh:
                 if self._is_array(fh):
-                    for unit, size in _ArrayReader(fh):
-                        event = None if unit is None else parse_event(unit, size_hint=size)
-                        if event is None:
-                            self.skipped += 1
-                        elif cutoff is None or event.timestamp is None \
-                                or event.timestamp >= cutoff:
-                            if guess is not None and event.timestamp is not None \
-                                    and event.timestamp > guess:
-                                self._not_ordered()
-                            yield event
+                    yield from self._array_blocks(fh, cutoff, guess)
                     return
                 # JSON lines, the common case: blocks of whole lines, each line parsed as
                 # readline would cut it (see _line_parts), the digit check once a block.
-                for parts, newline, digits_checked in _line_parts(fh):
-                    # A block's lines parsed in one call (parse_line_parts): the per-line
-                    # call and lookups cost about a tenth of the reading.
-                    events = parse_line_parts(parts, digits_checked, newline)
-                    for part, event in zip(parts, events, strict=True):
-                        if part is None:  # longer than MAX_LINE_BYTES
-                            self.skipped += 1
-                            continue
-                        if event is None:
-                            if part and not part.isspace():  # blank lines are no event,
-                                self.skipped += 1  # and not malformed
-                            continue
-                        if cutoff is not None and event.timestamp is not None:
-                            if event.timestamp < cutoff:
-                                continue
-                            if guess is not None and event.timestamp > guess:
-                                self._not_ordered()
-                        yield event
+                for parts, newline, digits_checked in _line_parts(fh, check_digits):
+                    # A block's lines parsed in one call: the per-line call and lookups
+                    # cost about a tenth of the reading, an event object per line more.
+                    items, times, skipped, newer = parse(
+                        parts, digits_checked, newline, cutoff, guess)
+                    self.skipped += skipped
+                    if items:
+                        yield items, times
+                    if newer:
+                        self._not_ordered()
         except (OSError, EOFError, zlib.error) as err:
             self.skipped += 1
             detail = str(err) or type(err).__name__
             self.notes.append(f"{self.description}: stopped reading: {detail}")
+
+    def _array_blocks(
+        self, fh: io.BufferedReader[io.RawIOBase], cutoff: int | None, guess: int | None
+    ) -> Iterator[tuple[list[Any], list[int | None]]]:
+        """`event_blocks` for a JSON array file: one event at a time."""
+        for unit, size in _ArrayReader(fh):
+            event = None if unit is None else parse_event(unit, size_hint=size)
+            if event is None:
+                self.skipped += 1
+            elif cutoff is None or event.timestamp is None or event.timestamp >= cutoff:
+                if guess is not None and event.timestamp is not None \
+                        and event.timestamp > guess:
+                    self._not_ordered()
+                yield [event], [event.timestamp]
 
     def _not_ordered(self) -> None:
         self.tail_first = False
@@ -511,14 +537,15 @@ def _drop_rest_of_line(fh: io.BufferedReader[io.RawIOBase]) -> None:
 
 
 def _line_parts(
-    fh: io.BufferedReader[io.RawIOBase],
+    fh: io.BufferedReader[io.RawIOBase], check_digits: bool = True
 ) -> Iterator[tuple[list[bytes | None], bool, bool]]:
     """The rest of the file as (lines without their newline, had a newline, digits checked).
 
     Cut exactly as `readline(MAX_LINE_BYTES + 1)` cuts them, a block at a time: a
     line longer than MAX_LINE_BYTES (newline aside) is None and the rest of it is
     dropped; the file's last line, when it has no newline, comes alone with False.
-    "Digits checked": the block holds no run of 19 digits (see `has_long_digit_run`).
+    "Digits checked": the block holds no run of 19 digits (see `has_long_digit_run`);
+    always False without `check_digits`.
     `read1` takes what one read of the underlying file gives, so a read that fails
     (a truncated gzip) loses what a readline would lose: the line it was in.
     """
@@ -529,7 +556,7 @@ def _line_parts(
         if not data:
             if rest:
                 yield ([rest] if len(rest) <= MAX_LINE_BYTES else [None]), False, \
-                    not has_long_digit_run(rest)
+                    check_digits and not has_long_digit_run(rest)
             return
         if dropping:
             newline = data.find(b"\n")
@@ -540,7 +567,7 @@ def _line_parts(
         if end < 0:
             rest += data
             if len(rest) > MAX_LINE_BYTES:
-                yield [None], True, True
+                yield [None], True, check_digits
                 rest, dropping = b"", True
             continue
         chunk = rest + data[:end]
@@ -549,7 +576,7 @@ def _line_parts(
         first = parts[0]
         if first is not None and len(first) > MAX_LINE_BYTES:  # only it can hold `rest`
             parts[0] = None
-        yield parts, True, not has_long_digit_run(chunk)
+        yield parts, True, check_digits and not has_long_digit_run(chunk)
 
 
 def _lines(fh: io.BufferedReader[io.RawIOBase]) -> Iterator[tuple[Any, int]]:

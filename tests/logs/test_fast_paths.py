@@ -28,12 +28,13 @@ from mgt.logs.events import (
     MAX_TEXT,
     _parse_iso_fast,
     _parse_iso_sliced,
+    block_event,
     format_timestamp,
     has_long_digit_run,
     parse_event,
     parse_event_line,
+    parse_line_block,
     parse_line_part,
-    parse_line_parts,
     parse_timestamp,
 )
 from mgt.logs.sources import FileSource, _newest_in_block, open_source
@@ -227,7 +228,13 @@ def test_a_block_of_lines_parses_as_each_line_alone(
     for _ in range(2):  # the second time, the first one's minutes are cached
         alone = [None if p is None else parse_line_part(p, digits_checked, newline)
                  for p in parts]
-        assert same(parse_line_parts(parts, digits_checked, newline), alone)
+        items, times, skipped, newer = parse_line_block(parts, digits_checked, newline)
+        events = [block_event(item, ts) for item, ts in zip(items, times, strict=True)]
+        assert same(events, [e for e in alone if e is not None])
+        assert same(times, [e.timestamp for e in alone if e is not None])
+        assert skipped == sum(1 for p, e in zip(parts, alone, strict=True)
+                              if p is None or (e is None and p and not p.isspace()))
+        assert not newer
 
 
 def test_parse_event_line_of_an_ordinary_line() -> None:
