@@ -210,6 +210,38 @@ def test_resume_re_attaches_to_a_run_whose_follower_was_killed(cluster: Cluster)
     assert (cluster.work / "slow.log").read_text() == "started\n"  # made once, not again
 
 
+def test_resume_of_a_run_that_ended_with_no_worker_left_reads_its_history(
+        cluster: Cluster) -> None:
+    import asyncio
+
+    from temporalio.client import Client, WorkflowExecutionStatus
+
+    (cluster.work / "slow.mgt").write_text(SLOW.replace("sleep 5", "sleep 1"))
+    worker = cluster.worker("a")
+    proc = spawn("exec", cluster.work / "slow.mgt", "--engine", "temporal",
+                 "--runs-dir", cluster.work / "runs", cwd=cluster.work)
+    wait_for("the slow attempt to start", (cluster.work / "slow.log").exists, proc)
+    os.kill(proc.pid, signal.SIGKILL)  # the follower only
+    proc.communicate()
+    run_id = only_run(cluster.work / "runs").name
+
+    async def status() -> WorkflowExecutionStatus | None:
+        client = await Client.connect(cluster.address)
+        return (await client.get_workflow_handle(run_id).describe()).status
+
+    wait_for("the run to end on the server",
+             lambda: asyncio.run(status()) == WorkflowExecutionStatus.COMPLETED)
+    worker.send_signal(signal.SIGTERM)  # no worker left to answer a query
+    worker.communicate(timeout=30)
+    resumed = mgt("resume", run_id, "--runs-dir", cluster.work / "runs", "--json",
+                  cwd=cluster.work)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["path"] == ["first", "slow", "ok"]
+    events = journal(cluster.work / "runs" / run_id)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[-1]["type"] == "run_finished"
+
+
 BIG = """\
 machine big "a large output, routed on and bound from"
 

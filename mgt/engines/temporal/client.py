@@ -208,22 +208,27 @@ async def _drive(journal: RunJournal, settings: TemporalSettings, machine: Machi
     result_task = asyncio.ensure_future(handle.result())
     cancel_task = asyncio.ensure_future(cancelled.wait())
     try:
-        while not result_task.done():
-            await mirror(handle, journal, show)
+        while True:
+            # the result first: a run that ended (maybe with no worker left to answer a
+            # query) is mirrored from it, not from a query that would wait for a worker
             await asyncio.wait({result_task, cancel_task}, timeout=POLL_SECONDS,
                                return_when=asyncio.FIRST_COMPLETED)
-            if cancel_task.done() and not result_task.done():
+            if result_task.done():
+                break
+            if cancel_task.done():
                 await handle.cancel()
                 cancel_task = asyncio.ensure_future(asyncio.Event().wait())
+            await mirror(handle, journal, show)
         try:
-            result_task.result()
+            result = result_task.result()
         except WorkflowFailureError as err:
             await mirror(handle, journal, show)
             if journal.state.status == "interrupted":
                 return _end(journal, machine, as_json, "interrupted")
             raise RunError(f"run {journal.run_id} failed on Temporal: "
                            f"{err.cause or err}") from None
-        await mirror(handle, journal, show)
+        ended = result.get("events") if isinstance(result, dict) else None
+        await mirror(handle, journal, show, ended if isinstance(ended, list) else None)
         return _end(journal, machine, as_json, journal.state.status)
     finally:
         cancel_task.cancel()
@@ -249,16 +254,23 @@ async def _check_resumable(handle: WorkflowHandle[Any, Any], run_id: str) -> Non
                          "be resumed; start it again with mgt exec")
 
 
-async def mirror(handle: WorkflowHandle[Any, Any], journal: RunJournal, show: Any) -> None:
-    """Append the workflow's events the local run directory has not seen yet."""
+async def mirror(handle: WorkflowHandle[Any, Any], journal: RunJournal, show: Any,
+                 events: list[Any] | None = None) -> None:
+    """Append the workflow's events the local run directory has not seen yet: `events`
+    when given (a finished workflow's result holds them all), else the `events` query,
+    else, for a workflow that finished, its result (read from the history: no worker
+    need be up)."""
     from mgt.runtime.events import parse_event
     from mgt.runtime.interpreter import Totals
 
     seen = journal.state.events[-1].seq if journal.state.events else 0
-    try:
-        events = await handle.query("events", seen, result_type=list)
-    except Exception:  # no worker answers queries right now: try again later
-        return
+    if events is None:
+        try:
+            events = await handle.query("events", seen, result_type=list)
+        except Exception:  # no worker answers queries right now
+            events = await _result_events(handle)
+            if events is None:  # still running: try again later
+                return
     for raw in events:
         if not isinstance(raw, dict) or int(raw.get("seq") or 0) <= seen:
             continue
@@ -269,6 +281,20 @@ async def mirror(handle: WorkflowHandle[Any, Any], journal: RunJournal, show: An
         if event.type == "attempt_finished" and raw.get("outcome") == "done":
             with suppress(MgtError, OSError):
                 journal.write_output(raw["state"], raw.get("output"))
+
+
+async def _result_events(handle: WorkflowHandle[Any, Any]) -> list[Any] | None:
+    """The events in a completed workflow's result; None when it has none (yet)."""
+    from temporalio.client import WorkflowExecutionStatus
+
+    try:
+        if (await handle.describe()).status != WorkflowExecutionStatus.COMPLETED:
+            return None
+        result = await handle.result()
+    except Exception:
+        return None
+    events = result.get("events") if isinstance(result, dict) else None
+    return events if isinstance(events, list) else None
 
 
 def _end(journal: RunJournal, machine: Machine | None, as_json: bool, status: str) -> int:
