@@ -1,0 +1,395 @@
+"""The loop over time on a user's system that is not the bundled sample, driven by `mgt serve`.
+
+The target is a fresh repository of its own: a graph DSL in
+`conf/flows/story/` (nodes plannerStep, toolRouter, summarizeTurn, onFailure),
+prompts in `.tmpl` files, a default branch `trunk` (its mgt.toml says so), a
+path with spaces, a shell check as `must_pass`. Its logs come from the
+generator below (other node names, another mix of patterns, a change point at
+the merge time, shuffled lines), and the refiner's answers (one per pattern,
+replayed) edit that repository's files. A separate ops directory holds the
+mgt.toml with the `[[schedule]]` table, as a user would keep it, and
+`mgt serve --once` runs each "night" with `MGT_SERVE_NOW` moving its clock.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mgt.analyze.analyzer import analyze_source
+from tests.evolve.conftest import ROOT
+
+PARALLEL = ROOT / "machines" / "evolve-parallel.mgt"
+
+#: The merge time of the changes: long enough ago that a 24h after-window has ended.
+T = (datetime.now(UTC) - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+
+GRAPH = """\
+# story flow: one line per node
+flow story entry=plannerStep
+  step plannerStep   kind=llm  prompt=prompts/planner_step.tmpl  model=big    budget=40s
+  step toolRouter    kind=tool retry=0                           on_error=onFailure
+  step summarizeTurn kind=llm  prompt=prompts/summarize_turn.tmpl model=small budget=10s
+  step onFailure     kind=sink
+  edge plannerStep -> toolRouter
+  edge toolRouter -> summarizeTurn
+  edge toolRouter -> onFailure
+"""
+
+PLANNER = """\
+You plan the next move of the story.
+
+Context so far:
+{{ transcript }}
+
+Everything the world remembers, verbatim:
+{{ world_archive }}
+
+Answer with one plan.
+"""
+
+SUMMARY = """\
+Summarize the turn in two sentences.
+{{ turn }}
+"""
+
+CHECK = """\
+#!/bin/sh
+# the repository's own check: the flow parses and every prompt it names exists
+set -e
+f=conf/flows/story/graph.flow
+grep -q '^flow story' "$f"
+for p in $(sed -n 's/.*prompt=\\([^ ]*\\).*/\\1/p' "$f"); do test -f "conf/flows/story/$p"; done
+"""
+
+TARGET_TOML = """\
+[evolve]
+base_branch = "trunk"
+must_pass = ["sh ci/check.sh"]
+timeout = "60s"
+forbidden_paths = ["vendor/"]
+"""
+
+FILES = {
+    "conf/flows/story/graph.flow": GRAPH,
+    "conf/flows/story/prompts/planner_step.tmpl": PLANNER,
+    "conf/flows/story/prompts/summarize_turn.tmpl": SUMMARY,
+    "ci/check.sh": CHECK,
+    "mgt.toml": TARGET_TOML,
+    "README.md": "# story engine\n",
+}
+
+
+# ------------------------------------------------------------------ the user's repository
+
+
+def git(repo: Path, *args: str, when: datetime | None = None, check: bool = True) -> str:
+    env = dict(os.environ)
+    if when is not None:
+        stamp = when.strftime("%Y-%m-%dT%H:%M:%S+0000")
+        env.update(GIT_AUTHOR_DATE=stamp, GIT_COMMITTER_DATE=stamp)
+    proc = subprocess.run(["git", "-C", str(repo), "-c", "user.name=Dana Reviewer",
+                           "-c", "user.email=dana@example.org", *args],
+                          capture_output=True, text=True, env=env, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)}: {proc.stderr}")
+    return proc.stdout.strip()
+
+
+def make_repo(parent: Path) -> Path:
+    """The user's repository: default branch trunk, a path with spaces, its own layout."""
+    repo = parent / "Acme Story Engine" / "story graph"
+    repo.mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "trunk")
+    for rel, text in FILES.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text, encoding="utf-8")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "story engine", when=T - timedelta(days=10))
+    return repo
+
+
+def diff(path: str, old: str, new: str) -> str:
+    return "".join(difflib.unified_diff(old.splitlines(keepends=True),
+                                        new.splitlines(keepends=True), f"a/{path}", f"b/{path}"))
+
+
+def answer(pattern: str, path: str, old: str, new: str, why: str,
+           percent: str = "30-50%") -> dict[str, Any]:
+    """A ProposedChanges citing `pattern` that turns `old` into `new` in `path`."""
+    text = diff(path, old, new)
+    added = sum(1 for line in text.splitlines() if line.startswith("+")
+                and not line.startswith("+++"))
+    removed = sum(1 for line in text.splitlines() if line.startswith("-")
+                  and not line.startswith("---"))
+    return {
+        "changes": [{"path": path, "diff": text, "rationale": f"Addresses {pattern}. {why}",
+                     "lines_added": added, "lines_removed": removed, "change_type": "graph"}],
+        "patterns_addressed": [pattern],
+        "validation": {"build_success": True, "test_success": True},
+        "expected_impact": {"metrics": [{"metric": pattern, "before": 1, "after_estimate": "less",
+                                         "improvement_percent": percent}],
+                            "confidence": "medium"},
+        "rollback_instructions": "Revert the commit.",
+    }
+
+
+# ------------------------------------------------------------------ its logs
+
+
+@dataclass(frozen=True)
+class Mix:
+    """How the system behaves in one phase."""
+
+    slow_share: float = 0.6        # plannerStep calls over the slow threshold
+    failure_rate: float = 0.3      # toolRouter transitions to onFailure
+    timeout_share: float = 0.5     # steps that log the tool timeout error
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _hit(k: int, share: float) -> bool:
+    return int((k + 1) * share) > int(k * share)
+
+
+def write_logs(path: Path, start: datetime, end: datetime, before: Mix,
+               after: Mix | None = None, split: datetime = T, shuffle: bool = False,
+               step: timedelta = timedelta(minutes=10)) -> Path:
+    """One turn of the story every `step` from `start` to `end`; `after` from `split` on."""
+    lines: list[str] = []
+    when, k = start, 0
+    while when < end:
+        mix = after if after is not None and when >= split else before
+        turn = f"turn-{k}"
+        lines.append(json.dumps({
+            "timestamp": _iso(when), "type": "llm_call", "session_id": turn, "node": "plannerStep",
+            "model": "big", "prompt_tokens": 1200, "completion_tokens": 150,
+            "latency_ms": 7200 if _hit(k, mix.slow_share) else 700}))
+        lines.append(json.dumps({
+            "type": "graph_transition", "timestamp": _iso(when + timedelta(seconds=2)),
+            "session_id": turn, "from": "toolRouter",
+            "to": "onFailure" if _hit(k, mix.failure_rate) else "summarizeTurn",
+            "trigger": "tool_result"}))
+        lines.append(json.dumps({
+            "timestamp": _iso(when + timedelta(seconds=3)), "type": "llm_call",
+            "session_id": turn, "node": "summarizeTurn", "model": "small",
+            "prompt_tokens": 300, "completion_tokens": 60, "latency_ms": 400}))
+        if _hit(k, mix.timeout_share):
+            lines.append(json.dumps({
+                "timestamp": _iso(when + timedelta(seconds=4)), "type": "error",
+                "session_id": turn, "context": "toolRouter",
+                "message": f"tool search_web timed out after {30 + k % 7}s"}))
+        when += step
+        k += 1
+    if shuffle:
+        random.Random(7).shuffle(lines)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def pattern_ids(source: Path) -> dict[str, str]:
+    """type → pattern id of the analysis a night would make of `source`."""
+    report = analyze_source(str(source), since="24h").report
+    return {p["type"]: p["id"] for p in report["patterns"] if p["severity"] != "info"}
+
+
+def write_answers(answers: Path, ids: dict[str, str]) -> None:
+    """The refiner's answer for each pattern, editing the user's own files."""
+    answers.mkdir(exist_ok=True)
+    slow, failed, error = ids["slow_llm"], ids["failed_transition"], ids["repeated_error"]
+    planner = "conf/flows/story/prompts/planner_step.tmpl"
+    graph = "conf/flows/story/graph.flow"
+    summary = "conf/flows/story/prompts/summarize_turn.tmpl"
+    found = {
+        slow: answer(slow, planner, PLANNER, PLANNER.replace(
+            "Everything the world remembers, verbatim:\n{{ world_archive }}\n\n", ""),
+            "The planner prompt carries the whole world archive; dropping it shortens calls."),
+        failed: answer(failed, graph, GRAPH, GRAPH.replace(
+            "kind=tool retry=0 ", "kind=tool retry=2 "),
+            "toolRouter fails to onFailure; retrying the tool twice should absorb the failures."),
+        error: answer(error, summary, SUMMARY, SUMMARY + "If a tool timed out, say so once.\n",
+            "The summary names tool timeouts, so toolRouter stops logging each one."),
+    }
+    for pid, proposal in found.items():
+        (answers / f"refine.{pid}.json").write_text(json.dumps(proposal), encoding="utf-8")
+
+
+# ------------------------------------------------------------------ mgt serve, as a user runs it
+
+
+def user_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"MGT_RUNS_DIR", "ZELLIJ", "ZELLIJ_SESSION_NAME", "MGT_SERVE_NOW"}}
+    env.update(PYTHONPATH=str(ROOT), **extra)
+    return env
+
+
+@dataclass
+class Setup:
+    repo: Path
+    ops: Path
+    logs: Path
+    answers: Path
+    env: dict[str, str]
+
+    def schedule(self, forge: str = "local", window: str = "24h") -> None:
+        inputs = {"repo": str(self.repo), "source": str(self.logs), "forge": forge,
+                  "window": window, "since": "24h"}
+        table = ", ".join(f"{k} = {json.dumps(v)}" for k, v in inputs.items())
+        (self.ops / "mgt.toml").write_text(
+            "[[schedule]]\n"
+            'name = "nightly"\n'
+            f"machine = {json.dumps(str(PARALLEL))}\n"
+            'cron = "0 3 * * *"\n'
+            'timezone = "America/New_York"\n'
+            f"executor = {json.dumps('replay:' + str(self.answers))}\n"
+            f"inputs = {{ {table} }}\n", encoding="utf-8")
+
+    def night(self, now: datetime) -> dict[str, Any]:
+        """`mgt serve --once` at `now`; the finished run's summary (`mgt show --json`)."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "mgt", "serve", "--once", "--json", "--runs-dir", "runs"],
+            cwd=self.ops, env={**self.env, "MGT_SERVE_NOW": now.isoformat()},
+            capture_output=True, text=True, timeout=600, check=False)
+        events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+        finished = [e for e in events if e["event"] == "finished"]
+        assert finished, f"no run finished at {now}: {proc.stdout}\n{proc.stderr}"
+        run_id = finished[-1]["run_id"]
+        summary: dict[str, Any] = json.loads(
+            (self.ops / "runs" / run_id / "run.json").read_text(encoding="utf-8"))
+        summary["serve_exit"] = proc.returncode
+        summary["event"] = finished[-1]
+        summary["outputs"] = self.outputs(run_id)
+        return summary
+
+    def outputs(self, run_id: str) -> dict[str, Any]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mgt", "show", run_id, "--runs-dir", "runs", "--json"],
+            cwd=self.ops, env=self.env, capture_output=True, text=True, timeout=120,
+            check=False)
+        assert proc.returncode == 0, proc.stderr
+        shown: dict[str, Any] = json.loads(proc.stdout)
+        outputs: dict[str, Any] = shown.get("outputs", {})
+        return outputs
+
+    def prs(self, *args: str) -> dict[str, Any]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mgt", "prs", "--repo", str(self.repo), "--json", *args],
+            cwd=self.ops, env=self.env, capture_output=True, text=True, timeout=120,
+            check=False)
+        assert proc.returncode == 0, proc.stderr
+        listed: dict[str, Any] = json.loads(proc.stdout)
+        return listed
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[Setup]:
+    base = tmp_path / "home of dana"
+    repo = make_repo(base)
+    ops = base / "ops"
+    ops.mkdir()
+    tmp = base / "tmp"
+    tmp.mkdir()
+    logs = write_logs(ops / "story events.jsonl", T - timedelta(hours=30),
+                      T - timedelta(hours=6), Mix())
+    answers = ops / "answers"
+    write_answers(answers, pattern_ids(logs))
+    yield Setup(repo, ops, logs, answers, user_env(TMPDIR=str(tmp)))
+
+
+def night_at(day: int) -> datetime:
+    """03:00 New York time, `day` days after the first night."""
+    return (T - timedelta(hours=20)).replace(hour=8) + timedelta(days=day)
+
+
+def records(repo: Path) -> dict[int, dict[str, Any]]:
+    directory = repo / ".git" / "mgt" / "prs"
+    return {int(p.stem): json.loads(p.read_text(encoding="utf-8"))
+            for p in directory.glob("*.json") if p.stem.isdigit()}
+
+
+def by_pattern(repo: Path) -> dict[str, tuple[int, dict[str, Any]]]:
+    return {r["patterns_addressed"][0]: (n, r) for n, r in records(repo).items()
+            if "reverts" not in r}
+
+
+# ------------------------------------------------------------------ the nights, local forge
+
+
+def test_nightly_serve_on_a_foreign_repository_local_forge(setup: Setup) -> None:
+    setup.schedule()
+    ids = pattern_ids(setup.logs)
+    assert set(ids) == {"slow_llm", "failed_transition", "repeated_error"}
+
+    # Night 1: one PR per actionable pattern, each on trunk, each editing the user's files.
+    first = setup.night(night_at(0))
+    assert first["event"]["status"] == "succeeded", first
+    assert first["final"] == "filed", first
+    filed = by_pattern(setup.repo)
+    assert sorted(filed) == sorted(ids.values())
+    for _n, record in filed.values():
+        assert record["base"] == "trunk"
+        assert record["head"].startswith("sleeptime/")
+    assert git(setup.repo, "rev-parse", "--abbrev-ref", "HEAD") == "trunk"
+
+    # Night 2, same logs: nothing new, the run ends at `covered`.
+    second = setup.night(night_at(1))
+    assert second["final"] == "covered", second
+    assert len(records(setup.repo)) == 3
+
+    # A human merges two PRs at T (one merge commit, one fast-forward... both real git)
+    # and closes the third by deleting its branch.
+    slow_n, slow = filed[ids["slow_llm"]]
+    fail_n, fail = filed[ids["failed_transition"]]
+    err_n, err = filed[ids["repeated_error"]]
+    git(setup.repo, "merge", "--no-ff", "-m", "Merge planner prompt fix", slow["head"], when=T)
+    git(setup.repo, "merge", "--no-ff", "-m", "Merge tool retries", fail["head"],
+        when=T + timedelta(minutes=5))
+    git(setup.repo, "branch", "-D", err["head"])
+
+    # The logs after the merge: the planner got faster, the router fails more often.
+    write_logs(setup.logs, T - timedelta(hours=30), T + timedelta(hours=26), Mix(),
+               after=Mix(slow_share=0.0, failure_rate=0.7), shuffle=True)
+
+    third = setup.night(night_at(2))
+    assert third["event"]["status"] == "succeeded", third
+    ledger = third["outputs"]["ledger"]
+    verdicts = {v["pr"]: v["verdict"] for v in ledger["verdicts"]}
+    assert verdicts == {slow_n: "improved", fail_n: "regressed"}, ledger
+    assert [r["pr"] for r in ledger["reverts"]] == [fail_n]
+    assert [r["pr"] for r in ledger["rejected"]] == [err_n]
+    revert_n = ledger["reverts"][0]["revert_pr"]
+
+    listed = {p["number"]: p for p in setup.prs()["prs"]}
+    assert listed[slow_n]["state"] == "merged" and listed[slow_n]["verdict"]["verdict"] == \
+        "improved"
+    assert listed[fail_n]["verdict"]["verdict"] == "regressed"
+    assert listed[fail_n]["revert_pr"] == revert_n
+    assert listed[revert_n]["reverts"] == fail_n and listed[revert_n]["state"] == "open"
+    # The rejected pattern is proposed again (the refiner is told), on a branch of its own:
+    # reusing the closed PR's branch name would make that PR look open again.
+    assert listed[err_n]["state"] == "closed"
+    again = [p for n, p in listed.items() if n > revert_n]
+    assert [p["patterns"] for p in again] == [[ids["repeated_error"]]]
+    assert again[0]["state"] == "open" and again[0]["head"] != err["head"]
+
+    # Night 4, same logs: no second verdict, no second revert.
+    before = len(records(setup.repo))
+    fourth = setup.night(night_at(3))
+    assert fourth["event"]["status"] == "succeeded", fourth
+    ledger = fourth["outputs"]["ledger"]
+    assert ledger["verdicts"] == [] and ledger["reverts"] == []
+    assert len(records(setup.repo)) == before
