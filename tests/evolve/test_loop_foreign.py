@@ -393,3 +393,57 @@ def test_nightly_serve_on_a_foreign_repository_local_forge(setup: Setup) -> None
     ledger = fourth["outputs"]["ledger"]
     assert ledger["verdicts"] == [] and ledger["reverts"] == []
     assert len(records(setup.repo)) == before
+
+
+# ------------------------------------------------------------------ how a human merged
+
+
+def squash_merge(repo: Path, branch: str, when: datetime) -> str:
+    """`git merge --squash` + a commit of the human's own, then the branch deleted."""
+    git(repo, "merge", "--squash", branch, when=when)
+    git(repo, "commit", "-q", "-m", f"Squashed {branch}", when=when)
+    git(repo, "branch", "-D", branch)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def rebase_merge(repo: Path, branch: str, when: datetime) -> str:
+    """The branch rebased onto trunk (its commit re-made at `when`), trunk fast-forwarded."""
+    git(repo, "checkout", "-q", branch)
+    git(repo, "rebase", "-q", "trunk", when=when)
+    git(repo, "checkout", "-q", "trunk")
+    git(repo, "merge", "-q", "--ff-only", branch, when=when)
+    git(repo, "branch", "-D", branch)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def test_squash_and_rebase_merges_are_merged_changes_with_verdicts(setup: Setup) -> None:
+    setup.schedule()
+    ids = pattern_ids(setup.logs)
+    setup.night(night_at(0))
+    filed = by_pattern(setup.repo)
+    slow_n, slow = filed[ids["slow_llm"]]
+    fail_n, fail = filed[ids["failed_transition"]]
+    # Another commit on trunk first, so the PR commits are not on top of it any more.
+    (setup.repo / "README.md").write_text("# story engine\n\nNow with docs.\n")
+    git(setup.repo, "commit", "-q", "-am", "docs", when=T - timedelta(hours=2))
+    squashed = squash_merge(setup.repo, slow["head"], T)
+    rebased = rebase_merge(setup.repo, fail["head"], T + timedelta(minutes=5))
+    write_logs(setup.logs, T - timedelta(hours=30), T + timedelta(hours=26), Mix(),
+               after=Mix(slow_share=0.0, failure_rate=0.7))
+
+    listed = {p["number"]: p for p in setup.prs()["prs"]}
+    assert listed[slow_n]["state"] == "merged" and listed[slow_n]["merge_sha"] == squashed
+    assert listed[fail_n]["state"] == "merged" and listed[fail_n]["merge_sha"] == rebased
+    assert listed[slow_n]["merged_at"] == T.isoformat().replace("+00:00", "Z")
+
+    third = setup.night(night_at(2))
+    ledger = third["outputs"]["ledger"]
+    verdicts = {v["pr"]: v["verdict"] for v in ledger["verdicts"]}
+    assert verdicts == {slow_n: "improved", fail_n: "regressed"}, ledger
+    assert ledger["rejected"] == []
+    (revert,) = ledger["reverts"]
+    assert revert["pr"] == fail_n
+    # The revert undoes the rebased commit: the router is back to retry=0 on its branch.
+    flow = git(setup.repo, "show", f"{revert['branch']}:conf/flows/story/graph.flow")
+    assert "kind=tool retry=0" in flow and "Now with docs." in git(
+        setup.repo, "show", f"{revert['branch']}:README.md")
