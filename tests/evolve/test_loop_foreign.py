@@ -25,10 +25,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from mgt.analyze.analyzer import analyze_source
+from mgt.evolve.metadata import parse_blocks
 from tests.evolve.conftest import ROOT
+from tests.fakes.github_api import GitHubStandIn
 
 PARALLEL = ROOT / "machines" / "evolve-parallel.mgt"
 
@@ -447,3 +450,119 @@ def test_squash_and_rebase_merges_are_merged_changes_with_verdicts(setup: Setup)
     flow = git(setup.repo, "show", f"{revert['branch']}:conf/flows/story/graph.flow")
     assert "kind=tool retry=0" in flow and "Now with docs." in git(
         setup.repo, "show", f"{revert['branch']}:README.md")
+
+
+# ------------------------------------------------------------------ the nights, GitHub forge
+
+
+def github_setup(setup: Setup, gh: GitHubStandIn) -> None:
+    """The repository's remote is a bare repository the stand-in serves as acme/story-engine."""
+    git(setup.repo, "remote", "add", "origin", str(gh.remote))
+    git(setup.repo, "push", "-q", "origin", "trunk")
+    toml = setup.repo / "mgt.toml"
+    toml.write_text(toml.read_text() + 'github_repo = "acme/story-engine"\n')
+    git(setup.repo, "commit", "-q", "-am", "mgt: the GitHub repository",
+        when=T - timedelta(days=9))
+    git(setup.repo, "push", "-q", "origin", "trunk")
+    setup.env.update(GITHUB_API_URL=gh.url, GITHUB_TOKEN=TOKEN,
+                     NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+    setup.env.pop("GITHUB_REPOSITORY", None)
+
+
+TOKEN = "ghp_story"
+
+
+def rest(gh: GitHubStandIn, method: str, path: str, body: Any = None) -> Any:
+    """A reviewer's call to the GitHub API."""
+    response = httpx.request(method, f"{gh.url}/repos/{gh.repository}{path}", json=body,
+                             headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+    assert response.status_code < 300, response.text
+    return response.json()
+
+
+@pytest.fixture
+def gh(tmp_path: Path) -> Iterator[GitHubStandIn]:
+    remote = tmp_path / "remote story.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "trunk", str(remote)], check=True)
+    with GitHubStandIn(remote, "acme/story-engine", token=TOKEN, login="dana") as stand_in:
+        yield stand_in
+
+
+def by_pattern_github(gh: GitHubStandIn) -> dict[str, tuple[int, dict[str, Any]]]:
+    out = {}
+    for n, pull in gh.pulls.items():
+        blocks = parse_blocks(pull["body"])
+        if blocks and blocks[0]["kind"] == "pr":
+            out.setdefault(blocks[0]["patterns"][0]["id"], (n, pull))
+    return out
+
+
+def test_nightly_serve_on_a_foreign_repository_github_forge(
+    setup: Setup, gh: GitHubStandIn,
+) -> None:
+    github_setup(setup, gh)
+    setup.schedule(forge="github")
+    ids = pattern_ids(setup.logs)
+
+    first = setup.night(night_at(0))
+    assert first["final"] == "filed", first
+    filed = by_pattern_github(gh)
+    assert sorted(filed) == sorted(ids.values())
+    assert {p["base"]["ref"] for _, p in filed.values()} == {"trunk"}
+
+    # The user's own PR with their own token (no block, not a sleeptime branch) and a
+    # stranger's PR copying a sleeptime block: neither covers nor is judged.
+    git(setup.repo, "push", "-q", "origin", "trunk:refs/heads/feature/docs")
+    rest(gh, "POST", "/pulls", {"title": "docs", "head": "feature/docs", "base": "trunk",
+                                "body": "Just docs."})
+    copied = dict(gh.pulls[filed[ids["repeated_error"]][0]])
+    stranger = max(gh.pulls) + 1
+    gh.pulls[stranger] = {**copied, "number": stranger, "user": {"login": "mallory"},
+                          "author_association": "NONE"}
+    gh.state.next_number = stranger + 1
+
+    second = setup.night(night_at(1))
+    assert second["final"] == "covered", second
+    assert len(gh.pulls) == stranger
+
+    slow_n, slow = filed[ids["slow_llm"]]
+    fail_n, _ = filed[ids["failed_transition"]]
+    err_n, _ = filed[ids["repeated_error"]]
+    gh.now = T
+    rest(gh, "PUT", f"/pulls/{slow_n}/merge", {"merge_method": "squash"})
+    subprocess.run(["git", "-C", str(gh.remote), "branch", "-D", slow["head"]["ref"]],
+                   check=True)  # "delete branch" after the merge
+    gh.now = T + timedelta(minutes=5)
+    rest(gh, "PUT", f"/pulls/{fail_n}/merge", {"merge_method": "rebase"})
+    rest(gh, "PATCH", f"/pulls/{err_n}", {"state": "closed"})
+    gh.now = None
+    write_logs(setup.logs, T - timedelta(hours=30), T + timedelta(hours=26), Mix(),
+               after=Mix(slow_share=0.0, failure_rate=0.7), shuffle=True)
+
+    third = setup.night(night_at(2))
+    assert third["event"]["status"] == "succeeded", third
+    ledger = third["outputs"]["ledger"]
+    assert {v["pr"]: v["verdict"] for v in ledger["verdicts"]} == \
+        {slow_n: "improved", fail_n: "regressed"}, ledger
+    assert [r["pr"] for r in ledger["rejected"]] == [err_n]
+    (revert,) = ledger["reverts"]
+    assert revert["pr"] == fail_n
+    revert_pull = gh.pulls[revert["revert_pr"]]
+    assert revert_pull["base"]["ref"] == "trunk"
+    flow = subprocess.run(["git", "-C", str(gh.remote), "show",
+                           f"{revert_pull['head']['ref']}:conf/flows/story/graph.flow"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "kind=tool retry=0" in flow
+    assert git(setup.repo, "rev-parse", "--abbrev-ref", "HEAD") == "trunk"
+
+    listed = {p["number"]: p for p in setup.prs("--forge", "github")["prs"]}
+    assert listed[slow_n]["verdict"]["verdict"] == "improved"
+    assert listed[fail_n]["revert_pr"] == revert["revert_pr"]
+    assert listed[err_n]["state"] == "closed"
+    assert stranger not in listed and stranger - 1 not in listed  # mallory's and the docs PR
+
+    fourth = setup.night(night_at(3))
+    ledger = fourth["outputs"]["ledger"]
+    assert ledger["verdicts"] == [] and ledger["reverts"] == [], ledger
+    comments = [c for cs in gh.comments.values() for c in cs]
+    assert len(comments) == 2  # one verdict each, never twice
