@@ -158,6 +158,7 @@ class Mix:
     slow_share: float = 0.6        # plannerStep calls over the slow threshold
     failure_rate: float = 0.3      # toolRouter transitions to onFailure
     timeout_share: float = 0.5     # steps that log the tool timeout error
+    planner_failure: float = 0.0   # plannerStep transitions straight to onFailure
 
 
 def _iso(when: datetime) -> str:
@@ -190,6 +191,11 @@ def write_logs(path: Path, start: datetime, end: datetime, before: Mix,
             "timestamp": _iso(when + timedelta(seconds=3)), "type": "llm_call",
             "session_id": turn, "node": "summarizeTurn", "model": "small",
             "prompt_tokens": 300, "completion_tokens": 60, "latency_ms": 400}))
+        if _hit(k, mix.planner_failure):
+            lines.append(json.dumps({
+                "timestamp": _iso(when + timedelta(seconds=1)), "type": "graph_transition",
+                "session_id": turn, "from": "plannerStep", "to": "onFailure",
+                "trigger": "invalid_plan"}))
         if _hit(k, mix.timeout_share):
             lines.append(json.dumps({
                 "timestamp": _iso(when + timedelta(seconds=4)), "type": "error",
@@ -566,3 +572,86 @@ def test_nightly_serve_on_a_foreign_repository_github_forge(
     assert ledger["verdicts"] == [] and ledger["reverts"] == [], ledger
     comments = [c for cs in gh.comments.values() for c in cs]
     assert len(comments) == 2  # one verdict each, never twice
+
+
+# ------------------------------------------------------------------ logs that do not cover it all
+
+
+def answer_on_trunk(setup: Setup, pattern: str, path: str, old: str, new: str) -> None:
+    """The refiner's answer for `pattern`, an edit of `path` as it is on trunk now."""
+    text = git(setup.repo, "show", f"trunk:{path}") + "\n"
+    proposal = answer(pattern, path, text, text.replace(old, new), "Guard the plan.")
+    (setup.answers / f"refine.{pattern}.json").write_text(json.dumps(proposal))
+
+
+def test_an_export_ending_inside_the_after_window_waits_for_the_rest(setup: Setup) -> None:
+    setup.schedule()
+    ids = pattern_ids(setup.logs)
+    setup.night(night_at(0))
+    slow_n, slow = by_pattern(setup.repo)[ids["slow_llm"]]
+    git(setup.repo, "merge", "--no-ff", "-m", "Merge planner fix", slow["head"], when=T)
+    # The export was made six hours after the merge; the 24h after-window has ended by the
+    # clock, but the file does not reach its end.
+    write_logs(setup.logs, T - timedelta(hours=30), T + timedelta(hours=6), Mix(),
+               after=Mix(slow_share=0.0))
+    third = setup.night(night_at(2))
+    ledger = third["outputs"]["ledger"]
+    assert [(v["pr"], v["verdict"], v["recorded"]) for v in ledger["verdicts"]] == \
+        [(slow_n, "pending", False)], ledger
+    assert "the logs end before the after-window does" in ledger["verdicts"][0]["reason"]
+    assert "mgt_verdict" not in records(setup.repo)[slow_n]
+    assert third["final"] == "covered"  # the merged change still covers its pattern
+
+    write_logs(setup.logs, T - timedelta(hours=30), T + timedelta(hours=26), Mix(),
+               after=Mix(slow_share=0.0))
+    fourth = setup.night(night_at(3))
+    ledger = fourth["outputs"]["ledger"]
+    assert [(v["pr"], v["verdict"], v["recorded"]) for v in ledger["verdicts"]] == \
+        [(slow_n, "improved", True)], ledger
+
+
+def test_merges_older_than_the_logs_retention(setup: Setup) -> None:
+    setup.schedule()
+    ids = pattern_ids(setup.logs)
+    setup.night(night_at(0))
+    filed = by_pattern(setup.repo)
+    slow_n, slow = filed[ids["slow_llm"]]
+    fail_n, fail = filed[ids["failed_transition"]]
+    err_n, err = filed[ids["repeated_error"]]
+    git(setup.repo, "merge", "--no-ff", "-m", "Merge planner fix", slow["head"], when=T)
+    git(setup.repo, "merge", "--no-ff", "-m", "Merge retries", fail["head"], when=T)
+    # A merge long before anything the logs still hold: neither window has an event.
+    git(setup.repo, "merge", "--no-ff", "-m", "Merge timeouts", err["head"],
+        when=T - timedelta(days=6))
+    # Retention: the logs start an hour after the merge. The planner now also fails
+    # straight to onFailure (a critical pattern on a node the retry PR touched), which
+    # may or may not be new: nothing before the merge is left to tell.
+    write_logs(setup.logs, T + timedelta(hours=1), T + timedelta(hours=26),
+               Mix(slow_share=0.0, failure_rate=0.05, planner_failure=0.5))
+    planner_fail = "failed-transition-plannerstep-onfailure"
+    assert planner_fail in pattern_ids(setup.logs).values()
+    answer_on_trunk(setup, planner_fail, "conf/flows/story/graph.flow",
+                    "kind=llm  prompt=prompts/planner_step.tmpl",
+                    "kind=llm  validate=plan prompt=prompts/planner_step.tmpl")
+
+    third = setup.night(night_at(2))
+    ledger = third["outputs"]["ledger"]
+    verdicts = {v["pr"]: v for v in ledger["verdicts"]}
+    # Compared with the figures the analysis gave when the PRs were filed, and said so.
+    assert verdicts[slow_n]["verdict"] == "improved", verdicts
+    assert "compared with the figures at filing" in verdicts[slow_n]["reason"]
+    assert verdicts[fail_n]["verdict"] == "improved", verdicts
+    assert ledger["reverts"] == []  # no regression made up from an empty before-window
+    # Both windows empty (a count, no baseline at filing): a final "unknown", recorded,
+    # not "did not help", and no longer covering its pattern.
+    assert (verdicts[err_n]["verdict"], verdicts[err_n]["recorded"]) == ("unknown", True)
+    assert ledger["ineffective"] == []
+    assert err_n not in [c["pr"] for c in ledger["covered"]]
+    listed = {p["number"]: p for p in setup.prs()["prs"]}
+    assert listed[err_n]["verdict"]["verdict"] == "unknown"
+    (entry,) = listed[slow_n]["verdict"]["patterns"]
+    assert entry["baseline"] == "filing" and entry["before"]["slow_share"] > 0.5
+    shown = subprocess.run(
+        [sys.executable, "-m", "mgt", "prs", "--repo", str(setup.repo)], cwd=setup.ops,
+        env=setup.env, capture_output=True, text=True, timeout=120, check=False)
+    assert shown.returncode == 0 and "unknown" in shown.stdout, shown.stderr
