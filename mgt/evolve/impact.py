@@ -199,7 +199,9 @@ def judge(
         entry: dict[str, Any] = {"id": p["id"], "type": ptype, "key": key,
                                  "fingerprint": fingerprint(ptype, key), "figures": {}}
         if ptype not in PRIMARY or not key:
-            entry.update(verdict="unchanged", reason="no figure to compare for this pattern type")
+            entry.update(verdict="unknown", reason=(
+                "no figure to compare for this pattern" if ptype in PRIMARY else
+                f"no figure to compare for this pattern type ({ptype or 'not recorded'})"))
             results.append(entry)
             continue
         metric, events_name = PRIMARY[ptype]

@@ -428,8 +428,27 @@ def _pull(item: Any, viewer: str | None = None) -> LedgerPR | None:
         commit_sha=_text(head.get("sha"), 64) or None,
         merge_sha=merge_sha if isinstance(merge_sha, str) else None,
         merged_at=merged_at, meta=meta,
-        patterns_addressed=[p["id"] for p in meta["patterns"]] if meta else [],
+        patterns_addressed=[p["id"] for p in meta["patterns"]] if meta
+        else _table_ids(item.get("body")),
     )
+
+
+_TABLE_HEAD = "| Pattern | Type | Severity |"
+_TABLE_ROW = re.compile(r"\|\s*([a-z0-9][a-z0-9-]{0,199})\s*(?:\(|\|)")
+
+
+def _table_ids(body: Any) -> list[str]:
+    """The pattern ids of a sleeptime PR body's pattern table, for a body whose metadata
+    block is gone or unreadable (a careless edit): the PR still covers them, by id."""
+    if not isinstance(body, str) or _TABLE_HEAD not in body:
+        return []
+    ids: list[str] = []
+    for line in body.split(_TABLE_HEAD, 1)[1].splitlines()[2:52]:
+        match = _TABLE_ROW.match(line)
+        if match is None:
+            break
+        ids.append(match.group(1))
+    return ids
 
 
 _TRUSTED_ASSOCIATIONS = ("OWNER", "MEMBER", "COLLABORATOR")

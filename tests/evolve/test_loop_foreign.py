@@ -326,8 +326,15 @@ def night_at(day: int) -> datetime:
 
 def records(repo: Path) -> dict[int, dict[str, Any]]:
     directory = repo / ".git" / "mgt" / "prs"
-    return {int(p.stem): json.loads(p.read_text(encoding="utf-8"))
-            for p in directory.glob("*.json") if p.stem.isdigit()}
+    found = {}
+    for path in directory.glob("*.json"):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            continue
+        if path.stem.isdigit() and isinstance(record.get("patterns_addressed"), list):
+            found[int(path.stem)] = record
+    return found
 
 
 def by_pattern(repo: Path) -> dict[str, tuple[int, dict[str, Any]]]:
@@ -655,3 +662,59 @@ def test_merges_older_than_the_logs_retention(setup: Setup) -> None:
         [sys.executable, "-m", "mgt", "prs", "--repo", str(setup.repo)], cwd=setup.ops,
         env=setup.env, capture_output=True, text=True, timeout=120, check=False)
     assert shown.returncode == 0 and "unknown" in shown.stdout, shown.stderr
+
+
+# ------------------------------------------------------------------ hand-edited PR bodies
+
+
+def corrupt(body: str) -> str:
+    """The metadata block cut short, as a careless edit of the description leaves it."""
+    start = body.index("<!-- mgt:sleeptime")
+    return body[:start + 120] + "\n\nEdited by Dana: please look at the retry.\n"
+
+
+def test_a_corrupted_block_on_an_open_local_pr_still_covers_its_pattern(setup: Setup) -> None:
+    setup.schedule()
+    ids = pattern_ids(setup.logs)
+    setup.night(night_at(0))
+    n, _record = by_pattern(setup.repo)[ids["failed_transition"]]
+    path = setup.repo / ".git" / "mgt" / "prs" / f"{n}.json"
+    record = json.loads(path.read_text())
+    record["body"] = corrupt(record["body"])
+    path.write_text(json.dumps(record))
+    (setup.repo / ".git" / "mgt" / "prs" / "7.json").write_text("[not a record")
+    (setup.repo / ".git" / "mgt" / "prs" / "8.json").write_text('{"head": 5, "body": []}')
+
+    second = setup.night(night_at(1))
+    assert second["final"] == "covered", second
+    assert len(records(setup.repo)) == 3
+    listed = {p["number"]: p for p in setup.prs()["prs"]}
+    assert listed[n]["patterns"] == [ids["failed_transition"]]
+
+    # Merged with its block unreadable: what it addressed is known by id only, so there is
+    # no figure to judge it by. That is `unknown`, not "did not help".
+    git(setup.repo, "merge", "--no-ff", "-m", "Merge retries", _record["head"], when=T)
+    write_logs(setup.logs, T - timedelta(hours=30), T + timedelta(hours=26), Mix(),
+               after=Mix(failure_rate=0.05))
+    third = setup.night(night_at(2))
+    ledger = third["outputs"]["ledger"]
+    assert [(v["pr"], v["verdict"]) for v in ledger["verdicts"]] == [(n, "unknown")], ledger
+    assert ledger["ineffective"] == [] and ledger["reverts"] == []
+
+
+def test_a_corrupted_block_on_an_open_github_pr_still_covers_its_pattern(
+    setup: Setup, gh: GitHubStandIn,
+) -> None:
+    github_setup(setup, gh)
+    setup.schedule(forge="github")
+    ids = pattern_ids(setup.logs)
+    setup.night(night_at(0))
+    n, pull = by_pattern_github(gh)[ids["failed_transition"]]
+    rest(gh, "PATCH", f"/pulls/{n}", {"body": corrupt(pull["body"])})
+    assert parse_blocks(gh.pulls[n]["body"]) == []
+
+    second = setup.night(night_at(1))
+    assert second["final"] == "covered", second  # no second PR for the same pattern
+    assert len(gh.pulls) == 3
+    listed = {p["number"]: p for p in setup.prs("--forge", "github")["prs"]}
+    assert listed[n]["patterns"] == [ids["failed_transition"]]
