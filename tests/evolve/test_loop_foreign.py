@@ -366,12 +366,13 @@ def test_nightly_serve_on_a_foreign_repository_local_forge(setup: Setup) -> None
     assert second["final"] == "covered", second
     assert len(records(setup.repo)) == 3
 
-    # A human merges two PRs at T (one merge commit, one fast-forward... both real git)
+    # A human merges two PRs at T with real git (the first branch deleted after its merge)
     # and closes the third by deleting its branch.
     slow_n, slow = filed[ids["slow_llm"]]
     fail_n, fail = filed[ids["failed_transition"]]
     err_n, err = filed[ids["repeated_error"]]
     git(setup.repo, "merge", "--no-ff", "-m", "Merge planner prompt fix", slow["head"], when=T)
+    git(setup.repo, "branch", "-d", slow["head"])
     git(setup.repo, "merge", "--no-ff", "-m", "Merge tool retries", fail["head"],
         when=T + timedelta(minutes=5))
     git(setup.repo, "branch", "-D", err["head"])
