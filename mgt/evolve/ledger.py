@@ -179,26 +179,29 @@ def _fast_forward_time(repo: Path, sha: str, base: str) -> datetime | None:
 MAX_SQUASH_CANDIDATES = 2000
 
 
-def _patch_ids(repo: Path, commits: list[str]) -> list[tuple[str, str]]:
-    """(commit, patch id) of each commit's diff against its first parent, in `commits` order."""
-    if not commits:
-        return []
-    try:
-        patches = git(repo, "diff-tree", "-p", "-m", "--first-parent", "--no-color", "--stdin",
-                      input_text="\n".join(commits) + "\n", timeout=300)
-        out = git(repo, "patch-id", "--stable", input_text=patches, timeout=300)
-    except (GitFailure, ValueError):  # ValueError: a diff that is not text
-        return []
-    ids = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            ids[parts[1]] = parts[0]
-    return [(c, ids[c]) for c in commits if c in ids]
+def _patch_ids(repo: Path, commits: list[str],
+               cache: dict[str, str | None] | None = None) -> list[tuple[str, str]]:
+    """(commit, patch id) of each commit's diff against its first parent, in `commits` order;
+    `cache` keeps them across the PRs of one read (None: a commit with no diff)."""
+    cache = {} if cache is None else cache
+    missing = [c for c in commits if c not in cache]
+    if missing:
+        try:
+            patches = git(repo, "diff-tree", "-p", "-m", "--first-parent", "--no-color",
+                          "--stdin", input_text="\n".join(missing) + "\n", timeout=300)
+            out = git(repo, "patch-id", "--stable", input_text=patches, timeout=300)
+        except (GitFailure, ValueError):  # ValueError: a diff that is not text
+            out = ""
+        cache.update(dict.fromkeys(missing))
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1] in cache:
+                cache[parts[1]] = parts[0]
+    return [(c, pid) for c in commits if (pid := cache.get(c)) is not None]
 
 
-def _equivalent_commit(repo: Path, sha: str, tip: str, head: str,
-                       claimed: set[str]) -> str | None:
+def _equivalent_commit(repo: Path, sha: str, tip: str, head: str, claimed: set[str],
+                       cache: dict[str, str | None]) -> str | None:
     """A squash or rebase merge: the oldest commit on the base since the PR forked (merges
     left out) whose change is the PR's (same `git patch-id`: of the PR's commit, or of the
     whole branch when commits were added to it) and that no other PR accounts for."""
@@ -220,7 +223,7 @@ def _equivalent_commit(repo: Path, sha: str, tip: str, head: str,
     if not wanted:
         return None
     line = git(repo, "rev-list", "--no-merges", "--reverse", f"{fork}..{tip}").split()
-    for commit, pid in _patch_ids(repo, line[-MAX_SQUASH_CANDIDATES:]):
+    for commit, pid in _patch_ids(repo, line[-MAX_SQUASH_CANDIDATES:], cache):
         if pid in wanted and commit not in claimed:
             return commit
     return None
@@ -243,13 +246,13 @@ def _merge_commit(repo: Path, sha: str, base: str) -> str | None:
     return after[0] if after else None
 
 
-def _squashed(repo: Path, sha: str, base: str, head: str,
-              claimed: set[str]) -> tuple[str, str] | None:
+def _squashed(repo: Path, sha: str, base: str, head: str, claimed: set[str],
+              cache: dict[str, str | None]) -> tuple[str, str] | None:
     """(the PR's change on the base, its merge commit) after a squash or rebase merge."""
     tip = rev_parse(repo, f"refs/heads/{base}")
     if tip is None or rev_parse(repo, sha) != sha:
         return None
-    found = _equivalent_commit(repo, sha, tip, head, claimed)
+    found = _equivalent_commit(repo, sha, tip, head, claimed, cache)
     merge = _merge_commit(repo, found, base) if found else None
     return (found, merge) if found and merge else None
 
@@ -310,9 +313,10 @@ def read_local(repo: Path) -> list[LedgerPR]:
     # same change stands for it, each such commit for one PR only (oldest PR first), and
     # never a commit another PR's own history brought in.
     claimed = {pr.commit_sha for pr in prs if pr.merge_sha and pr.commit_sha}
+    patch_ids: dict[str, str | None] = {}  # the base's commits, computed once per read
     for pr in prs:
         if pr.merge_sha is None and pr.commit_sha:
-            found = _squashed(repo, pr.commit_sha, pr.base, pr.head, claimed)
+            found = _squashed(repo, pr.commit_sha, pr.base, pr.head, claimed, patch_ids)
             if found is not None:
                 claimed.add(found[0])
                 pr.merge_sha = found[1]
