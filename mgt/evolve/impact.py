@@ -13,16 +13,20 @@ Noise: a change is real only when it is at least `relative_noise` (10%) of the
 figure before AND at least the absolute floor (0.02 for a share or rate; the
 thresholds' `min_occurrences` for a count); anything smaller is `unchanged`.
 Beyond noise, lower is `improved`, higher is `regressed`. A pattern is
-`pending` while the after-window has not ended yet or holds fewer than
-`min_events` events of its subject (default: the thresholds'
-`min_occurrences`). New critical patterns after the merge on a node the PR's
-patterns name (absent before it) make the PR `regressed` too.
+`pending` while the after-window has not ended yet, or while an event file
+does not reach its end (its figures would be partial); `unknown` (final) when
+the ended window holds fewer than `min_events` events of its subject (default:
+the thresholds' `min_occurrences`), or the window before the merge does and
+the PR's block has no share or rate at filing to compare with instead (logs
+kept for less time than since the merge). New critical patterns after the
+merge on a node the PR's patterns name (absent before it, and the before-window
+not empty) make the PR `regressed` too.
 
 The PR's verdict: `regressed` if any pattern regressed or a new critical
 pattern appeared; else `pending` if any pattern is pending; else `improved`
-if any improved; else `unchanged` (also for a PR naming no pattern). Final
-verdicts are recorded where the PR lives (see `mgt.evolve.ledger`); pending
-ones are computed again next cycle.
+if any improved; else `unchanged` if any is (also for a PR naming no pattern);
+else `unknown`. Final verdicts are recorded where the PR lives (see
+`mgt.evolve.ledger`); pending ones are computed again next cycle.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ class Window:
     start: datetime
     end: datetime
     analysis: Analysis
+    complete: bool = True  # the source reaches the window's end (a file); Loki: by the clock
 
 
 # ---------------------------------------------------------------- the analyzer, two windows
@@ -96,10 +101,15 @@ def window_figures(
     length_ns = max(1, int(length.total_seconds() * 1_000_000_000))
     before, after = analyze_windows(source, _ns(split_at), length_ns, thresholds=thresholds)
 
+    # A file (or stdin) holds what it holds: when its newest event is before the end of the
+    # after-window, that window is partial however late it is now. Loki is asked for the two
+    # windows only, so there the clock (the caller's `now`) says whether it has ended.
+    from_file = not (source or "").startswith(("http://", "https://"))
+
     def window(lo: datetime, hi: datetime, part: Any) -> Window:
         analysis = Analysis(report=part.report, aggregates=part.aggregates,
                             thresholds=thresholds)
-        return Window(lo, hi, analysis)
+        return Window(lo, hi, analysis, complete=bool(part.complete) or not from_file)
 
     return (window(split_at - length, split_at, before),
             window(split_at, split_at + length, after))
@@ -189,7 +199,9 @@ def judge(
         entry: dict[str, Any] = {"id": p["id"], "type": ptype, "key": key,
                                  "fingerprint": fingerprint(ptype, key), "figures": {}}
         if ptype not in PRIMARY or not key:
-            entry.update(verdict="unchanged", reason="no figure to compare for this pattern type")
+            entry.update(verdict="unknown", reason=(
+                "no figure to compare for this pattern" if ptype in PRIMARY else
+                f"no figure to compare for this pattern type ({ptype or 'not recorded'})"))
             results.append(entry)
             continue
         metric, events_name = PRIMARY[ptype]
@@ -199,17 +211,34 @@ def judge(
         if expected is not None:
             entry["expected_percent"] = expected
         after_events = a.get(events_name, 0.0)
+        baseline = ""
+        if b.get(events_name, 0.0) < min_events and _usable_at_filing(p, metric, events_name,
+                                                                      min_events):
+            # The logs no longer reach back before the merge (retention): the figures the
+            # analysis gave when the PR was filed are the baseline instead.
+            baseline = (f" (only {int(b.get(events_name, 0.0))} {events_name} in the logs "
+                        "before the merge: compared with the figures at filing)")
+            b = {k: float(v) for k, v in (p.get("figures") or {}).items()}
+            entry.update(before=b, baseline="filing")
         if after.end > now:
             entry.update(verdict="pending",
                          reason=f"the after-window ends at {_iso(after.end)}")
-        elif after_events < min_events:
+        elif after_events < min_events and not after.complete:
             entry.update(verdict="pending", reason=(
                 f"{int(after_events)} {events_name} after the merge; a verdict needs "
                 f"at least {min_events}"))
+        elif not after.complete:
+            entry.update(verdict="pending", reason=(
+                f"the logs end before the after-window does ({_iso(after.end)})"))
+        elif after_events < min_events:
+            entry.update(verdict="unknown", reason=(
+                f"{int(after_events)} {events_name} in the logs after the merge, and the "
+                f"window has ended: too few to judge (at least {min_events})"))
         elif b.get(events_name, 0.0) < min_events:
-            entry.update(verdict="unchanged", reason=(
-                f"{int(b.get(events_name, 0.0))} {events_name} before the merge: "
-                "nothing to compare with"))
+            entry.update(verdict="unknown", reason=(
+                f"{int(b.get(events_name, 0.0))} {events_name} in the logs before the merge "
+                "(they may not reach back that far) and no figure at filing: nothing to "
+                "compare with"))
         else:
             old, new = b[metric], a[metric]
             delta = new - old
@@ -222,7 +251,7 @@ def judge(
             else:
                 verdict = "improved" if delta < 0 else "regressed"
             entry.update(verdict=verdict, reason=f"{metric} {_fmt(old)} → {_fmt(new)}" + (
-                f" ({relative:+.0%})" if relative != float("inf") else ""))
+                f" ({relative:+.0%})" if relative != float("inf") else "") + baseline)
         results.append(entry)
 
     touched = _nodes(pr.patterns)
@@ -232,7 +261,8 @@ def judge(
     new_critical = [
         {**p, "fingerprint": fp, "figures": {}} for fp, p in after_fps.items()
         if fp not in before_fps and fp not in addressed and p["severity"] == "critical"
-        and touched & _nodes([p]) and after.end <= now
+        and touched & _nodes([p]) and after.end <= now and after.complete
+        and before.analysis.aggregates.events >= min_events  # else "new" only means unseen
     ]
     verdicts = [r["verdict"] for r in results]
     if "regressed" in verdicts or new_critical:
@@ -243,8 +273,10 @@ def judge(
         verdict = "pending"
     elif "improved" in verdicts:
         verdict = "improved"
-    else:
+    elif "unchanged" in verdicts:
         verdict = "unchanged"
+    else:  # no pattern could be judged: final, but it says nothing about the change
+        verdict = "unknown"
     reasons = [f"{r['id']}: {r['verdict']} ({r.get('reason', '')})" for r in results]
     reasons += [f"new critical pattern {p['id']} on {', '.join(sorted(touched & _nodes([p])))}"
                 for p in new_critical]
@@ -255,6 +287,18 @@ def judge(
         "patterns": results, "new_critical": new_critical, "reason": "; ".join(reasons),
     }
     return sanitize({k: v for k, v in meta.items() if v is not None}) or {}
+
+
+def _usable_at_filing(pattern: Mapping[str, Any], metric: str, events_name: str,
+                      min_events: int) -> bool:
+    """The PR's block holds the pattern's primary figure at filing, from enough events, and
+    the figure is a share or rate (a count depends on how long the analysis window was)."""
+    figures = pattern.get("figures")
+    if metric == "count" or not isinstance(figures, Mapping):
+        return False
+    value, events = figures.get(metric), figures.get(events_name)
+    return isinstance(value, float | int) and isinstance(events, float | int) \
+        and events >= min_events
 
 
 def _iso(when: datetime) -> str:

@@ -176,6 +176,59 @@ def _fast_forward_time(repo: Path, sha: str, base: str) -> datetime | None:
     return found
 
 
+MAX_SQUASH_CANDIDATES = 2000
+
+
+def _patch_ids(repo: Path, commits: list[str],
+               cache: dict[str, str | None] | None = None) -> list[tuple[str, str]]:
+    """(commit, patch id) of each commit's diff against its first parent, in `commits` order;
+    `cache` keeps them across the PRs of one read (None: a commit with no diff)."""
+    cache = {} if cache is None else cache
+    missing = [c for c in commits if c not in cache]
+    if missing:
+        try:
+            patches = git(repo, "diff-tree", "-p", "-m", "--first-parent", "--no-color",
+                          "--stdin", input_text="\n".join(missing) + "\n", timeout=300)
+            out = git(repo, "patch-id", "--stable", input_text=patches, timeout=300)
+        except (GitFailure, ValueError):  # ValueError: a diff that is not text
+            out = ""
+        cache.update(dict.fromkeys(missing))
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1] in cache:
+                cache[parts[1]] = parts[0]
+    return [(c, pid) for c in commits if (pid := cache.get(c)) is not None]
+
+
+def _equivalent_commit(repo: Path, sha: str, tip: str, head: str, claimed: set[str],
+                       cache: dict[str, str | None]) -> str | None:
+    """A squash or rebase merge: the oldest commit on the base since the PR forked (merges
+    left out) whose change is the PR's (same `git patch-id`: of the PR's commit, or of the
+    whole branch when commits were added to it) and that no other PR accounts for."""
+    try:
+        fork = git(repo, "merge-base", sha, tip).strip()
+    except GitFailure:
+        return None
+    wanted = {pid for _, pid in _patch_ids(repo, [sha])}
+    branch_tip = rev_parse(repo, f"refs/heads/{head}") if head else None
+    if branch_tip and branch_tip != sha:
+        try:
+            git(repo, "merge-base", "--is-ancestor", sha, branch_tip)
+            whole = git(repo, "diff", "--no-color", fork, branch_tip, timeout=300)
+            out = git(repo, "patch-id", "--stable", input_text=whole).split()
+            if out:
+                wanted.add(out[0])
+        except (GitFailure, ValueError):
+            pass
+    if not wanted:
+        return None
+    line = git(repo, "rev-list", "--no-merges", "--reverse", f"{fork}..{tip}").split()
+    for commit, pid in _patch_ids(repo, line[-MAX_SQUASH_CANDIDATES:], cache):
+        if pid in wanted and commit not in claimed:
+            return commit
+    return None
+
+
 def _merge_commit(repo: Path, sha: str, base: str) -> str | None:
     """The first commit on `base`'s first-parent line that contains `sha` (None: not merged)."""
     tip = rev_parse(repo, f"refs/heads/{base}")
@@ -191,6 +244,17 @@ def _merge_commit(repo: Path, sha: str, base: str) -> str | None:
     after = git(repo, "rev-list", "--first-parent", "--ancestry-path", "--reverse",
                 f"{sha}..{tip}").split()
     return after[0] if after else None
+
+
+def _squashed(repo: Path, sha: str, base: str, head: str, claimed: set[str],
+              cache: dict[str, str | None]) -> tuple[str, str] | None:
+    """(the PR's change on the base, its merge commit) after a squash or rebase merge."""
+    tip = rev_parse(repo, f"refs/heads/{base}")
+    if tip is None or rev_parse(repo, sha) != sha:
+        return None
+    found = _equivalent_commit(repo, sha, tip, head, claimed, cache)
+    merge = _merge_commit(repo, found, base) if found else None
+    return (found, merge) if found and merge else None
 
 
 def _merged_at(repo: Path, merge: str, sha: str, base: str) -> datetime | None:
@@ -224,23 +288,17 @@ def read_local(repo: Path) -> list[LedgerPR]:
         head, base = _text(record.get("head"), 300), _text(record.get("base"), 300) or "main"
         sha = record.get("commit_sha")
         sha = sha if isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{40}", sha) else None
-        meta = _own_block(record.get("body"))
         merge = _merge_commit(repo, sha, base) if sha else None
-        said = record.get("state")
-        if merge is not None:
-            state = "merged"
-        elif said == "closed" or (head and rev_parse(repo, f"refs/heads/{head}") is None):
-            state = "closed"
-        else:
-            state = "open"
         verdict = sanitize(record.get("mgt_verdict")) if record.get("mgt_verdict") else None
         revert = record.get("mgt_revert_pr")
         files = record.get("files_changed")
         addressed = record.get("patterns_addressed")
         prs.append(LedgerPR(
-            number=number, forge="local", state=state, title=_text(record.get("title")),
-            url=path.as_uri(), head=head, base=base, commit_sha=sha, merge_sha=merge,
-            merged_at=_merged_at(repo, merge, sha, base) if merge and sha else None, meta=meta,
+            number=number, forge="local", state="merged" if merge else "open",
+            title=_text(record.get("title")), url=path.as_uri(), head=head, base=base,
+            commit_sha=sha, merge_sha=merge,
+            merged_at=_merged_at(repo, merge, sha, base) if merge and sha else None,
+            meta=_own_block(record.get("body")),
             verdict=verdict if verdict and verdict.get("kind") == "verdict" else None,
             revert_pr=revert if isinstance(revert, int) and not isinstance(revert, bool) else None,
             files_changed=[f[:500] for f in files if isinstance(f, str)][:200]
@@ -249,6 +307,24 @@ def read_local(repo: Path) -> list[LedgerPR]:
             if isinstance(addressed, list) else [],
             record_path=path,
         ))
+        if record.get("state") == "closed":
+            prs[-1].state = "closed"  # unless merged after all: settled below
+    # Squash and rebase merges leave the PR's commit off the base: a commit there making the
+    # same change stands for it, each such commit for one PR only (oldest PR first), and
+    # never a commit another PR's own history brought in.
+    claimed = {pr.commit_sha for pr in prs if pr.merge_sha and pr.commit_sha}
+    patch_ids: dict[str, str | None] = {}  # the base's commits, computed once per read
+    for pr in prs:
+        if pr.merge_sha is None and pr.commit_sha:
+            found = _squashed(repo, pr.commit_sha, pr.base, pr.head, claimed, patch_ids)
+            if found is not None:
+                claimed.add(found[0])
+                pr.merge_sha = found[1]
+                pr.merged_at = _merged_at(repo, found[1], found[0], pr.base)
+        if pr.merge_sha is not None:
+            pr.state = "merged"
+        elif pr.state != "closed" and pr.head and rev_parse(repo, f"refs/heads/{pr.head}") is None:
+            pr.state = "closed"
     reverts = {pr.meta.get("reverts"): pr.number for pr in prs
                if pr.meta and pr.meta.get("kind") == "revert"}
     for pr in prs:
@@ -356,8 +432,27 @@ def _pull(item: Any, viewer: str | None = None) -> LedgerPR | None:
         commit_sha=_text(head.get("sha"), 64) or None,
         merge_sha=merge_sha if isinstance(merge_sha, str) else None,
         merged_at=merged_at, meta=meta,
-        patterns_addressed=[p["id"] for p in meta["patterns"]] if meta else [],
+        patterns_addressed=[p["id"] for p in meta["patterns"]] if meta
+        else _table_ids(item.get("body")),
     )
+
+
+_TABLE_HEAD = "| Pattern | Type | Severity |"
+_TABLE_ROW = re.compile(r"\|\s*([a-z0-9][a-z0-9-]{0,199})\s*(?:\(|\|)")
+
+
+def _table_ids(body: Any) -> list[str]:
+    """The pattern ids of a sleeptime PR body's pattern table, for a body whose metadata
+    block is gone or unreadable (a careless edit): the PR still covers them, by id."""
+    if not isinstance(body, str) or _TABLE_HEAD not in body:
+        return []
+    ids: list[str] = []
+    for line in body.split(_TABLE_HEAD, 1)[1].splitlines()[2:52]:
+        match = _TABLE_ROW.match(line)
+        if match is None:
+            break
+        ids.append(match.group(1))
+    return ids
 
 
 _TRUSTED_ASSOCIATIONS = ("OWNER", "MEMBER", "COLLABORATOR")

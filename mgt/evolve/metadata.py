@@ -46,7 +46,7 @@ __all__ = [
 SCHEMA_VERSION = 1
 MARKER = "mgt:sleeptime"
 KINDS = ("pr", "revert", "verdict")
-VERDICTS = ("improved", "unchanged", "regressed", "pending")
+VERDICTS = ("improved", "unchanged", "regressed", "pending", "unknown")
 
 MAX_BLOCK_CHARS = 200_000  # a longer block is not ours (or was padded): ignored
 MAX_TEXT = 500
@@ -276,7 +276,7 @@ def _pattern(value: Any) -> dict[str, Any] | None:
     for name in ("before", "after"):
         if name in value:
             out[name] = _figures(value.get(name))
-    for name in ("verdict", "metric", "reason"):
+    for name in ("verdict", "metric", "reason", "baseline"):
         text = _text(value.get(name))
         if text is not None:
             out[name] = text

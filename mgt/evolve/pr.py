@@ -249,7 +249,12 @@ def _addressed(
 
 
 def unique_branch(repo: Path, wanted: str, taken: set[str]) -> str:
-    """`wanted`, or `wanted-2`, `-3`...: the first name no local branch (nor `taken`) has."""
+    """`wanted`, or `wanted-2`, `-3`...: the first name no local branch (nor `taken`) has.
+
+    Nor a local PR record: a record whose branch was deleted is a closed PR, and a new
+    branch of the same name would make it look open again.
+    """
+    taken = taken | recorded_heads(repo)
     name, n = wanted, 1
     while branch_exists(repo, name) or name in taken:
         n += 1
@@ -388,6 +393,22 @@ def safety_problems(files: Sequence[FileDiff], target: TargetConfig) -> list[str
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
+
+
+def recorded_heads(repo: Path) -> set[str]:
+    """The head branches named by the local PR records in `<git dir>/mgt/prs`."""
+    heads: set[str] = set()
+    directory = git_dir(repo) / "mgt" / "prs"
+    with suppress(OSError):
+        for path in directory.glob("*.json"):
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+                continue
+            head = record.get("head") if isinstance(record, dict) else None
+            if isinstance(head, str):
+                heads.add(head)
+    return heads
 
 
 def _write_local_record(repo: Path, record: dict[str, Any], body: str) -> tuple[int, Path]:

@@ -6,8 +6,9 @@ Every `step` from `split - hours` to `split + hours_after` there is one
 llm_call at `node` (slow — `slow_ms` — for a `slow_share` of the calls, else
 `fast_ms`), one graph_transition leaving `parseAction` (to `errorHandler` for a
 `failure_rate` of them, else to `narrate`), and an error event for an
-`error_share` of the steps. Deterministic: the k-th of n steps is slow when
-floor((k+1)·share) > floor(k·share), so a share is met exactly over a window.
+`error_share` of the steps; one heartbeat event at the end. Deterministic: the
+k-th of n steps is slow when floor((k+1)·share) > floor(k·share), so a share is
+met exactly over a window.
 """
 
 from __future__ import annotations
@@ -76,5 +77,8 @@ def write_events(
         lines += [json.dumps(e) for e in events]
         when += step
         k += 1
+    # The system is still running at the end: an event there tells a verdict that the
+    # file reaches the end of the after-window (else its figures would be partial).
+    lines.append(json.dumps({"timestamp": _iso(end), "type": "heartbeat", "session_id": "end"}))
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

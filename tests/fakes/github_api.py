@@ -16,8 +16,10 @@ and what the loop's ledger reads and tests use to act as reviewers:
     GET   /repos/{o}/{r}/pulls?state=open|closed|all&head=&per_page=&page=
                                                     200, paginated with `Link` headers
     PUT   /repos/{o}/{r}/pulls/{n}/merge            200 (a real merge commit on the base
-                                                    in the bare remote) | 405 | 404
-    PATCH /repos/{o}/{r}/pulls/{n}  {"state": "closed"}  200
+                                                    in the bare remote; `merge_method`
+                                                    squash: one commit, rebase: the PR's
+                                                    commits re-made) | 405 | 404 | 422
+    PATCH /repos/{o}/{r}/pulls/{n}  {"state": "closed"} or {"body": "..."}  200
     GET   /user                                     200 (the token's user: `login`)
     GET   /repos/{o}/{r}/issues/{n}/comments        200, paginated
     POST  /repos/{o}/{r}/issues/{n}/comments        201
@@ -314,6 +316,9 @@ class GitHubStandIn:
             pull = self.state.pulls.get(int(match.group(1)))
             if pull is None:
                 self._send(h, 404, {"message": "Not Found"})
+            elif isinstance(body, dict) and isinstance(body.get("body"), str):
+                pull["body"] = body["body"]  # a person edits the description
+                self._send(h, 200, self._full(pull))
             elif isinstance(body, dict) and body.get("state") in ("open", "closed"):
                 pull["state"] = body["state"]
                 pull["closed_at"] = self._stamp() if body["state"] == "closed" else None
@@ -400,6 +405,22 @@ class GitHubStandIn:
             raise RuntimeError(proc.stderr.strip() or proc.stdout.strip())
         return proc.stdout.strip()
 
+    def _pick(self, onto: str, commit: str) -> str:
+        """The tree of `commit`'s change applied to `onto` (a cherry-pick in the bare remote)."""
+        import os
+        import tempfile
+
+        patch = self._git("diff", "--binary", f"{commit}^", commit) + "\n"
+        with tempfile.TemporaryDirectory() as scratch:
+            env = {"GIT_INDEX_FILE": os.path.join(scratch, "index")}
+            self._git("read-tree", onto, env=env)
+            proc = subprocess.run(["git", "-C", str(self.remote), "apply", "--cached", "-"],
+                                  input=patch, capture_output=True, text=True, check=False,
+                                  env={**os.environ, **env})
+            if proc.returncode != 0:
+                raise RuntimeError(proc.stderr.strip())
+            return self._git("write-tree", env=env)
+
     def _merge(self, h: BaseHTTPRequestHandler, number: int, body: Any) -> None:
         pull = self.state.pulls.get(number)
         if pull is None:
@@ -415,11 +436,25 @@ class GitHubStandIn:
                "GIT_COMMITTER_NAME": "GitHub", "GIT_COMMITTER_EMAIL": "noreply@github.com",
                "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
         title = (body or {}).get("commit_title") if isinstance(body, dict) else None
-        message = title or f"Merge pull request #{number} from {self.repository}/{head}"
+        method = (body or {}).get("merge_method", "merge") if isinstance(body, dict) else "merge"
+        if method not in ("merge", "squash", "rebase"):
+            return self._invalid(h, "merge_method", "merge_method must be merge, squash or rebase")
         try:
             tree = self._git("merge-tree", "--write-tree", base_sha, head_sha).split()[0]
-            sha = self._git("commit-tree", tree, "-p", base_sha, "-p", head_sha, "-m", message,
-                            env=env)
+            if method == "merge":
+                message = title or f"Merge pull request #{number} from {self.repository}/{head}"
+                sha = self._git("commit-tree", tree, "-p", base_sha, "-p", head_sha, "-m",
+                                message, env=env)
+            elif method == "squash":  # one new commit on the base, the PR's changes in it
+                message = title or f"{pull['title']} (#{number})"
+                sha = self._git("commit-tree", tree, "-p", base_sha, "-m", message, env=env)
+            else:  # rebase: each PR commit re-made on the base, keeping its message and author
+                sha = base_sha
+                for commit in self._git("rev-list", "--reverse", f"{base_sha}..{head_sha}").split():
+                    picked = self._pick(sha, commit)
+                    message = self._git("log", "-1", "--format=%B", commit)
+                    sha = self._git("commit-tree", picked, "-p", sha, "-m", message,
+                                    env={k: v for k, v in env.items() if "AUTHOR" not in k})
             self._git("update-ref", f"refs/heads/{base}", sha, base_sha)
         except RuntimeError:
             return self._send(h, 405, {"message": "Pull Request is not mergeable"})
