@@ -38,6 +38,7 @@ from mgt.analyze.aggregate import (
 )
 from mgt.analyze.text import logql_regex_for_template, logql_string, truncate
 from mgt.analyze.thresholds import Thresholds
+from mgt.logs.settings import DEFAULT_SELECTOR
 
 __all__ = [
     "BLOAT_WARNING_MEAN_PROMPT",
@@ -69,7 +70,8 @@ QUERY_TYPES: dict[str, tuple[str, ...]] = {
 
 BLOAT_WARNING_MEAN_PROMPT = 6000
 REPEATED_CRITICAL_FACTOR = 5
-SELECTOR = '{app="tidepool"}'
+#: The stream selector of the bundled sample's logs (GRAFANA_LOKI_SELECTOR sets another).
+SELECTOR = DEFAULT_SELECTOR
 
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 
@@ -102,9 +104,13 @@ def find_patterns(
     agg: Aggregates, t: Thresholds, rules: Iterable[str] = RULES
 ) -> list[Finding]:
     """Every finding of the enabled rules, in rule order (the report sorts them)."""
+    from mgt.logs.settings import load_settings
+
     enabled = set(rules)
     found: list[Finding] = []
-    steps: list[tuple[str, Callable[[Aggregates, Thresholds], list[Finding]]]] = [
+    # the Grafana queries name the graph's logs as the Loki source does (GRAFANA_LOKI_SELECTOR)
+    selector = load_settings().selector
+    steps: list[tuple[str, Callable[[Aggregates, Thresholds, str], list[Finding]]]] = [
         ("slow_llm", _slow_llm),
         ("failed_transition", _failed_transitions),
         ("repeated_error", _repeated_errors),
@@ -113,7 +119,7 @@ def find_patterns(
     ]
     for name, rule in steps:
         if name in enabled:
-            found.extend(rule(agg, t))
+            found.extend(rule(agg, t, selector))
     return found
 
 
@@ -154,7 +160,7 @@ def _subject(stats: LlmStats, name: str) -> tuple[dict[str, Any], str]:
 # --------------------------------------------------------------------------- rules
 
 
-def _slow_llm(agg: Aggregates, t: Thresholds) -> list[Finding]:
+def _slow_llm(agg: Aggregates, t: Thresholds, selector: str) -> list[Finding]:
     out: list[Finding] = []
     for (group_by, name), s in agg.llm.items():
         n = s.slow.count
@@ -198,7 +204,7 @@ def _slow_llm(agg: Aggregates, t: Thresholds) -> list[Finding]:
                 details=details,
                 recommendation=advice,
                 grafana_query=(
-                    f'{SELECTOR} |= "llm_call" | json | {where} '
+                    f'{selector} |= "llm_call" | json | {where} '
                     f"| latency_ms >= {_fig(t.latency_warning_ms)}"
                 ),
                 sample_events=s.slow_samples.items(),
@@ -207,15 +213,15 @@ def _slow_llm(agg: Aggregates, t: Thresholds) -> list[Finding]:
     return out
 
 
-def _failed_transitions(agg: Aggregates, t: Thresholds) -> list[Finding]:
+def _failed_transitions(agg: Aggregates, t: Thresholds, selector: str) -> list[Finding]:
     out: list[Finding] = []
     for (source, to), pair in agg.failures.items():
-        out.extend(_failed_transition(agg, t, source, to, pair))
+        out.extend(_failed_transition(agg, t, source, to, pair, selector))
     return out
 
 
 def _failed_transition(
-    agg: Aggregates, t: Thresholds, source: str, to: str, pair: PairStats
+    agg: Aggregates, t: Thresholds, source: str, to: str, pair: PairStats, selector: str
 ) -> list[Finding]:
     n = pair.count
     if n < t.min_occurrences:
@@ -252,7 +258,7 @@ def _failed_transition(
             },
             recommendation=advice,
             grafana_query=(
-                f'{SELECTOR} |= "graph_transition" | json '
+                f'{selector} |= "graph_transition" | json '
                 f"| from = {logql_string(source)} | to = {logql_string(to)}"
             ),
             sample_events=pair.samples.items(),
@@ -260,7 +266,7 @@ def _failed_transition(
     ]
 
 
-def _repeated_errors(agg: Aggregates, t: Thresholds) -> list[Finding]:
+def _repeated_errors(agg: Aggregates, t: Thresholds, selector: str) -> list[Finding]:
     from mgt.logs.events import format_timestamp
 
     out: list[Finding] = []
@@ -292,7 +298,7 @@ def _repeated_errors(agg: Aggregates, t: Thresholds) -> list[Finding]:
                 occurrences=s.count,
                 details=details,
                 recommendation=advice,
-                grafana_query=f'{SELECTOR} |= "error" | json | message =~ {logql_string(regex)}',
+                grafana_query=f'{selector} |= "error" | json | message =~ {logql_string(regex)}',
                 sample_events=s.samples.items(),
             )
         )
@@ -307,7 +313,7 @@ def _contexts(s: ErrorStats) -> dict[str, int]:
     return out
 
 
-def _token_bloat(agg: Aggregates, t: Thresholds) -> list[Finding]:
+def _token_bloat(agg: Aggregates, t: Thresholds, selector: str) -> list[Finding]:
     out: list[Finding] = []
     for (group_by, name), s in agg.llm.items():
         n = s.bloat
@@ -347,7 +353,7 @@ def _token_bloat(agg: Aggregates, t: Thresholds) -> list[Finding]:
                 },
                 recommendation=advice,
                 grafana_query=(
-                    f'{SELECTOR} |= "llm_call" | json | {where} '
+                    f'{selector} |= "llm_call" | json | {where} '
                     f"| prompt_tokens >= {BLOAT_MIN_PROMPT_TOKENS}"
                 ),
                 sample_events=s.bloat_samples.items(),
@@ -356,7 +362,7 @@ def _token_bloat(agg: Aggregates, t: Thresholds) -> list[Finding]:
     return out
 
 
-def _dead_paths(agg: Aggregates, t: Thresholds) -> list[Finding]:
+def _dead_paths(agg: Aggregates, t: Thresholds, selector: str) -> list[Finding]:
     out: list[Finding] = []
     for node in agg.known_nodes:
         if agg.entered.get(node, 0):
@@ -381,7 +387,7 @@ def _dead_paths(agg: Aggregates, t: Thresholds) -> list[Finding]:
                     "or document it as intentionally unused (e.g. behind a feature flag)."
                 ),
                 grafana_query=(
-                    f"{SELECTOR} |= {quoted} | json | to = {quoted} or node = {quoted}"
+                    f"{selector} |= {quoted} | json | to = {quoted} or node = {quoted}"
                 ),
             )
         )

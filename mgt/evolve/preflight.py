@@ -87,7 +87,8 @@ def _check_loki(url: str | None) -> dict[str, Any]:
     where = client.display_url
     try:
         now = time.time_ns()
-        for _entry in client.query_range(build_logql(), start_ns=now - 60 * 10**9, end_ns=now,
+        query = build_logql(selector=client.settings.selector)
+        for _entry in client.query_range(query, start_ns=now - 60 * 10**9, end_ns=now,
                                          limit=1, page_size=1):
             break
     except MgtError as e:

@@ -38,7 +38,7 @@ import httpx
 
 from mgt import __version__
 from mgt.errors import LokiError, UsageError
-from mgt.logs.settings import LokiSettings
+from mgt.logs.settings import DEFAULT_SELECTOR, LokiSettings
 
 __all__ = [
     "DEFAULT_SELECTOR",
@@ -48,7 +48,6 @@ __all__ = [
     "logql_string",
 ]
 
-DEFAULT_SELECTOR = '{app="tidepool"}'
 QUERY_RANGE_PATH = "/loki/api/v1/query_range"
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _CAP_MESSAGE = re.compile(
@@ -138,6 +137,7 @@ class LokiClient:
         on_request: Callable[[str], None] | None = None,
     ) -> None:
         settings = settings or LokiSettings(url=url)
+        self.settings = settings
         try:
             parsed = httpx.URL(url)
         except (httpx.InvalidURL, TypeError, ValueError):

@@ -33,6 +33,22 @@ __all__ = [
 ]
 
 DEFAULT_LOKI_URL = "http://localhost:3100"
+#: The stream selector of the graph's logs when GRAFANA_LOKI_SELECTOR sets none.
+DEFAULT_SELECTOR = '{app="tidepool"}'
+_SELECTOR = re.compile(r'\{\s*[A-Za-z_][A-Za-z0-9_]*\s*(=|!=|=~|!~)\s*"(?:[^"\\]|\\.)*"'
+                       r'(\s*,\s*[A-Za-z_][A-Za-z0-9_]*\s*(=|!=|=~|!~)\s*"(?:[^"\\]|\\.)*")*\s*\}')
+
+
+def check_selector(text: str, where: str = "GRAFANA_LOKI_SELECTOR") -> str:
+    """A LogQL stream selector (`{app="story", env="prod"}`) as given; a UsageError naming
+    `where` for anything else (it is sent to Loki and written into every report)."""
+    from mgt.errors import UsageError
+
+    selector = text.strip()
+    if not _SELECTOR.fullmatch(selector):
+        raise UsageError(f"GRAFANA_LOKI_SELECTOR ({where}): {selector[:80]!r} is not a LogQL "
+                         'stream selector such as {app="my-graph"} or {app="x", env="prod"}')
+    return selector
 ENV_FILE_NAME = ".tidepool.env"
 
 _LINE = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)")
@@ -49,6 +65,8 @@ class LokiSettings:
     bearer: str | None = None
     org_id: str | None = None
     url_from: str = "default"
+    #: the LogQL stream selector of the graph's logs (GRAFANA_LOKI_SELECTOR)
+    selector: str = DEFAULT_SELECTOR
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -141,7 +159,11 @@ def load_settings(
         return None, "default"
 
     url, url_from = get("GRAFANA_LOKI_URL")
+    selector, selector_from = get("GRAFANA_LOKI_SELECTOR")
+    if selector is not None:
+        selector = check_selector(selector, selector_from)
     return LokiSettings(
+        selector=selector or DEFAULT_SELECTOR,
         url=url or DEFAULT_LOKI_URL,
         user=get("GRAFANA_LOKI_USER")[0],
         token=get("GRAFANA_LOKI_TOKEN")[0],

@@ -900,7 +900,8 @@ class LokiSource(EventSource):
         from mgt.logs.loki import build_logql
 
         query = build_logql(flt.kinds, session_id=flt.session_id,
-                            min_latency_ms=flt.min_latency_ms)
+                            min_latency_ms=flt.min_latency_ms,
+                            selector=self.client.settings.selector)
         self.last_query = query
         self.skipped = 0
         for entry in self.client.query_range(

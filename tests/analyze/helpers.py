@@ -51,7 +51,7 @@ def schema() -> dict[str, Any]:
     return loaded
 
 
-def check_report(report: dict[str, Any]) -> dict[str, Any]:
+def check_report(report: dict[str, Any], selector: str = '{app="tidepool"}') -> dict[str, Any]:
     """Assert everything every report must satisfy; returns the report for chaining."""
     validator = jsonschema.Draft7Validator(schema(), format_checker=jsonschema.FormatChecker())
     errors = sorted(validator.iter_errors(report), key=lambda e: list(e.path))
@@ -69,7 +69,7 @@ def check_report(report: dict[str, Any]) -> dict[str, Any]:
     for p in patterns:
         assert len(p.get("sample_events", [])) <= 5
         assert p["recommendation"]
-        assert p["grafana_query"].startswith('{app="tidepool"}')
+        assert p["grafana_query"].startswith(selector)
     json.dumps(report, allow_nan=False)  # strictly JSON: no NaN/Infinity anywhere
     return report
 

@@ -248,6 +248,32 @@ def test_analyze_a_loki_server(tmp_path: Path) -> None:
     assert report["metadata"]["source"].startswith("http://127.0.0.1:")
 
 
+def test_a_graphs_own_stream_selector_reaches_loki_and_the_report(tmp_path: Path) -> None:
+    """A user whose logs are not labelled app="tidepool": GRAFANA_LOKI_SELECTOR names them."""
+    now = time.time_ns()
+    ours = [llm(node="storyBeat", latency=7000, prompt=900, completion=80)] * 5
+    theirs = [llm(node="otherApp", latency=9000, prompt=900, completion=80)] * 5
+    with FakeLoki() as loki:
+        for i, event in enumerate(ours):
+            line = json.dumps(event, separators=(",", ":"))
+            loki.add(now - 5_000_000_000 + i, line, {"app": "story-engine", "env": "prod"})
+            loki.add(now - 5_000_000_000 + i, line, {"app": "story-engine", "env": "dev"})
+        for i, event in enumerate(theirs):
+            loki.add_event(event, ts=now - 4_000_000_000 + i)  # app="tidepool"
+        selector = '{app="story-engine", env="prod"}'
+        result = mgt("--source", loki.url, "--since", "1h", "--json",
+                     env={"GRAFANA_LOKI_SELECTOR": selector})
+        assert result.returncode == 0, result.stderr
+        report = check_report(json.loads(result.stdout), selector)
+        assert all(r.params["query"].startswith(selector) for r in loki.query_requests)
+        bad = mgt("--source", loki.url, env={"GRAFANA_LOKI_SELECTOR": "app=story"})
+        assert_one_line_error(bad, "GRAFANA_LOKI_SELECTOR", "not a LogQL stream selector")
+    assert report["summary"]["events_analyzed"] == len(ours)
+    (slow,) = [p for p in report["patterns"] if p["type"] == "slow_llm"]
+    assert slow["id"] == "slow-llm-storybeat"
+    assert slow["grafana_query"].startswith(selector + " |= ")
+
+
 def test_a_truncated_gzip_is_analyzed_as_far_as_it_goes(tmp_path: Path) -> None:
     whole = gzip.compress(SAMPLE.read_bytes())
     cut = tmp_path / "cut.jsonl.gz"
