@@ -61,7 +61,7 @@ from mgt.runtime.events import (
     Transition,
     epoch,
 )
-from mgt.runtime.fanout import FanOutItem, items_of, join, policy_of
+from mgt.runtime.fanout import FanOutItem, Policy, failures, items_of, join, policy_of
 from mgt.runtime.journal import (
     DURABLE_EVENTS,
     MAX_DEPTH,
@@ -725,7 +725,7 @@ class Interpreter:
         results: dict[int, ItemFinished] = {
             i: ev for i, ev in self.run.visit.items.items() if i < len(jobs)}
         todo = [job for job in jobs if job.index not in results]
-        control = FanOutControl()
+        control = FanOutControl(policy, failures(results.values()))
         if policy.stops(results.values()):
             control.stop.set()
         if results:
@@ -859,6 +859,7 @@ class Interpreter:
             if control.interrupted:
                 return None
             stamped = self._emit(event, sync=False)
+        control.counted(event.outcome)
         self.journal.sync_through(stamped.seq)  # out of the lock: a sync for many items
         return event
 
@@ -1007,9 +1008,11 @@ class _Job:
 class FanOutControl:
     """What the items of one fan-out share: the stop flag and their running process groups."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: Policy | None = None, failed: int = 0) -> None:
         self.stop = threading.Event()
         self.interrupted = False
+        self.policy = policy
+        self.failed = failed  # items of this visit that did not end `done`
         self.running: set[int] = set()
         self.cancelled: set[int] = set()
         self._groups: dict[int, int] = {}
@@ -1023,6 +1026,18 @@ class FanOutControl:
                 self.cancelled.add(index)
         if stopping:  # the policy stopped the fan-out while this item was forking
             _end_group(pgid)
+
+    def counted(self, outcome: str) -> None:
+        """An item ended with `outcome`: with `cancel on first failure`, one failure too many
+        stops the rest at once, on the item's own thread, before its pool thread can take
+        the next item (the joining thread would see it only on its next look)."""
+        with self._lock:
+            if outcome != "done":
+                self.failed += 1
+            stopping = (self.policy is not None and self.policy.cancel_on_failure
+                        and self.failed > self.policy.tolerate and not self.stop.is_set())
+        if stopping:
+            self.cancel()
 
     def finished(self, index: int) -> None:
         with self._lock:

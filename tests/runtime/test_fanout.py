@@ -392,3 +392,22 @@ def test_sigterm_mid_fan_out_stops_running_items_and_journals_none_of_them(tmp_p
     events = journal(run_dir)
     assert not [e for e in events if e["type"] == "item_finished"]
     assert events[-1]["type"] == "run_interrupted"
+
+
+def test_cancel_on_first_failure_starts_no_item_after_the_failure(tmp_path: Path) -> None:
+    """One at a time: the item after the failing one must never start. The stop is decided
+    on the failing item's own thread, before its pool thread takes the next item."""
+    from mgt.compile import load_machine
+    from tests.runtime.build import run
+
+    source = tmp_path / "fan.mgt"
+    source.write_text(_machine('    for n in input.items max 1\n    cancel on first failure\n'
+                               '    run command "echo $n >> ran; test $n != b"\n'
+                               '    with n = n\n', items='["a", "b", "c", "d"]'))
+    machine = load_machine(str(source))
+    for attempt in range(25):  # the race it guards against was rare: look many times
+        work = tmp_path / f"w{attempt}"
+        work.mkdir()
+        result = run(machine, work, inputs={"items": ["a", "b", "c", "d"]})
+        assert result.final == "failed"
+        assert (work / "ran").read_text().split() == ["a", "b"], attempt
