@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
@@ -418,19 +419,25 @@ def _write_local_record(repo: Path, record: dict[str, Any], body: str) -> tuple[
         directory.mkdir(parents=True, exist_ok=True)
         numbers = [int(p.stem) for p in directory.glob("*.json") if p.stem.isdigit()]
         number = max(numbers, default=0) + 1
-        while True:
-            path = directory / f"{number}.json"
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                number += 1
-                continue
-            break
-        record = {"number": number, "url": path.as_uri(), **record}
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        # written whole to a temp file, then linked to its number (a link never replaces a
+        # file): a reader sees no record or all of it, and two writers never share a number
+        tmp = directory / f".record-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+        try:
+            while True:
+                path = directory / f"{number}.json"
+                full = {"number": number, "url": path.as_uri(), **record}
+                with tmp.open("w", encoding="utf-8") as f:
+                    f.write(json.dumps(full, indent=2, ensure_ascii=False) + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    number += 1
+                    continue
+                break
+        finally:
+            tmp.unlink(missing_ok=True)
         (directory / f"{number}.md").write_text(body, encoding="utf-8")
     except OSError as e:
         raise EvolveError(f"cannot write the local PR record under {directory}: {e}") from None
