@@ -622,10 +622,9 @@ def open_pr(ctx: StepContext) -> dict[str, Any]:
         result.update(_file_on_github(repo, remote, github_repo, branch, base, title, body,
                                       settings, ctx, taking_back=adopted is not None))
     with suppress(OSError):
-        pending.unlink(missing_ok=True)  # filed: the record (or the forge) knows the branch now
-        for empty in (pending.parent, pending.parent.parent):  # leave no mgt/ behind for GitHub
-            if empty.name in {"pending", "mgt"} and not any(empty.iterdir()):
-                empty.rmdir()
+        # filed: the record (or the forge) knows the branch now. The directory stays: a
+        # step filing at the same time may be about to write its own note there
+        pending.unlink(missing_ok=True)
     if rev_parse(repo, base) != base_before:  # pragma: no cover - we never write to it
         raise EvolveError(f"base branch {base} moved while filing the PR; check {repo}")
     _validate_result(ctx, result)

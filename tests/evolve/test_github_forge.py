@@ -81,7 +81,7 @@ def test_forge_github_pushes_to_the_users_remote_and_opens_the_pr(
     # Nothing else changed in the user's repository; no local PR record for a GitHub PR.
     assert snapshot(github.repo, new_branch=branch) == before
     assert git(github.repo, "remote", "get-url", "origin").strip() == URL
-    assert not (github.repo / ".git" / "mgt").exists()
+    assert not [p for p in (github.repo / ".git" / "mgt").rglob("*") if p.is_file()]  # no record
     assert worktrees(github.repo) == [f"worktree {github.repo.resolve()}"]
     assert result.leftovers == []
     assert TOKEN not in (result.run_dir / "run.json").read_text(encoding="utf-8")
