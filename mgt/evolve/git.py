@@ -252,7 +252,7 @@ def prune_stale_worktrees(repo: Path) -> list[Path]:
     deleted too while it still points at its base (nothing was committed to it);
     one with a commit is kept. Returns the paths removed. Never raises.
     """
-    removed: list[Path] = []
+    removed: list[Path] = _drop_half_made(repo)
     try:
         paths = _worktree_paths(repo)
     except EvolveError:
@@ -277,6 +277,48 @@ def prune_stale_worktrees(repo: Path) -> list[Path]:
     with suppress(EvolveError):
         git(repo, "worktree", "prune")  # registrations whose directory is already gone
     return removed
+
+
+def _drop_half_made(repo: Path) -> list[Path]:
+    """Registrations a `git worktree add` killed half-way left (still locked "initializing",
+    `commondir` empty or missing): git neither prunes them (locked) nor lists worktrees
+    past them, so every later `worktree add` fails. Dropped when made by a dead mgt (its
+    marker says so) or when their directory is gone. Returns the worktree paths."""
+    admin = git_dir(repo) / "worktrees"
+    dropped: list[Path] = []
+    try:
+        entries = [e for e in admin.iterdir() if e.is_dir()]
+    except OSError:
+        return dropped
+    for entry in entries:
+        try:
+            commondir = (entry / "commondir").read_text(encoding="utf-8").strip()
+        except OSError:
+            commondir = ""
+        if commondir:
+            continue  # whole: `git worktree prune` and the marker check handle it
+        try:
+            path = Path((entry / "gitdir").read_text(encoding="utf-8").strip()).parent
+        except (OSError, ValueError):
+            path = None
+        if path is not None and path.exists():
+            try:
+                marker = json.loads((path.parent / WORKTREE_MARKER).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # not ours, and its directory is there: leave it to its owner
+            if not isinstance(marker, dict) or _maker_alive(marker):
+                continue
+            shutil.rmtree(path.parent, ignore_errors=True)
+            branch, base = marker.get("branch"), marker.get("base_commit")
+            shutil.rmtree(entry, ignore_errors=True)
+            if isinstance(branch, str) and isinstance(base, str) \
+                    and rev_parse(repo, f"refs/heads/{branch}") == base:
+                with suppress(EvolveError):  # made for a PR, killed before its commit
+                    git(repo, "branch", "-D", branch)
+        shutil.rmtree(entry, ignore_errors=True)
+        if path is not None:
+            dropped.append(path)
+    return dropped
 
 
 @contextmanager

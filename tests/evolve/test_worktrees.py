@@ -104,3 +104,41 @@ def test_scratch_worktree_removes_its_worktree_on_an_exception(repo: Path) -> No
         raise RuntimeError("a step failed inside")
     assert listed(repo) == [str(repo)]
     assert not tree.parent.exists()
+
+
+def test_a_worktree_add_killed_half_way_does_not_block_the_next(repo: Path,
+                                                                tmp_path: Path) -> None:
+    """What `git worktree add` leaves when killed while writing its registration (seen after
+    a kill -9 mid-fan-out): still locked "initializing", `commondir` empty. git prunes no
+    locked entry and fails every later `worktree add` on it."""
+    import json
+    import socket
+
+    from mgt.evolve.git import WORKTREE_MARKER
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    holder = tmp_path / "mgt-pr-killed"
+    (holder / "tree").mkdir(parents=True)
+    (holder / WORKTREE_MARKER).write_text(json.dumps({
+        "pid": dead.pid, "started": None, "host": socket.gethostname(), "repo": str(repo),
+        "branch": "sleeptime/half-made", "base_commit": run_git(repo, "rev-parse", "main")
+        .strip()}))
+    run_git(repo, "branch", "sleeptime/half-made", "main")
+    entry = repo / ".git" / "worktrees" / "tree"
+    entry.mkdir(parents=True)
+    (entry / "locked").write_text("initializing")
+    (entry / "gitdir").write_text(str(holder / "tree" / ".git") + "\n")
+    (entry / "commondir").write_text("")
+    (entry / "HEAD").write_text(run_git(repo, "rev-parse", "main"))
+    blocked = subprocess.run(["git", "worktree", "add", "--quiet", "--detach",
+                              str(tmp_path / "probe"), "main"], cwd=repo,
+                             capture_output=True, text=True, check=False)
+    assert blocked.returncode != 0 and "commondir" in blocked.stderr  # what git does
+
+    with scratch_worktree(repo, "main", branch="sleeptime/next") as tree:
+        assert (tree / ".git").exists()
+    assert not entry.exists() and not holder.exists()
+    branches = run_git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads")
+    assert "sleeptime/half-made" not in branches.split()  # nothing was committed to it
+    assert "sleeptime/next" in branches.split()
