@@ -279,6 +279,17 @@ def prune_stale_worktrees(repo: Path) -> list[Path]:
     return removed
 
 
+def _drop_stale_ref_lock(repo: Path, branch: str) -> None:
+    """The `refs/heads/BRANCH.lock` a git killed while creating BRANCH left behind: git
+    refuses the branch while it exists. Called under the worktree lock, for a branch that
+    does not exist yet (only mgt makes its branches, one at a time), so no git holds it."""
+    if rev_parse(repo, f"refs/heads/{branch}") is not None:
+        return
+    ref = git_dir(repo) / "refs" / "heads" / branch
+    with suppress(OSError):
+        ref.with_name(ref.name + ".lock").unlink()
+
+
 def _drop_half_made(repo: Path) -> list[Path]:
     """Registrations a `git worktree add` killed half-way left (still locked "initializing",
     `commondir` empty or missing): git neither prunes them (locked) nor lists worktrees
@@ -374,6 +385,8 @@ def scratch_worktree(
         (holder / WORKTREE_MARKER).write_text(json.dumps(marker), encoding="utf-8")
         with worktree_lock(repo):
             prune_stale_worktrees(repo)
+            if branch:
+                _drop_stale_ref_lock(repo, branch)
             git(repo, *NO_HOOKS, *args, timeout=600)  # a large checkout takes a while
     except BaseException:
         shutil.rmtree(holder, ignore_errors=True)

@@ -142,3 +142,16 @@ def test_a_worktree_add_killed_half_way_does_not_block_the_next(repo: Path,
     branches = run_git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads")
     assert "sleeptime/half-made" not in branches.split()  # nothing was committed to it
     assert "sleeptime/next" in branches.split()
+
+
+def test_a_ref_lock_a_killed_git_left_does_not_block_the_branch(repo: Path) -> None:
+    """`git worktree add -b B` killed while creating B leaves refs/heads/B.lock, and git then
+    refuses B ("Unable to create ... .lock: File exists")."""
+    lock = repo / ".git" / "refs" / "heads" / "sleeptime" / "again.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("")
+    with scratch_worktree(repo, "main", branch="sleeptime/again") as tree:
+        assert (tree / ".git").exists()
+    assert not lock.exists()
+    assert run_git(repo, "rev-parse", "sleeptime/again").strip() == \
+        run_git(repo, "rev-parse", "main").strip()
