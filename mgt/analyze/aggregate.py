@@ -73,7 +73,9 @@ class _Line(msgspec.Struct, gc=False):
     agree (checked in `tests/analyze/test_fused_feed.py`): the last of duplicate
     keys wins, escaped keys match, ints of any size are exact ints, floats are
     the same floats; msgspec refuses lone surrogate escapes and NaN. It does not
-    check the UTF-8 of strings it skips, so only ASCII lines are decoded by it.
+    check the UTF-8 of strings it skips, where `json` refuses the line and the
+    general path may find no event (it reads the first '{"' of the line), so only
+    ASCII lines are decoded by it.
     """
 
     type: str
