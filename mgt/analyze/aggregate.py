@@ -345,17 +345,14 @@ class Aggregates:
                         # An ASCII line is decoded by msgspec into a `_Line` (only the fields
                         # the rules read); one it refuses, or an error (whose handler reads
                         # every field), by orjson into a dict, as before.
-                        value = None
                         if part.isascii():
                             try:
                                 value = decode_line(part)
-                                kind = value.type
-                                if kind == "error":
-                                    value = None
-                                else:
-                                    raw_time = value.timestamp
+                                kind, raw_time = value.type, value.timestamp
                             except (msgspec.DecodeError, RecursionError):
                                 value = None
+                        else:
+                            value = None
                         if value is None:
                             try:
                                 value = loads(part)
@@ -604,6 +601,9 @@ class Aggregates:
                 else:
                     by_type[kind] = by_type.get(kind, 0) + 1
                     if kind == "error":
+                        if fields.__class__ is _Line:  # the error's handler reads every field
+                            event = parse_line_part(item, digits_checked, newline)
+                            fields = event.fields if event is not None else {}
                         self._error(fields, ts, count, item)
         finally:
             self._pending = pending_calls
