@@ -292,9 +292,10 @@ class Aggregates:
         `parse_line_block` reads it (bytes without the newline, None for one too
         long; `digits_checked`, `newline`, `cutoff` and `guess` as there, and
         (skipped, newer) as it returns them, the events before a newer one fed).
-        The ordinary line (as `parse_line_block` reads it) is fed from the dict it
-        decodes to, with its time read through the minute cache (and the previous
-        line's second): no event object. Any other line is parsed by
+        The ordinary line (as `parse_line_block` reads it) is fed from the `_Line`
+        msgspec decodes an ASCII line to (or else from the dict orjson decodes it
+        to), with its time read through the minute cache (and the previous line's
+        second): no event object. Any other line is parsed by
         `parse_line_part` and fed as that event, so the result is that of feeding
         the events `parse_line_block` gives. The ordinary line is read with orjson
         even where `digits_checked` is False: an integer beyond 64 bits that
