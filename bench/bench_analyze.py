@@ -24,12 +24,14 @@ per template — on the same file, for scale. A benchmark, not a test: it
 prints figures and asserts nothing.
 
 Measured on a shared 2-core x86-64 machine (Python 3.11, orjson 3.13, which
-still reads integers beyond 64 bits as floats; best of 2; load average 2-3, so
-±10-20%). Before (30992bf), 1M events, ordered, timestamp first: `--since 24h`
-3.83 CPU s (261,000 events/s), `--since all` 3.24 s (309,000/s), source only
-2.43 s; the issue's report: 4.3 s with the timestamp first, 7.0 s last.
-After: 1.9 s for each (about 520,000 events/s); every shape in the table in
-docs/loop.md. The run ends with a summary: one line per shape and `--since`,
+still reads integers beyond 64 bits as floats, msgspec 0.23; best of 2; load
+average 1.7-3, so ±10-20%). Before (30992bf), 1M events, ordered, timestamp
+first: `--since 24h` 3.8-4.1 CPU s, `--since all` 3.2-3.6 s, source only
+2.4-2.7 s; the issue's report: 4.3 s with the timestamp first, 7.0 s last.
+After (lines decoded by msgspec): 1.8-1.9 s for `24h` and `all` (about
+530,000-550,000 events/s): 2x or more on six of the eight shapes, 1.8-1.9x on
+ordered files with `--since all`; every shape in the table in docs/loop.md.
+The run ends with a summary: one line per shape and `--since`,
 events per CPU second before and now, their ratio, DuckDB's, peak RSS.
 `--only ordered-first:all` (repeatable) measures one shape and mode.
 """

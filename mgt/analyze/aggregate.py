@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from itertools import compress
 from typing import Any, Protocol
 
+import msgspec
+
 from mgt.analyze.sketch import Quantiles, Samples
 from mgt.analyze.text import MAX_KEY_CHARS, bounded_event, error_template, truncate
 from mgt.logs.events import (  # the ordinary line's reading, shared with parse_line_part
@@ -59,6 +61,35 @@ BLOAT_RATIO = 10
 _BATCH = 256  # events fed to feed_parts at a time by feed_all
 _QUIET_KEYS = 4 * MAX_KEYS  # (from, to) pairs remembered as only adding to counts
 _PENDING_CALLS = 1024  # calls left pending (each holds its line's dict) before they count
+
+
+class _Line(msgspec.Struct, gc=False):
+    """The fields of an ordinary line the rules read, as msgspec decodes them (the rest skipped).
+
+    Typed so that msgspec refuses what the loop would not read as it is: a type
+    or time that is no str, a name that is no str (or null), a figure that is no
+    int or float (a bool, 1e400); a refused line is read as before. A missing
+    name or figure is None, as `dict.get` gives it. Where msgspec and `json`
+    agree (checked in `tests/analyze/test_fused_feed.py`): the last of duplicate
+    keys wins, escaped keys match, ints of any size are exact ints, floats are
+    the same floats; msgspec refuses lone surrogate escapes and NaN. It does not
+    check the UTF-8 of strings it skips, where `json` refuses the line and the
+    general path may find no event (it reads the first '{"' of the line), so only
+    ASCII lines are decoded by it.
+    """
+
+    type: str
+    timestamp: str
+    source: str | None = msgspec.field(default=None, name="from")
+    to: str | None = None
+    node: str | None = None
+    model: str | None = None
+    latency_ms: int | float | None = None
+    prompt_tokens: int | float | None = None
+    completion_tokens: int | float | None = None
+
+
+_decode_line = msgspec.json.Decoder(_Line).decode
 
 
 class EventLike(Protocol):
@@ -261,9 +292,10 @@ class Aggregates:
         `parse_line_block` reads it (bytes without the newline, None for one too
         long; `digits_checked`, `newline`, `cutoff` and `guess` as there, and
         (skipped, newer) as it returns them, the events before a newer one fed).
-        The ordinary line (as `parse_line_block` reads it) is fed from the dict it
-        decodes to, with its time read through the minute cache (and the previous
-        line's second): no event object. Any other line is parsed by
+        The ordinary line (as `parse_line_block` reads it) is fed from the `_Line`
+        msgspec decodes an ASCII line to (or else from the dict orjson decodes it
+        to), with its time read through the minute cache (and the previous line's
+        second): no event object. Any other line is parsed by
         `parse_line_part` and fed as that event, so the result is that of feeding
         the events `parse_line_block` gives. The ordinary line is read with orjson
         even where `digits_checked` is False: an integer beyond 64 bits that
@@ -275,7 +307,7 @@ class Aggregates:
         seen before are counted in bulk (`_flush_calls`), at the end, or with
         `hold`, when `_PENDING_CALLS` wait or at `flush`, so that the bulk is large.
         """
-        loads, miss, known = _orjson_loads, _MISS, _KNOWN
+        loads, miss, known, decode_line = _orjson_loads, _MISS, _KNOWN, _decode_line
         minutes, seconds, millis_of, limit = _MINUTE_NS, _SECONDS_NS, _MILLIS_Z_NS, _SECOND_LIMIT
         short = _DEEP_BYTES - newline
         low: float = -math.inf if cutoff is None else cutoff
@@ -301,6 +333,7 @@ class Aggregates:
         key: tuple[Any, Any] | None
         item: Any
         fields: Any
+        value: Any
         kind: Any
         raw_time: Any
         ts: int | None
@@ -310,13 +343,28 @@ class Aggregates:
                     # ---------------------------------------------------- a line
                     fields = None
                     if len(part) <= short:
-                        try:
-                            value = loads(part)
-                        except (ValueError, RecursionError):
-                            value = miss
-                        if value.__class__ is dict:
-                            kind = value.get("type")
-                            raw_time = value.get("timestamp")
+                        # An ASCII line is decoded by msgspec into a `_Line` (only the fields
+                        # the rules read); one it refuses, or an error (whose handler reads
+                        # every field), by orjson into a dict, as before.
+                        if part.isascii():
+                            try:
+                                value = decode_line(part)
+                                kind, raw_time = value.type, value.timestamp
+                            except (msgspec.DecodeError, RecursionError):
+                                value = None
+                        else:
+                            value = None
+                        if value is None:
+                            try:
+                                value = loads(part)
+                            except (ValueError, RecursionError):
+                                value = miss
+                            if value.__class__ is dict:
+                                kind = value.get("type")
+                                raw_time = value.get("timestamp")
+                            else:
+                                value = None
+                        if value is not None:
                             # parse_line_part's ordinary line: a known type (a str: no other
                             # JSON value is in `known`) and a canonical time "...:SS.mmmZ"
                             # (".mmmZ" from a table, so that the time is a str of 24
@@ -376,7 +424,11 @@ class Aggregates:
                     transitions += 1
                     # A (from, to) met before whose transitions only add to counts (not a
                     # failure, see `_TransitionKeys`) is counted here, applied at the end.
-                    key = (fields.get("from"), fields.get("to"))
+                    if fields.__class__ is _Line:
+                        source, to = fields.source, fields.to
+                    else:
+                        source, to = fields.get("from"), fields.get("to")
+                    key = (source, to)
                     try:
                         seen[key] += 1
                         continue
@@ -386,12 +438,10 @@ class Aggregates:
                             continue
                     except TypeError:  # an unhashable name: never quiet
                         key = None
-                    to = fields.get("to")  # _name(), inlined for both
-                    if to.__class__ is not str or not to:
+                    if to.__class__ is not str or not to:  # _name(), inlined for both
                         to = None
                     elif len(to) > MAX_KEY_CHARS:
                         to = to[:MAX_KEY_CHARS]
-                    source = fields.get("from")
                     if source.__class__ is not str or not source:
                         source = None
                     elif len(source) > MAX_KEY_CHARS:
@@ -444,37 +494,39 @@ class Aggregates:
                     calls += 1
                     # A call of a (node, model) met before whose figures are plain numbers
                     # waits in its group's `pending` list, counted at the end.
-                    key = (fields.get("node"), fields.get("model"))
+                    if fields.__class__ is _Line:
+                        node, model = fields.node, fields.model
+                        latency, prompt = fields.latency_ms, fields.prompt_tokens
+                        completion = fields.completion_tokens
+                    else:
+                        node, model = fields.get("node"), fields.get("model")
+                        latency, prompt = fields.get("latency_ms"), fields.get("prompt_tokens")
+                        completion = fields.get("completion_tokens")
+                    key = (node, model)
                     try:
                         quick = known_calls[key]
                     except KeyError:
                         quick = None
                     except TypeError:  # an unhashable name: never quick
                         quick = key = None
-                    if quick is not None:
-                        latency = fields.get("latency_ms")
-                        prompt = fields.get("prompt_tokens")
-                        completion = fields.get("completion_tokens")
-                        if (latency.__class__ is int and prompt.__class__ is int
-                                and completion.__class__ is int and 0 <= latency <= MAX_FIGURE
-                                and 0 <= prompt <= MAX_FIGURE
-                                and 0 <= completion <= MAX_FIGURE):
-                            stats, model = quick
-                            pending = stats.pending
-                            if not pending:
-                                waiting.append(stats)
-                            pending.append((latency, prompt, completion, count, item, ts, model))
-                            pending_calls += 1
-                            if pending_calls >= _PENDING_CALLS:
-                                self.flush()
-                                pending_calls = 0
-                            continue
-                    node = fields.get("node")  # _name(), inlined for both
+                    if (quick is not None and latency.__class__ is int
+                            and prompt.__class__ is int and completion.__class__ is int
+                            and 0 <= latency <= MAX_FIGURE and 0 <= prompt <= MAX_FIGURE
+                            and 0 <= completion <= MAX_FIGURE):
+                        stats, model = quick
+                        pending = stats.pending
+                        if not pending:
+                            waiting.append(stats)
+                        pending.append((latency, prompt, completion, count, item, ts, model))
+                        pending_calls += 1
+                        if pending_calls >= _PENDING_CALLS:
+                            self.flush()
+                            pending_calls = 0
+                        continue
                     if node.__class__ is not str or not node:
                         node = None
                     elif len(node) > MAX_KEY_CHARS:
                         node = node[:MAX_KEY_CHARS]
-                    model = fields.get("model")
                     if model.__class__ is not str or not model:
                         model = None
                     elif len(model) > MAX_KEY_CHARS:
@@ -501,15 +553,12 @@ class Aggregates:
                         elif len(models) < MAX_CONTEXTS:
                             models[model] = 1
                     # JSON numbers in range take the fast test; others go through _number.
-                    latency = fields.get("latency_ms")
                     if not ((latency.__class__ is int or latency.__class__ is float)
                             and 0 <= latency <= MAX_FIGURE):
                         latency = _number(latency)
-                    prompt = fields.get("prompt_tokens")
                     if not ((prompt.__class__ is int or prompt.__class__ is float)
                             and 0 <= prompt <= MAX_FIGURE):
                         prompt = _number(prompt)
-                    completion = fields.get("completion_tokens")
                     if not ((completion.__class__ is int or completion.__class__ is float)
                             and 0 <= completion <= MAX_FIGURE):
                         completion = _number(completion)
@@ -553,6 +602,9 @@ class Aggregates:
                 else:
                     by_type[kind] = by_type.get(kind, 0) + 1
                     if kind == "error":
+                        if fields.__class__ is _Line:  # the error's handler reads every field
+                            event = parse_line_part(item, digits_checked, newline)
+                            fields = event.fields if event is not None else {}
                         self._error(fields, ts, count, item)
         finally:
             self._pending = pending_calls
