@@ -19,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
@@ -243,7 +244,7 @@ def _worktree_paths(repo: Path) -> list[Path]:
             if line.startswith("worktree ")]
 
 
-def prune_stale_worktrees(repo: Path) -> list[Path]:
+def prune_stale_worktrees(repo: Path, *, locked: bool = False) -> list[Path]:
     """Remove the worktrees of `repo` that an mgt process made and died without removing.
 
     Only worktrees whose directory holds our marker are candidates, and only when
@@ -251,7 +252,16 @@ def prune_stale_worktrees(repo: Path) -> list[Path]:
     run still going, are left alone. A PR branch such a worktree was made for is
     deleted too while it still points at its base (nothing was committed to it);
     one with a commit is kept. Returns the paths removed. Never raises.
+
+    Takes the worktree lock unless the caller holds it (`locked`): a `git worktree add`
+    of another step is otherwise caught half-way and its registration taken for a stale one.
     """
+    if not locked:
+        try:
+            with worktree_lock(repo):
+                return prune_stale_worktrees(repo, locked=True)
+        except EvolveError:
+            return []
     removed: list[Path] = _drop_half_made(repo)
     try:
         paths = _worktree_paths(repo)
@@ -290,6 +300,10 @@ def _drop_stale_ref_lock(repo: Path, branch: str) -> None:
         ref.with_name(ref.name + ".lock").unlink()
 
 
+#: A registration with no `gitdir` this old was left by a killed git, not one at work.
+HALF_MADE_SECONDS = 60.0
+
+
 def _drop_half_made(repo: Path) -> list[Path]:
     """Registrations a `git worktree add` killed half-way left (still locked "initializing",
     `commondir` empty or missing): git neither prunes them (locked) nor lists worktrees
@@ -312,6 +326,11 @@ def _drop_half_made(repo: Path) -> list[Path]:
             path = Path((entry / "gitdir").read_text(encoding="utf-8").strip()).parent
         except (OSError, ValueError):
             path = None
+            try:  # a user's own `git worktree add` may be under way: only an old one
+                if time.time() - entry.stat().st_mtime < HALF_MADE_SECONDS:
+                    continue
+            except OSError:
+                continue
         if path is not None and path.exists():
             try:
                 marker = json.loads((path.parent / WORKTREE_MARKER).read_text(encoding="utf-8"))
@@ -384,7 +403,7 @@ def scratch_worktree(
                   "base_commit": rev_parse(repo, base) if branch else None}
         (holder / WORKTREE_MARKER).write_text(json.dumps(marker), encoding="utf-8")
         with worktree_lock(repo):
-            prune_stale_worktrees(repo)
+            prune_stale_worktrees(repo, locked=True)
             if branch:
                 _drop_stale_ref_lock(repo, branch)
             git(repo, *NO_HOOKS, *args, timeout=600)  # a large checkout takes a while
