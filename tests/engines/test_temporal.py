@@ -438,7 +438,8 @@ def test_a_worker_whose_child_machine_differs_from_the_runs_start_refuses_it(
     (cluster.work / "slowparent.mgt").write_text(SLOW.replace(
         'state slow:\n    run command "echo started >> slow.log; sleep 5; '
         'echo finished >> done.log"',
-        'state slow:\n    run machine "child.mgt"'))
+        'state slow:\n    run machine "child.mgt"').replace(
+        'echo first >> first.log"', 'echo first >> first.log; sleep 30"'))  # killed in it
     first = cluster.worker("a")
     proc = spawn("exec", cluster.work / "slowparent.mgt", "--engine", "temporal",
                  "--runs-dir", cluster.work / "runs", "--json", cwd=cluster.work)
