@@ -209,9 +209,11 @@ class Aggregates:
     """Everything the five rules need, built from one pass over the events."""
 
     def __init__(
-        self, latency_warning_ms: float, known_nodes: Iterable[str] | None = None
+        self, latency_warning_ms: float, known_nodes: Iterable[str] | None = None,
+        failure_nodes: Iterable[str] = (),
     ) -> None:
         self.latency_warning_ms = latency_warning_ms
+        self.failure_nodes: tuple[str, ...] = tuple(failure_nodes)
         # cut like event names, so a very long known name can still match its events
         self.known_nodes: tuple[str, ...] = tuple(
             dict.fromkeys(n[:MAX_KEY_CHARS] for n in known_nodes or ())
@@ -275,6 +277,16 @@ class Aggregates:
             self._flush_calls(stats)
         self._waiting.clear()
         self._pending = 0
+
+    def is_failure_node(self, node: str) -> bool:
+        """Whether a transition to `node` is a failure: its name holds "error" or "fail" (any
+        case), or it is one of `failure_nodes` (names or shell-style patterns)."""
+        lowered = node.lower()
+        if "error" in lowered or "fail" in lowered:
+            return True
+        from fnmatch import fnmatchcase
+
+        return any(fnmatchcase(node, pattern) for pattern in self.failure_nodes)
 
     def feed_parts(
         self,
@@ -471,8 +483,7 @@ class Aggregates:
                         continue
                     failed = is_failure.get(to)
                     if failed is None:
-                        lowered = to.lower()
-                        failed = "error" in lowered or "fail" in lowered
+                        failed = self.is_failure_node(to)
                         if len(is_failure) < MAX_KEYS:
                             is_failure[to] = failed
                     if not failed:

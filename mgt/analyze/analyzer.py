@@ -93,7 +93,7 @@ def _run(
     wanted = set(rules)
     rule_set = tuple(r for r in RULES if r in wanted)
     started = time.perf_counter()
-    agg = Aggregates(t.latency_warning_ms, nodes)
+    agg = Aggregates(t.latency_warning_ms, nodes, t.failure_nodes)
     feed(agg)
     findings = find_patterns(agg, t, rule_set)
     report = build_report(

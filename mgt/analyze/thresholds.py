@@ -28,6 +28,8 @@ class Thresholds:
     error_rate_warning: float = 0.05
     error_rate_critical: float = 0.15
     source: str = "built-in defaults"
+    #: failure targets besides the names holding "error" or "fail" (names or patterns)
+    failure_nodes: tuple[str, ...] = ()
 
     def with_min_occurrences(self, value: int) -> Thresholds:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -38,7 +40,7 @@ class Thresholds:
         """The five thresholds (whole numbers as ints), without `source`."""
         out: dict[str, Any] = {}
         for key, value in asdict(self).items():
-            if key == "source":
+            if key in ("source", "failure_nodes"):
                 continue
             if key.startswith("latency") and float(value).is_integer():
                 value = int(value)
@@ -85,4 +87,5 @@ def from_polecat_thresholds(table: Any, source: str) -> Thresholds:
         error_rate_warning=table.error_rate_warning,
         error_rate_critical=table.error_rate_critical,
         source=source,
+        failure_nodes=tuple(getattr(table, "failure_nodes", None) or ()),
     )

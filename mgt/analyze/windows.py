@@ -95,8 +95,8 @@ def analyze_windows(
     t = thresholds if thresholds is not None else load_thresholds()
     rule_set = tuple(r for r in RULES if r in set(rules))
     started = time.perf_counter()
-    before = Aggregates(t.latency_warning_ms, nodes)
-    after = Aggregates(t.latency_warning_ms, nodes)
+    before = Aggregates(t.latency_warning_ms, nodes, t.failure_nodes)
+    after = Aggregates(t.latency_warning_ms, nodes, t.failure_nodes)
     seen = _Pass()
     description = None
     if source is None or isinstance(source, str):

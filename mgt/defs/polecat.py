@@ -106,6 +106,9 @@ class Thresholds(Section):
     latency_critical_ms: float = Field(default=5000, ge=0)
     error_rate_warning: float = Field(default=0.05, ge=0, le=1)
     error_rate_critical: float = Field(default=0.15, ge=0, le=1)
+    #: nodes a transition to which is a failure, besides those whose name holds "error" or
+    #: "fail" (names, or shell-style patterns such as "*Fallback")
+    failure_nodes: list[str] = Field(default_factory=list)
 
 
 class Schedule(Section):

@@ -193,8 +193,13 @@ def read_ledger_step(ctx: StepContext) -> dict[str, Any]:
     source = str(source) if source else None
     if source and not source.startswith(("http://", "https://")) and source != "-":
         source = str(Path(source) if Path(source).is_absolute() else ctx.cwd / source)
+    polecat = _binding(ctx, "polecat")  # as analyze-logs: the same failure_nodes and limits
     try:
-        thresholds = load_thresholds(cwd=ctx.cwd)
+        if polecat:
+            path = Path(str(polecat))
+            thresholds = load_thresholds(path if path.is_absolute() else ctx.cwd / path)
+        else:
+            thresholds = load_thresholds(cwd=ctx.cwd)
     except MgtError as e:
         raise StepFailure(f"read-ledger: {e}") from None
 

@@ -304,3 +304,25 @@ def test_log_text_with_lone_surrogates_in_the_report_and_the_builtin(tmp_path: P
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["final"] == "report"
+
+
+def test_a_graphs_own_failure_nodes_come_from_its_analyzer_polecat(tmp_path: Path) -> None:
+    """A graph whose fallback node is `rescue` (no "error" or "fail" in its name): listed in
+    the polecat's `failure_nodes`, transitions to it are failures like any other."""
+    log = tmp_path / "events.jsonl"
+    moves = [move("planBeat", "rescue")] * 4 + [move("planBeat", "writeBeat")] * 6 \
+        + [move("writeBeat", "askHumanFallback")] * 3 + [move("writeBeat", "planBeat")] * 3
+    log.write_text("".join(json.dumps(m) + "\n" for m in moves))
+    polecat = tmp_path / "analyzer.toml"
+    bundled = (REPO / "polecats" / "log-analyzer.toml").read_text()
+    assert "[thresholds]" in bundled
+    polecat.write_text(bundled.replace(
+        "[thresholds]", '[thresholds]\nfailure_nodes = ["rescue", "*Fallback"]', 1))
+
+    def failed(*extra: str) -> set[str]:
+        report = report_of(mgt("--source", str(log), "--since", "all", "--json", *extra))
+        return {p["id"] for p in report["patterns"] if p["type"] == "failed_transition"}
+
+    assert failed() == set()  # by name alone, neither is a failure
+    assert failed("--polecat", str(polecat)) == {
+        "failed-transition-planbeat-rescue", "failed-transition-writebeat-askhumanfallback"}
