@@ -102,7 +102,8 @@ def test_a_worker_restarted_mid_fan_out_loses_only_its_unfinished_items(
     assert sorted(done_log.read_text().split()) == ["0", "1", "2", "3"]
     assert sorted(started_log.read_text().split()) == ["0", "1", "2", "2", "3", "3"]
     events = journal(cluster.work / "runs" / run_id)
-    assert sorted(e["item"] for e in events if e["type"] == "worker_lost") == [2, 3]
+    # only the items cut short were lost (a stopping worker may be seen lost twice by one)
+    assert sorted({e["item"] for e in events if e["type"] == "worker_lost"}) == [2, 3]
     assert _items(events, "item_finished") == [("each", 1, i, "done") for i in range(4)]
     assert [(e["state"], e["attempt"], e["outcome"]) for e in events
             if e["type"] == "attempt_finished"] == [("each", 1, "done")]

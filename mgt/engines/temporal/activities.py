@@ -74,6 +74,8 @@ class Attempts:
 
     @activity.defn(name=CLAIM)
     async def claim(self, run_id: str) -> str:
+        if activity.is_worker_shutdown():  # stopping: its queue is about to go unserved
+            raise ApplicationError("this worker is stopping; another will take the run")
         activity.logger.info("run %s claimed by %s", run_id, self.own_queue)
         return self.own_queue
 
