@@ -202,7 +202,7 @@ class Attempts:
         machine = machine_for(request["machine_path"], request["machine_sha256"],
                               request.get("definitions"))
         key = _session_key(request)
-        runs_dir = self.work_dir / ITEMS_DIR if key != request["run_id"] else self.work_dir
+        runs_dir = self._run_dir_of(request).parent
         try:
             runs_dir.mkdir(parents=True, exist_ok=True)
             if (runs_dir / key).is_dir():
