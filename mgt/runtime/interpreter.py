@@ -93,6 +93,7 @@ __all__ = [
     "Totals",
     "build_prompt",
     "run_info",
+    "timeout_of",
 ]
 
 #: Timeout for a step whose state and formula give none.
@@ -173,6 +174,20 @@ def run_info(machine: Machine, inputs: Mapping[str, Any], *, budget_usd: float |
         "budget_usd": budget_usd,
         "cwd": str(cwd),
     }
+
+
+def timeout_of(machine: Machine, spec: StateSpec) -> float:
+    """A state's timeout in seconds: the state's, else its formula's, else the default (the
+    same rule for every engine)."""
+    if spec.timeout_seconds:
+        return spec.timeout_seconds
+    formula = machine.formulas.get(spec.run.target or "") if spec.run.kind == "formula" \
+        else None
+    if isinstance(spec.step, FormulaStep):
+        formula = spec.step.formula
+    if formula is not None and formula.execution.timeout_seconds:
+        return float(formula.execution.timeout_seconds)
+    return DEFAULT_TIMEOUT_SECONDS
 
 
 class Interpreter:
@@ -431,15 +446,7 @@ class Interpreter:
     # ------------------------------------------------------------------ a state's attempts
 
     def _timeout(self, spec: StateSpec) -> float:
-        if spec.timeout_seconds:
-            return spec.timeout_seconds
-        formula = self.machine.formulas.get(spec.run.target or "") if spec.run.kind == "formula" \
-            else None
-        if isinstance(spec.step, FormulaStep):
-            formula = spec.step.formula
-        if formula is not None and formula.execution.timeout_seconds:
-            return float(formula.execution.timeout_seconds)
-        return DEFAULT_TIMEOUT_SECONDS
+        return timeout_of(self.machine, spec)
 
     def _attempt(self, spec: StateSpec, feedback: str | None) -> Outcome:
         from mgt.executors.process import attempt_processes

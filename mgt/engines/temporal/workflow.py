@@ -39,7 +39,7 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from mgt.compile.model import IMPLICIT_FAIL, FormulaStep, Machine, StateSpec
+    from mgt.compile.model import IMPLICIT_FAIL, Machine, StateSpec
     from mgt.engines.temporal.machines import machine_for
     from mgt.engines.temporal.store import StoredOutputs, resolve
     from mgt.extensions import WORKSPACE_BUILTINS
@@ -63,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         parse_event,
     )
     from mgt.runtime.fanout import FanOutItem, items_of, join, policy_of
+    from mgt.runtime.interpreter import timeout_of
 
 __all__ = ["ATTEMPT", "CLAIM", "ITEM", "WORKER_LOST", "WORKFLOW", "MachineWorkflow",
            "timeout_of"]
@@ -73,8 +74,6 @@ ATTEMPT = "mgt.attempt"
 ITEM = "mgt.item"
 #: The error type of an attempt cut short because its worker is shutting down (SIGTERM).
 WORKER_LOST = "WorkerLost"
-#: Timeout for a step whose state and formula give none (as the interpreter's).
-DEFAULT_TIMEOUT_SECONDS = 600.0
 #: How long past a state's own timeout an attempt may run before it is taken as lost
 #: (the executor enforces the timeout itself and reports `timeout`).
 GRACE_SECONDS = 60.0
@@ -82,17 +81,6 @@ GRACE_SECONDS = 60.0
 MAX_LOST = 5
 
 
-def timeout_of(machine: Machine, spec: StateSpec) -> float:
-    """A state's timeout in seconds: the state's, else its formula's, else the default."""
-    if spec.timeout_seconds:
-        return spec.timeout_seconds
-    formula = machine.formulas.get(spec.run.target or "") if spec.run.kind == "formula" \
-        else None
-    if isinstance(spec.step, FormulaStep):
-        formula = spec.step.formula
-    if formula is not None and formula.execution.timeout_seconds:
-        return float(formula.execution.timeout_seconds)
-    return DEFAULT_TIMEOUT_SECONDS
 
 
 @workflow.defn(name=WORKFLOW, sandboxed=False)
