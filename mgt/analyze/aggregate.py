@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import msgspec
 
@@ -78,7 +78,7 @@ class _Line(msgspec.Struct, gc=False):
     ASCII lines are decoded by it.
     """
 
-    type: str
+    type: Literal["graph_transition", "llm_call", "user_action", "effect_execution", "error"]
     timestamp: str
     source: str | None = msgspec.field(default=None, name="from")
     to: str | None = None
@@ -328,10 +328,13 @@ class Aggregates:
         last_prefix, last_base = "", 0  # the previous ordinary line's second, and its time
         skipped = 0
         newer = False
-        transitions = calls = 0  # by_type's two largest counts, kept here until the end
+        transitions = calls = actions = effects = 0  # by_type's counts of the types with no
+        # handler but the error's, kept here until the end
         by_type = self.by_type
         count = self.events
-        first, last = self.first_ns, self.last_ns
+        # no time yet: bounds every time passes (times are ints, any size)
+        first = self.first_ns if self.first_ns is not None else math.inf
+        last = self.last_ns if self.last_ns is not None else -math.inf
         entered, by_node = self.entered, self._by_node
         leaving, is_failure, failures = self.leaving, self._is_failure, self.failures
         warning = self.latency_warning_ms
@@ -353,19 +356,21 @@ class Aggregates:
             for part in parts:
                 if part.__class__ is bytes:
                     # ---------------------------------------------------- a line
-                    fields = None
+                    # An ordinary line (as parse_line_part reads it) is read here: `ts`
+                    # is its time, else -1 and the line is left to parse_line_part.
+                    ts = -1
                     if len(part) <= short:
                         # An ASCII line is decoded by msgspec into a `_Line` (only the fields
-                        # the rules read); one it refuses, or an error (whose handler reads
-                        # every field), by orjson into a dict, as before.
+                        # the rules read, a known type); one it refuses, or an error (whose
+                        # handler reads every field), by orjson into a dict, as before.
+                        value = None
                         if part.isascii():
                             try:
                                 value = decode_line(part)
-                                kind, raw_time = value.type, value.timestamp
                             except (msgspec.DecodeError, RecursionError):
-                                value = None
-                        else:
-                            value = None
+                                pass
+                            else:
+                                kind, raw_time = value.type, value.timestamp
                         if value is None:
                             try:
                                 value = loads(part)
@@ -374,40 +379,39 @@ class Aggregates:
                             if value.__class__ is dict:
                                 kind = value.get("type")
                                 raw_time = value.get("timestamp")
+                                # a known type (a str: no other JSON value is in `known`,
+                                # and an unhashable one raises TypeError) and a str time
+                                try:
+                                    if kind not in known or raw_time.__class__ is not str:
+                                        value = None
+                                except TypeError:
+                                    value = None
                             else:
                                 value = None
                         if value is not None:
-                            # parse_line_part's ordinary line: a known type (a str: no other
-                            # JSON value is in `known`) and a canonical time "...:SS.mmmZ"
-                            # (".mmmZ" from a table, so that the time is a str of 24
-                            # characters), its second remembered from the line before. An
-                            # unhashable type or a time that is not a str raise TypeError.
-                            try:
-                                millis = millis_of.get(raw_time[19:]) if kind in known else None
-                            except TypeError:
-                                millis = None
+                            # parse_line_part's ordinary line: a known type and a canonical
+                            # time "...:SS.mmmZ" (".mmmZ" from a table, so that the time is
+                            # a str of 24 characters), its second remembered from the line
+                            # before. The session is not looked at: parse_line_part hands
+                            # over a line whose session_id is not a non-empty string, but
+                            # the analyzer reads the session of an event only for a
+                            # sample, from its fields, where the line has it anyway.
+                            millis = millis_of.get(raw_time[19:])
                             if millis is not None:
                                 prefix = raw_time[:19]
                                 if prefix == last_prefix:
-                                    base = last_base
+                                    ts = last_base + millis
                                 else:
                                     minute = minutes.get(raw_time[:16])
                                     second = seconds.get(raw_time[16:19])
-                                    base = -1
                                     if minute is not None and second is not None:
                                         base = minute + second
                                         if 0 <= base < limit:
                                             last_prefix, last_base = prefix, base
-                                        else:
-                                            base = -1
-                                # The session is not looked at: parse_line_part hands over
-                                # a line whose session_id is not a non-empty string, but
-                                # the analyzer reads the session of an event only for a
-                                # sample, from its fields, where the line has it anyway.
-                                if base >= 0:
-                                    fields, item = value, part  # the line, for a sample
-                                    ts = base + millis
-                    if fields is None:
+                                            ts = base + millis
+                    if ts >= 0:
+                        fields, item = value, part  # the line, for a sample
+                    else:
                         event = parse_line_part(part, digits_checked, newline)
                         if event is None:
                             if part and not part.isspace():  # a blank line is no event
@@ -428,9 +432,9 @@ class Aggregates:
                 # ---------------------------------------------------------- the event
                 count += 1
                 if ts is not None:
-                    if first is None or ts < first:
+                    if ts < first:
                         first = ts
-                    if last is None or ts > last:
+                    if ts > last:
                         last = ts
                 if kind == "graph_transition":
                     transitions += 1
@@ -610,6 +614,10 @@ class Aggregates:
                         samples = stats.bloat_samples
                         if prompt >= samples.floor:
                             samples.offer(prompt, count, _sample, item, ts)
+                elif kind == "user_action":
+                    actions += 1
+                elif kind == "effect_execution":
+                    effects += 1
                 else:
                     by_type[kind] = by_type.get(kind, 0) + 1
                     if kind == "error":
@@ -621,12 +629,15 @@ class Aggregates:
             self._pending = pending_calls
             if not hold:
                 self.flush()
-            if transitions:
-                by_type["graph_transition"] = by_type.get("graph_transition", 0) + transitions
-            if calls:
-                by_type["llm_call"] = by_type.get("llm_call", 0) + calls
+            for name, counted in (("graph_transition", transitions), ("llm_call", calls),
+                                  ("user_action", actions), ("effect_execution", effects)):
+                if counted:
+                    by_type[name] = by_type.get(name, 0) + counted
             self.events = count
-            self.first_ns, self.last_ns = first, last
+            if first != math.inf:
+                self.first_ns = int(first)
+            if last != -math.inf:
+                self.last_ns = int(last)
             if seen:
                 self._apply_quiet(seen)
         return skipped, newer
