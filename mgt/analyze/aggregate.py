@@ -28,12 +28,14 @@ from mgt.analyze.sketch import Quantiles, Samples
 from mgt.analyze.text import MAX_KEY_CHARS, bounded_event, error_template, truncate
 from mgt.logs.events import (  # the ordinary line's reading, shared with parse_line_part
     _DEEP_BYTES,
+    _DEEP_OPENERS,
     _KNOWN,
     _MILLIS_Z_NS,
     _MINUTE_NS,
     _MISS,
     _SECOND_LIMIT,
     _SECONDS_NS,
+    MAX_TEXT,
     _orjson_loads,
     parse_line_part,
 )
@@ -54,6 +56,7 @@ MAX_KEYS = 1000
 MAX_TEMPLATES = 5000
 MAX_CONTEXTS = 10  # distinct `context` values counted per error template
 MAX_FIGURE = 1e12  # latencies / token counts above this are nonsense, not data
+_MAX_INT_FIGURE = int(MAX_FIGURE)  # the same, for ints (compared faster with an int)
 SAMPLES = 5
 
 BLOAT_MIN_PROMPT_TOKENS = 3000
@@ -307,7 +310,8 @@ class Aggregates:
         The ordinary line (as `parse_line_block` reads it) is fed from the `_Line`
         msgspec decodes an ASCII line to (or else from the dict orjson decodes it
         to), with its time read through the minute cache (and the previous line's
-        second): no event object. Any other line is parsed by
+        second): no event object (but for a last line of exactly `MAX_TEXT` bytes,
+        which `_sample` could not parse again as it was read). Any other line is parsed by
         `parse_line_part` and fed as that event, so the result is that of feeding
         the events `parse_line_block` gives. The ordinary line is read with orjson
         even where `digits_checked` is False: an integer beyond 64 bits that
@@ -321,7 +325,10 @@ class Aggregates:
         """
         loads, miss, known, decode_line = _orjson_loads, _MISS, _KNOWN, _decode_line
         minutes, seconds, millis_of, limit = _MINUTE_NS, _SECONDS_NS, _MILLIS_Z_NS, _SECOND_LIMIT
-        short = _DEEP_BYTES - newline
+        # Lines parse_line_part reads with orjson: short ones, and longer ones that are not
+        # deep, up to the size it reads with parse_event (less one: `_sample` parses a line
+        # again as one that had its newline)
+        short, wide, openers = _DEEP_BYTES - newline, MAX_TEXT - 1, _DEEP_OPENERS
         low: float = -math.inf if cutoff is None else cutoff
         high: float = math.inf if guess is None else guess
         windowed = cutoff is not None or guess is not None
@@ -338,6 +345,7 @@ class Aggregates:
         entered, by_node = self.entered, self._by_node
         leaving, is_failure, failures = self.leaving, self._is_failure, self.failures
         warning = self.latency_warning_ms
+        most = _MAX_INT_FIGURE
         quiet = self._quiet
         seen: dict[tuple[Any, Any], int] = {}  # transitions of `quiet` keys, applied at the end
         known_calls = self._known_calls
@@ -359,7 +367,10 @@ class Aggregates:
                     # An ordinary line (as parse_line_part reads it) is read here: `ts`
                     # is its time, else -1 and the line is left to parse_line_part.
                     ts = -1
-                    if len(part) <= short:
+                    size = len(part)
+                    if size <= short or (
+                        size <= wide and part.count(b"{") + part.count(b"[") <= openers
+                    ):
                         # An ASCII line is decoded by msgspec into a `_Line` (only the fields
                         # the rules read, a known type); one it refuses, or an error (whose
                         # handler reads every field), by orjson into a dict, as before.
@@ -526,8 +537,8 @@ class Aggregates:
                         quick = key = None
                     if (quick is not None and latency.__class__ is int
                             and prompt.__class__ is int and completion.__class__ is int
-                            and 0 <= latency <= MAX_FIGURE and 0 <= prompt <= MAX_FIGURE
-                            and 0 <= completion <= MAX_FIGURE):
+                            and 0 <= latency <= most and 0 <= prompt <= most
+                            and 0 <= completion <= most):
                         stats, model = quick
                         pending = stats.pending
                         if not pending:

@@ -689,8 +689,9 @@ def parse_line_block(
     `items` holds that event, or — for an ordinary line — just the dict the line
     decodes to, whose event is exactly `LogEvent(d["type"], time, d.get("session_id"),
     d)` (see `block_event`); `times` holds each item's time. The ordinary line is the
-    one `parse_line_part` builds its event from directly: short (no longer than
-    `_DEEP_BYTES`), read by orjson where that is trusted, a known type, a canonical
+    one `parse_line_part` builds its event from directly: at most `MAX_TEXT` bytes and,
+    past `_DEEP_BYTES`, not deep (at most `_DEEP_OPENERS` of "{" and "["), read by
+    orjson where that is trusted, a known type, a canonical
     time whose minute is cached, a usable session; it is read here in one loop with
     everything it needs in local variables, and no `LogEvent` is built for it.
     `skipped` counts the lines that are no event (None parts, lines that do not parse;
@@ -701,7 +702,9 @@ def parse_line_block(
     loads, miss, known = _orjson_loads, _MISS, _KNOWN
     minutes, seconds, millis_of = _MINUTE_NS, _SECONDS_NS, _MILLIS_NS
     limit, direct = _SECOND_LIMIT, digits_checked or not _WIDENS
-    short = _DEEP_BYTES - newline
+    # parse_line_part reads with orjson the short lines and the longer ones that are not
+    # deep, up to the size it reads with parse_event
+    short, wide = _DEEP_BYTES - newline, MAX_TEXT - newline
     low: float = -math.inf if cutoff is None else cutoff
     high: float = math.inf if guess is None else guess
     items: list[Any] = []
@@ -713,7 +716,10 @@ def parse_line_block(
         if part is None:
             skipped += 1
             continue
-        if direct and len(part) <= short:
+        size = len(part)
+        if direct and (size <= short or (
+            size <= wide and part.count(b"{") + part.count(b"[") <= _DEEP_OPENERS
+        )):
             try:
                 value = loads(part)
             except (ValueError, RecursionError):

@@ -29,6 +29,7 @@ from mgt.analyze.report import build_report
 from mgt.analyze.rules import find_patterns
 from mgt.analyze.thresholds import Thresholds
 from mgt.logs.events import (
+    MAX_TEXT,
     block_event,
     has_long_digit_run,
     parse_event,
@@ -215,6 +216,30 @@ MSGSPEC_LINES: list[bytes] = [
 CRAFTED += MSGSPEC_LINES
 
 
+def widened(raw_line: bytes, pad: int = 300) -> bytes:
+    """The line with a member of `pad` characters first: past `_DEEP_BYTES`, as real lines
+    (trace ids, attributes) often are."""
+    return raw_line.replace(b"{", b'{"pad": "' + b"p" * pad + b'", ', 1)
+
+
+# Lines longer than _DEEP_BYTES: the loop reads those that are not deep (at most
+# _DEEP_OPENERS of "{" and "[") and fit MAX_TEXT as parse_line_part does, with orjson.
+WIDE_LINES: list[bytes] = [widened(raw_line) for raw_line in CRAFTED if raw_line[:1] == b"{"]
+WIDE_LINES += [
+    widened(raw(_CALL + '"latency_ms": 3000, "note": ' + "[" * depth + "]" * depth), 250)
+    # The object's own "{" counts: 127 is the last read. At 1010 levels orjson reads the
+    # line where `json` (and msgspec) give up, at 2000 all three do.
+    for depth in (126, 127, 128, 129, 1010, 2000)
+]
+# Sizes around MAX_TEXT (with the newline or not): past it, parse_event bounds the line's
+# object to MAX_ITEMS keys, so that the "to" of a transition with 300 keys before it is lost.
+_MANY_KEYS = raw('"from": "a", ' + ", ".join(f'"k{i}": 0' for i in range(300)) + ', "to": "error"',
+                 "graph_transition")
+WIDE_LINES += [widened(_MANY_KEYS, MAX_TEXT - len(widened(_MANY_KEYS, 0)) + size)
+               for size in (-2, -1, 0, 1)]
+CRAFTED += WIDE_LINES
+
+
 def report_of(agg: Aggregates) -> dict[str, Any]:
     report = build_report(find_patterns(agg, LOW_BAR), agg, LOW_BAR,
                           rules=("slow_llm", "failed_transition", "repeated_error",
@@ -388,7 +413,7 @@ def decoded_as_json(raw_line: bytes) -> bool:
     """Whether msgspec's `_Line` of an ASCII line holds what `json` reads (or msgspec refuses)."""
     try:
         got = _decode_line(raw_line)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return True  # the loop reads it as before
     value = json.loads(raw_line)
     return value.__class__ is dict and all(
