@@ -16,6 +16,7 @@ left out — it never raises.
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -327,8 +328,12 @@ class Aggregates:
         minutes, seconds, millis_of, limit = _MINUTE_NS, _SECONDS_NS, _MILLIS_Z_NS, _SECOND_LIMIT
         # Lines parse_line_part reads with orjson: short ones, and longer ones that are not
         # deep, up to the size it reads with parse_event (less one: `_sample` parses a line
-        # again as one that had its newline)
+        # again as one that had its newline) and too short to hold an integer longer than
+        # `json` reads (which msgspec reads, where the general path finds no event)
+        digits = sys.get_int_max_str_digits()
         short, wide, openers = _DEEP_BYTES - newline, MAX_TEXT - 1, _DEEP_OPENERS
+        if digits:
+            wide = min(wide, digits)
         low: float = -math.inf if cutoff is None else cutoff
         high: float = math.inf if guess is None else guess
         windowed = cutoff is not None or guess is not None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +232,13 @@ WIDE_LINES += [
     # line where `json` (and msgspec) give up, at 2000 all three do.
     for depth in (126, 127, 128, 129, 1010, 2000)
 ]
+# Integers longer than `json` reads (4,300 digits unless set otherwise): in a field the
+# loop skips, a figure, a float, an exponent.
+WIDE_LINES += [raw(_CALL + '"latency_ms": 3000, "note": ' + "9" * 5000),
+               raw(_CALL + '"latency_ms": 3000, "note": ' + "9" * 700),  # past 640, the least
+               raw(_CALL + '"latency_ms": ' + "9" * 5000),
+               raw(_CALL + '"latency_ms": 3000, "note": 1' + "0" * 5000 + ".5"),
+               raw(_CALL + '"latency_ms": 3000, "note": 1e' + "9" * 5000)]
 # Sizes around MAX_TEXT (with the newline or not): past it, parse_event bounds the line's
 # object to MAX_ITEMS keys, so that the "to" of a transition with 300 keys before it is lost.
 _MANY_KEYS = raw('"from": "a", ' + ", ".join(f'"k{i}": 0' for i in range(300)) + ', "to": "error"',
@@ -422,7 +430,10 @@ def decoded_as_json(raw_line: bytes) -> bool:
 
 
 def test_msgspec_reads_the_fields_of_an_ascii_line_as_json_does() -> None:
-    ascii_lines = [raw_line for raw_line in CRAFTED if raw_line.isascii()]
+    # the lines the loop decodes with msgspec: no longer than an integer `json` reads (a
+    # longer one, msgspec reads and `json` refuses: the loop leaves those lines alone)
+    ascii_lines = [raw_line for raw_line in CRAFTED
+                   if raw_line.isascii() and len(raw_line) <= sys.get_int_max_str_digits()]
     assert len(ascii_lines) > 60
     for raw_line in ascii_lines:
         assert decoded_as_json(raw_line), raw_line
@@ -466,3 +477,16 @@ def test_lines_with_duplicate_keys_of_any_type_feed_as_their_events(lines: list[
         assert decoded_as_json(raw_line), raw_line
     parts: list[bytes | None] = [*lines, *lines]  # the second time, names are known
     check_block(parts, False, True, None, None, ["n", "b"])
+
+
+@pytest.mark.parametrize("limit", [0, 640])
+def test_wide_lines_feed_as_their_events_whatever_integer_limit_json_has(limit: int) -> None:
+    # 0: `json` reads integers of any length; 640: the lowest limit Python allows
+    before = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(limit)
+    try:
+        rng = random.Random(limit)
+        parts: list[bytes | None] = [rng.choice(WIDE_LINES) for _ in range(200)]
+        check_block(parts, False, True, None, None, ["n", "b"])
+    finally:
+        sys.set_int_max_str_digits(before)
