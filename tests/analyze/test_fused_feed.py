@@ -232,6 +232,12 @@ WIDE_LINES += [
     # line where `json` (and msgspec) give up, at 2000 all three do.
     for depth in (126, 127, 128, 129, 1010, 2000)
 ]
+# Lines of up to 512 bytes are not searched for "{" and "[": many of them, nested or in
+# strings, in lines just inside and past that size.
+WIDE_LINES += [raw(_CALL + '"latency_ms": 3000, "note": ' + "[" * 180 + "]" * 180),
+               raw(_CALL + '"latency_ms": 3000, "note": "' + "{[" * 100 + '"'),
+               raw(_CALL + '"latency_ms": 3000, "note": ' + "[" * 220 + "]" * 220)]
+assert [len(wide) for wide in WIDE_LINES[-3:]] == [478, 320, 558]
 # Integers longer than `json` reads (4,300 digits unless set otherwise): in a field the
 # loop skips, a figure, a float, an exponent.
 WIDE_LINES += [raw(_CALL + '"latency_ms": 3000, "note": ' + "9" * 5000),
