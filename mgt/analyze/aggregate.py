@@ -36,6 +36,7 @@ from mgt.logs.events import (  # the ordinary line's reading, shared with parse_
     _MISS,
     _SECOND_LIMIT,
     _SECONDS_NS,
+    _SHALLOW_BYTES,
     MAX_TEXT,
     _orjson_loads,
     parse_line_part,
@@ -64,7 +65,6 @@ BLOAT_MIN_PROMPT_TOKENS = 3000
 BLOAT_RATIO = 10
 _BATCH = 256  # events fed to feed_parts at a time by feed_all
 _QUIET_KEYS = 4 * MAX_KEYS  # (from, to) pairs remembered as only adding to counts
-_SHALLOW_BYTES = 512  # lines this short nest too little for `json` to give up (feed_parts)
 _PENDING_CALLS = 1024  # calls left pending (each holds its line's dict) before they count
 
 
@@ -335,11 +335,7 @@ class Aggregates:
         short, wide, openers = _DEEP_BYTES - newline, MAX_TEXT - 1, _DEEP_OPENERS
         if digits:
             wide = min(wide, digits)
-        # Up to `shallow`, a line is not searched for its "{" and "[": parse_line_part reads
-        # one with many of them with `json`, which reads it as orjson does unless it nests
-        # deeper than `json` can follow, and a line this short nests at most 256 levels
-        # (with Python's default recursion limit, `json` follows 1,000 less the frames in
-        # use; later versions allow more).
+        # Up to `shallow`, a line is not searched for its "{" and "[" (see _SHALLOW_BYTES)
         shallow = min(wide, _SHALLOW_BYTES) if sys.getrecursionlimit() >= 1000 else short
         low: float = -math.inf if cutoff is None else cutoff
         high: float = math.inf if guess is None else guess

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -442,6 +443,11 @@ _DIGIT_MAP = bytes(0x30 if 0x30 <= i <= 0x39 else 0x2E for i in range(256))
 _LONG_DIGITS = b"0" * 19
 # Nesting needs two bytes a level; `json` fails only hundreds of levels down.
 _DEEP_BYTES, _DEEP_OPENERS = 256, 128
+# A line this short nests at most 256 levels, which `json` follows (with Python's default
+# recursion limit, 1,000 less the frames in use; later versions allow more): where the
+# general path reads it with `json` (more than _DEEP_OPENERS of "{" and "["), the result
+# is orjson's, so the block readers need not search it for them.
+_SHALLOW_BYTES = 512
 
 
 def _fast_load(line: str | bytes, digits_checked: bool = False) -> Any:
@@ -705,6 +711,7 @@ def parse_line_block(
     # parse_line_part reads with orjson the short lines and the longer ones that are not
     # deep, up to the size it reads with parse_event
     short, wide = _DEEP_BYTES - newline, MAX_TEXT - newline
+    shallow = min(wide, _SHALLOW_BYTES) if sys.getrecursionlimit() >= 1000 else short
     low: float = -math.inf if cutoff is None else cutoff
     high: float = math.inf if guess is None else guess
     items: list[Any] = []
@@ -717,7 +724,7 @@ def parse_line_block(
             skipped += 1
             continue
         size = len(part)
-        if direct and (size <= short or (
+        if direct and (size <= shallow or (
             size <= wide and part.count(b"{") + part.count(b"[") <= _DEEP_OPENERS
         )):
             try:
