@@ -1,38 +1,45 @@
 #!/usr/bin/env python3
-"""Event files of 1M events in four shapes → `mgt analyze`'s events per CPU second, beside DuckDB.
+"""Event files of 1M events in five shapes → `mgt analyze`'s events per CPU second, beside DuckDB.
 
     python3 bench/bench_analyze.py                       # generate into a temp dir, measure
     python3 bench/bench_analyze.py --keep /tmp/mgt-bench --baseline 30992bf
+    python3 bench/bench_analyze.py --keep /tmp/mgt-bench --baseline 30992bf \
+        --no-duckdb --instructions 100000           # plus instructions per event
 
 Events come from `examples/logs/generate.py` (the dungeon-master day, scaled
-up), written in four shapes: time-ordered or shuffled, with `"timestamp"` the
-first key of each line or the last. Each measurement runs in a fresh child
-process (its peak RSS, `ru_maxrss`, is its own) and does what `mgt analyze
---source FILE` does (`analyze_source`):
+up), written in five shapes: time-ordered or shuffled, with `"timestamp"` the
+first key of each line or the last, and time-ordered wide lines (about 370
+bytes: trace and span ids, service, host, an attributes object, as
+production lines carry). Each measurement runs in a fresh child process (its
+peak RSS, `ru_maxrss`, is its own) and does what `mgt analyze --source FILE`
+does (`analyze_source`):
 
 - `--since 24h` — the default: the newest time of the file, then the analysis;
 - `--since all` — the analysis alone;
-- `source only` — reading and parsing, no analysis (ordered, timestamp first).
+- `source only` — reading and parsing, no analysis (ordered files, timestamp
+  first and wide).
 
 Rates are events per second of CPU time (user + system of the child, all its
 threads), so that other processes on a shared machine skew them less; wall
 seconds are printed too. `--baseline REV` measures the analyzer of a git
-revision the same way (its `mgt/` from `git archive`) and prints the speed-up.
+revision the same way (its `mgt/` from `git archive`), its runs alternating
+with the current code's, and prints the speed-up. `--instructions LINES`
+also counts instructions per event under valgrind's callgrind on each file's
+first LINES lines: slow, but a figure the machine's load does not move.
 `duckdb` (the `bench` extra) runs the same aggregation — slow calls, token
 bloat and latency p95 per node, failed transitions and their rates, errors
 per template — on the same file, for scale. A benchmark, not a test: it
 prints figures and asserts nothing.
 
 Measured on a shared 2-core x86-64 machine (Python 3.11, orjson 3.13, which
-still reads integers beyond 64 bits as floats, msgspec 0.23; best of 2; load
-average 1.7-3, so ±10-20%). Before (30992bf), 1M events, ordered, timestamp
-first: `--since 24h` 3.8-4.1 CPU s, `--since all` 3.2-3.6 s, source only
-2.4-2.7 s; the issue's report: 4.3 s with the timestamp first, 7.0 s last.
-After (lines decoded by msgspec): 1.8-1.9 s for `24h` and `all` (about
-530,000-550,000 events/s): 2x or more on six of the eight shapes, 1.8-1.9x on
-ordered files with `--since all`; every shape in the table in docs/loop.md.
-The run ends with a summary: one line per shape and `--since`,
-events per CPU second before and now, their ratio, DuckDB's, peak RSS.
+still reads integers beyond 64 bits as floats, msgspec 0.23; best of 3):
+before (30992bf), ordered, timestamp first, `--since all` 3.3-3.7 CPU s; the
+issue's report: 4.3 s with the timestamp first, 7.0 s last. Now 1.6-2.0 s
+(2x or more on every shape in quiet runs, 1.9-2.2x for ordered `all` from
+run to run) and 2.27x fewer instructions per event or better on every row;
+the tables are in docs/loop.md. The run ends with a summary: one line per
+shape and `--since`, events per CPU second before and now, their ratio,
+DuckDB's, peak RSS (and the instruction counts, when asked for).
 `--only ordered-first:all` (repeatable) measures one shape and mode.
 """
 
@@ -182,6 +189,46 @@ def measure(code: str, *args: str) -> dict[str, float]:
     return result
 
 
+INSTRUCTIONS = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+from mgt.analyze.analyzer import analyze_source
+analyze_source(sys.argv[2], since=sys.argv[3]).report
+"""
+
+
+def head_of(path: Path, lines: int) -> Path:
+    """The first `lines` lines of `path`, in a file beside it (kept)."""
+    out = path.with_name(f"head-{lines}-{path.name}")
+    if not out.exists():
+        with path.open("rb") as src, out.open("wb") as dst:
+            for i, line in enumerate(src):
+                if i >= lines:
+                    break
+                dst.write(line)
+    return out
+
+
+def instructions(tree: Path, path: Path, mode: str) -> int:
+    """Instructions executed by a child analyzing `path` under valgrind's callgrind."""
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+         "-c", INSTRUCTIONS, str(tree), str(path), mode],
+        check=True, capture_output=True, text=True,
+    )
+    for line in out.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.split("Collected :")[1].split()[0])
+    raise RuntimeError(f"no instruction count from callgrind: {out.stderr[-300:]}")
+
+
+def per_event(tree: Path, path: Path, lines: int, mode: str) -> float:
+    """Instructions per event: the first `lines` lines less the first ten (start-up)."""
+    many = instructions(tree, head_of(path, lines), mode)
+    few = instructions(tree, head_of(path, 10), mode)
+    return (many - few) / (lines - 10)
+
+
 def best(repeat: int, code: str, *args: str) -> dict[str, float]:
     runs = [measure(code, *args) for _ in range(repeat)]
     return min(runs, key=lambda r: r["cpu"])
@@ -220,6 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", metavar="REV", help="also measure this git revision")
     parser.add_argument("--no-duckdb", action="store_true")
     parser.add_argument(
+        "--instructions", type=int, metavar="LINES",
+        help="also count instructions per event under valgrind's callgrind on each file's "
+             "first LINES lines (100000 takes about a minute a row): a figure the load "
+             "of a shared machine does not move")
+    parser.add_argument(
         "--only", action="append", metavar="SHAPE[:MODE]",
         help="measure only this file shape (ordered-first, ordered-last, shuffled-first, "
              "shuffled-last, ordered-wide), optionally one mode (24h, all, source); "
@@ -246,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         print(header)
         print("-" * len(header))
         summary: list[tuple[str, str, dict[str, float], float, float | None]] = []
+        work: dict[tuple[str, str], dict[str, float]] = {}
         only = [tuple(o.split(":", 1)) if ":" in o else (o, None) for o in args.only or []]
         for order, key, path in files:
             label = label_of(order, key)
@@ -276,6 +329,15 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{label:<24} {shown:<12} {name:<9} {r['cpu']:>6.2f} "
                           f"{r['seconds']:>7.2f} {rates[name]:>10,.0f} "
                           f"{r['peak_kb'] / 1024:>7.1f}MB {up:>8}", flush=True)
+                if args.instructions and mode != "source":
+                    counts = {name: per_event(tree, path, args.instructions, mode)
+                              for name, tree in trees}
+                    ratio = (f"  {counts[args.baseline] / counts['now']:.2f}x fewer"
+                             if args.baseline else "")
+                    shown = ", ".join(f"{name} {n:,.0f}" for name, n in counts.items())
+                    print(f"{label:<24} --since {mode:<4} instructions/event: {shown}{ratio}",
+                          flush=True)
+                    work[(label, mode)] = counts
                 if mode != "source":
                     rows.append((mode, rates, peak))
             duck: float | None = None
@@ -292,6 +354,12 @@ def main(argv: list[str] | None = None) -> int:
                           f"{r['peak_kb'] / 1024:>7.1f}MB", flush=True)
             summary += [(label, mode, rates, peak, duck) for mode, rates, peak in rows]
         print_summary(summary, args.baseline)
+        if work and args.baseline:
+            print(f"\ninstructions per event (first {args.instructions:,} lines, callgrind): "
+                  "before / now")
+            for (label, mode), counts in work.items():
+                print(f"{label:<26} {mode:<8} {counts[args.baseline]:>10,.0f} "
+                      f"{counts['now']:>10,.0f} {counts[args.baseline] / counts['now']:>5.2f}x")
         print("\nevents/s: events analyzed per second of CPU time (best of "
               f"{args.repeat}); duckdb: rows loaded and aggregated, all its threads' CPU.")
     return 0
