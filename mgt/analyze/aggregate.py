@@ -80,7 +80,7 @@ class _Line(msgspec.Struct, gc=False):
     the same floats; msgspec refuses lone surrogate escapes and NaN. It does not
     check the UTF-8 of strings it skips, where `json` refuses the line and the
     general path may find no event (it reads the first '{"' of the line), so only
-    ASCII lines are decoded by it.
+    ASCII lines, and others checked to be UTF-8 (`_is_utf8`), are decoded by it.
     """
 
     type: Literal["graph_transition", "llm_call", "user_action", "effect_execution", "error"]
@@ -379,11 +379,12 @@ class Aggregates:
                     if size <= shallow or (
                         size <= wide and part.count(b"{") + part.count(b"[") <= openers
                     ):
-                        # An ASCII line is decoded by msgspec into a `_Line` (only the fields
-                        # the rules read, a known type); one it refuses, or an error (whose
-                        # handler reads every field), by orjson into a dict, as before.
+                        # A line of UTF-8 (ASCII, or checked) is decoded by msgspec into a
+                        # `_Line` (only the fields the rules read, a known type); one it
+                        # refuses, or an error (whose handler reads every field), by orjson
+                        # into a dict, as before.
                         value = None
-                        if part.isascii():
+                        if part.isascii() or _is_utf8(part):
                             try:
                                 value = decode_line(part)
                             except (msgspec.DecodeError, RecursionError):
@@ -800,6 +801,16 @@ class Aggregates:
             else:
                 stats.other_contexts += 1
         stats.samples.offer(0, seq, _sample, item, ts)
+
+
+def _is_utf8(line: bytes) -> bool:
+    """Whether `line` is valid UTF-8: msgspec checks only the strings it reads, not those it
+    skips, where `json` refuses the whole line."""
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _context_name(value: Any) -> str | None:

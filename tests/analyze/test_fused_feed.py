@@ -24,7 +24,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mgt.analyze.aggregate import MAX_KEYS, Aggregates, _decode_line
+from mgt.analyze.aggregate import MAX_KEYS, Aggregates, _decode_line, _is_utf8
 from mgt.analyze.analyzer import analyze_source
 from mgt.analyze.report import build_report
 from mgt.analyze.rules import find_patterns
@@ -213,6 +213,18 @@ MSGSPEC_LINES: list[bytes] = [
     raw(_CALL + '"latency_ms": 3000') + b"{}",
     b"[" + raw(_CALL + '"latency_ms": 3000') + b"]",
     raw(_CALL + '"latency_ms": 3000, "note": ' + "[" * 300 + "]" * 300),
+    # valid UTF-8, which msgspec reads too: names, keys and skipped fields beyond ASCII
+    line(timestamp=T, type="graph_transition", **{"from": "café", "to": "dmÉrror"}),
+    line(timestamp=T, type="graph_transition", **{"from": "cafe\u0301", "to": "caf\u00e9"}),
+    line(timestamp=T, type="llm_call", node="nœud 🚀", model="m", latency_ms=3000,
+         prompt_tokens=9000, completion_tokens=1),
+    line(timestamp=T, type="llm_call", node="n", model="m", latency_ms=3000,
+         nöte="\u2028\u2029", prompt_tokens=1, completion_tokens=1),
+    line(timestamp=T, type="llm_call", node="n", model="m",
+         **{"latency_ms": 9, "latency_m\u015b": 3000}),
+    line(timestamp=T, type="llm_cаll", node="n", latency_ms=3000),  # a Cyrillic "а"
+    line(timestamp="2026-01-15T10:30:59.120Ｚ", type="error", message="fullwidth Z 1"),
+    "\ufeff".encode() + line(timestamp=T, type="graph_transition", **{"from": "a", "to": "error"}),
 ]
 CRAFTED += MSGSPEC_LINES
 
@@ -427,7 +439,7 @@ _READ = {"type": "type", "timestamp": "timestamp", "source": "from", "to": "to",
 
 
 def decoded_as_json(raw_line: bytes) -> bool:
-    """Whether msgspec's `_Line` of an ASCII line holds what `json` reads (or msgspec refuses)."""
+    """Whether msgspec's `_Line` of a line holds what `json` reads (or msgspec refuses)."""
     try:
         got = _decode_line(raw_line)
     except (msgspec.DecodeError, RecursionError):
@@ -438,11 +450,11 @@ def decoded_as_json(raw_line: bytes) -> bool:
     )
 
 
-def test_msgspec_reads_the_fields_of_an_ascii_line_as_json_does() -> None:
-    # the lines the loop decodes with msgspec: no longer than an integer `json` reads (a
-    # longer one, msgspec reads and `json` refuses: the loop leaves those lines alone)
+def test_msgspec_reads_the_fields_of_a_utf8_line_as_json_does() -> None:
+    # the lines the loop decodes with msgspec: valid UTF-8, no longer than an integer `json`
+    # reads (a longer one, msgspec reads and `json` refuses: the loop leaves those alone)
     ascii_lines = [raw_line for raw_line in CRAFTED
-                   if raw_line.isascii() and len(raw_line) <= sys.get_int_max_str_digits()]
+                   if _is_utf8(raw_line) and len(raw_line) <= sys.get_int_max_str_digits()]
     assert len(ascii_lines) > 60
     for raw_line in ascii_lines:
         assert decoded_as_json(raw_line), raw_line
