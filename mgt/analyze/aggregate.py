@@ -310,7 +310,7 @@ class Aggregates:
         long; `digits_checked`, `newline`, `cutoff` and `guess` as there, and
         (skipped, newer) as it returns them, the events before a newer one fed).
         The ordinary line (as `parse_line_block` reads it) is fed from the `_Line`
-        msgspec decodes an ASCII line to (or else from the dict orjson decodes it
+        msgspec decodes a UTF-8 line to (or else from the dict orjson decodes it
         to), with its time read through the minute cache (and the previous line's
         second): no event object (but for a last line of exactly `MAX_TEXT` bytes,
         which `_sample` could not parse again as it was read). Any other line is parsed by
