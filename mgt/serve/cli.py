@@ -97,6 +97,9 @@ def _text_line(event: dict[str, Any]) -> None:
                "table is gone)"
     elif kind == "resumed":
         line = f"{name}: resumed run {run}"
+    elif kind == "catching_up":
+        line = f"{name}: looking again at {event['runs']} earlier run(s) of the schedule " \
+               "(from an hour before its last run mirrored here)"
     elif kind == "interrupted":
         line = f"{name}: run {run} interrupted{spent}; the next mgt serve resumes it"
     elif kind == "finished":

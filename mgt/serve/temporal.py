@@ -37,7 +37,7 @@ import re
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -373,6 +373,7 @@ class Follower:
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
+            await self.catch_up()
             while not stop.is_set():
                 await self.look()
                 with contextlib.suppress(TimeoutError):
@@ -381,6 +382,49 @@ class Follower:
             for followed in self.runs.values():
                 if followed.journal is not None:
                     followed.journal.close()
+
+    async def catch_up(self) -> None:
+        """Once, at start: each schedule's runs since the newest one mirrored here.
+
+        A schedule's description lists only its last 10 runs, which `look` reads; a
+        follower that was away while more ran finds the others through the server's
+        list of workflows the schedule started (`TemporalScheduledById`), from an hour
+        before its newest local mirror was made (a run starts before its mirror). A
+        schedule with no run mirrored here yet starts from those last 10, as before.
+        """
+        from mgt.runtime.journal import list_runs
+
+        newest: dict[str, str] = {}
+        for record in list_runs(self.runs_dir):
+            name, made = record.info.get("schedule"), record.info.get("created")
+            if (record.info.get("engine") == "temporal" and isinstance(name, str)
+                    and isinstance(made, str) and made > newest.get(name, "")):
+                newest[name] = made
+        for p in self.planned:
+            made = newest.get(p.name)
+            if made is None:
+                continue
+            try:
+                since = datetime.fromisoformat(made.replace("Z", "+00:00")) - timedelta(hours=1)
+            except ValueError:
+                continue
+            # names are letters, digits, '-', '_' and '.' (see serve/config.py): no quoting
+            query = (f"TemporalScheduledById = '{p.schedule_id}' AND "
+                     f"StartTime >= '{since.astimezone(UTC).isoformat()}'")
+            found = 0
+            try:
+                async for execution in self.client.list_workflows(query):
+                    wid = execution.id
+                    if wid not in self.runs and wid not in self.done:
+                        self.runs[wid] = _Followed(p.name, wid,
+                                                   self.client.get_workflow_handle(wid))
+                        found += 1
+            except Exception as err:  # no visibility store, or the server is away
+                self.emit({"event": "warning", "schedule": p.name,
+                           "message": f"cannot list its earlier runs: {err}"})
+                continue
+            if found:
+                self.emit({"event": "catching_up", "schedule": p.name, "runs": found})
 
     async def look(self) -> None:
         """One pass: find the schedules' new runs, mirror every run followed."""

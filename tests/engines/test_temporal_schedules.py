@@ -276,6 +276,56 @@ def test_a_triggered_schedule_runs_on_a_worker_and_is_mirrored(project: Project)
     assert _run(_exists(address, sid))  # stopping the follower leaves the schedule be
 
 
+def test_a_follower_back_after_more_than_ten_runs_mirrors_each_of_them(
+    project: Project,
+) -> None:
+    # A schedule's description lists its last 10 runs only: a follower that was away
+    # while 12 ran finds the others in the server's list of the schedule's workflows.
+    from temporalio.client import ScheduleOverlapPolicy
+
+    address, runs = project.cluster.address, project.cluster.work / "runs"
+    often = project.name("often")
+    sid = f"mgt-schedule-{often}"
+    project.write(_table(often, 'every = "24h"'))
+    project.cluster.worker("a")
+
+    def finished() -> list[str]:
+        return sorted(p.name for p in runs.iterdir()
+                      if any(e["type"] == "run_finished" for e in journal(p)))
+
+    serve = spawn("serve", "--engine", "temporal", "--runs-dir", runs,
+                  cwd=project.cluster.work)
+    wait_for("the run a new schedule makes at once", lambda: len(finished()) == 1, serve)
+    serve.send_signal(signal.SIGTERM)
+    serve.communicate(timeout=60)
+    assert serve.returncode == 0
+
+    async def twelve_more() -> None:
+        handle = (await _client(address)).get_schedule_handle(sid)
+        for _ in range(12):  # a run's id holds its second: one trigger a second
+            await handle.trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL)
+            await asyncio.sleep(1.1)
+        for _ in range(600):
+            info = (await handle.describe()).info
+            if info.num_actions >= 13 and not info.running_actions:
+                return
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"the schedule made {info.num_actions} runs, not 13")
+
+    _run(twelve_more())
+    assert len(finished()) == 1
+    serve = spawn("serve", "--engine", "temporal", "--runs-dir", runs,
+                  cwd=project.cluster.work)
+    wait_for("each of the 13 runs mirrored", lambda: len(finished()) == 13, serve)
+    serve.send_signal(signal.SIGTERM)
+    out, err = serve.communicate(timeout=60)
+    assert serve.returncode == 0, err
+    assert f"{often}: looking again at 13 earlier run(s) of the schedule" in out
+    records = json.loads(mgt("runs", "--runs-dir", runs, "--json",
+                             cwd=project.cluster.work).stdout)
+    assert len(records) == 13 and {r["status"] for r in records} == {"succeeded"}
+
+
 def test_an_unreachable_server_is_one_line(tmp_path: Path) -> None:
     shutil.copy(MACHINES / "tick.mgt", tmp_path / "tick.mgt")
     (tmp_path / "mgt.toml").write_text(_table("nightly", 'cron = "0 3 * * *"'))
