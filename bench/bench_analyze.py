@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Event files of 1M events in five shapes → `mgt analyze`'s events per CPU second, beside DuckDB.
+"""Event files of 1M events in six shapes → `mgt analyze`'s events per CPU second, beside DuckDB.
 
     python3 bench/bench_analyze.py                       # generate into a temp dir, measure
     python3 bench/bench_analyze.py --keep /tmp/mgt-bench --baseline 30992bf
@@ -7,12 +7,12 @@
         --no-duckdb --instructions 100000           # plus instructions per event
 
 Events come from `examples/logs/generate.py` (the dungeon-master day, scaled
-up), written in five shapes: time-ordered or shuffled, with `"timestamp"` the
-first key of each line or the last, and time-ordered wide lines (about 370
+up), written in six shapes: time-ordered or shuffled, with `"timestamp"` the
+first key of each line or the last; time-ordered wide lines (about 370
 bytes: trace and span ids, service, host, an attributes object, as
-production lines carry). Each measurement runs in a fresh child process (its
-peak RSS, `ru_maxrss`, is its own) and does what `mgt analyze --source FILE`
-does (`analyze_source`):
+production lines carry); and time-ordered lines with a member beyond ASCII.
+Each measurement runs in a fresh child process (its peak RSS, `ru_maxrss`, is
+its own) and does what `mgt analyze --source FILE` does (`analyze_source`):
 
 - `--since 24h` — the default: the newest time of the file, then the analysis;
 - `--since all` — the analysis alone;
@@ -118,6 +118,7 @@ SHAPES = [
     ("shuffled", "first"),
     ("shuffled", "last"),
     ("ordered", "wide"),
+    ("ordered", "unicode"),
 ]
 # Members a production line often carries beside the event's own: wide lines (about 370
 # bytes, twice the generator's) with a nested object, "timestamp" first.
@@ -128,8 +129,14 @@ WIDE_MEMBERS = {
 }
 
 
+# A member beyond ASCII on every line (names and messages in other languages are common).
+UNICODE_MEMBERS = {"note": "résumé → prêt, 東京"}
+
+
 def label_of(order: str, key: str) -> str:
-    return f"{order}, wide lines" if key == "wide" else f"{order}, timestamp {key}"
+    if key in ("wide", "unicode"):
+        return f"{order}, {'wide' if key == 'wide' else 'non-ASCII'} lines"
+    return f"{order}, timestamp {key}"
 
 
 def generate(directory: Path, events: int) -> Path:
@@ -161,7 +168,7 @@ def shaped(base: Path, order: str, key: str) -> Path:
 
 def write_shape(base: Path, order: str, key: str, out: Path) -> None:
     lines = base.read_bytes().splitlines(keepends=True)
-    if key in ("last", "wide"):
+    if key in ("last", "wide", "unicode"):
         moved = []
         for line in lines:
             try:
@@ -173,8 +180,8 @@ def write_shape(base: Path, order: str, key: str, out: Path) -> None:
                 if key == "last":
                     value["timestamp"] = value.pop("timestamp")
                 else:
-                    value.update(WIDE_MEMBERS)
-                line = (json.dumps(value) + "\n").encode()
+                    value.update(WIDE_MEMBERS if key == "wide" else UNICODE_MEMBERS)
+                line = (json.dumps(value, ensure_ascii=False) + "\n").encode()
             moved.append(line)
         lines = moved
     if order == "shuffled":
@@ -274,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", action="append", metavar="SHAPE[:MODE]",
         help="measure only this file shape (ordered-first, ordered-last, shuffled-first, "
-             "shuffled-last, ordered-wide), optionally one mode (24h, all, source); "
+             "shuffled-last, ordered-wide, ordered-unicode), optionally one mode (24h, all, "
+             "source); "
              "repeatable")
     parser.add_argument("--shape", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
