@@ -28,7 +28,6 @@ import msgspec
 from mgt.analyze.sketch import Quantiles, Samples
 from mgt.analyze.text import MAX_KEY_CHARS, bounded_event, error_template, truncate
 from mgt.logs.events import (  # the ordinary line's reading, shared with parse_line_part
-    _DEEP_BYTES,
     _DEEP_OPENERS,
     _KNOWN,
     _MILLIS_Z_NS,
@@ -36,10 +35,10 @@ from mgt.logs.events import (  # the ordinary line's reading, shared with parse_
     _MISS,
     _SECOND_LIMIT,
     _SECONDS_NS,
-    _SHALLOW_BYTES,
     MAX_TEXT,
     _orjson_loads,
     parse_line_part,
+    shallow_bytes,
 )
 
 __all__ = [
@@ -332,11 +331,10 @@ class Aggregates:
         # again as one that had its newline) and too short to hold an integer longer than
         # `json` reads (which msgspec reads, where the general path finds no event)
         digits = sys.get_int_max_str_digits()
-        short, wide, openers = _DEEP_BYTES - newline, MAX_TEXT - 1, _DEEP_OPENERS
+        wide, openers = MAX_TEXT - 1, _DEEP_OPENERS
         if digits:
             wide = min(wide, digits)
-        # Up to `shallow`, a line is not searched for its "{" and "[" (see _SHALLOW_BYTES)
-        shallow = min(wide, _SHALLOW_BYTES) if sys.getrecursionlimit() >= 1000 else short
+        shallow = shallow_bytes(newline, wide)  # lines not searched for "{" and "[" first
         low: float = -math.inf if cutoff is None else cutoff
         high: float = math.inf if guess is None else guess
         windowed = cutoff is not None or guess is not None

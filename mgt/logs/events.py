@@ -45,6 +45,7 @@ __all__ = [
     "parse_line_block",
     "parse_line_part",
     "parse_timestamp",
+    "shallow_bytes",
 ]
 
 #: The event types of DESIGN §7; anything else is kept with type "other".
@@ -443,11 +444,23 @@ _DIGIT_MAP = bytes(0x30 if 0x30 <= i <= 0x39 else 0x2E for i in range(256))
 _LONG_DIGITS = b"0" * 19
 # Nesting needs two bytes a level; `json` fails only hundreds of levels down.
 _DEEP_BYTES, _DEEP_OPENERS = 256, 128
-# A line this short nests at most 256 levels, which `json` follows (with Python's default
-# recursion limit, 1,000 less the frames in use; later versions allow more): where the
-# general path reads it with `json` (more than _DEEP_OPENERS of "{" and "["), the result
-# is orjson's, so the block readers need not search it for them.
-_SHALLOW_BYTES = 512
+_SHALLOW_BYTES = 512  # see shallow_bytes
+
+
+def shallow_bytes(newline: bool, wide: int) -> int:
+    """How long a line a block reader may read with orjson (or msgspec) without counting its
+    "{" and "[" first, where it reads lines of up to `wide` bytes that hold at most
+    _DEEP_OPENERS of them.
+
+    A line of at most `_SHALLOW_BYTES` nests at most 256 levels, which `json` follows
+    (with Python's default recursion limit, 1,000 less the frames in use; later versions
+    allow more): where the general path reads it with `json` (more than _DEEP_OPENERS of
+    "{" and "["), the result is orjson's. Under a lower recursion limit, only the lines
+    the general path reads with orjson itself, the short ones.
+    """
+    if sys.getrecursionlimit() >= 1000:
+        return min(wide, _SHALLOW_BYTES)
+    return _DEEP_BYTES - newline
 
 
 def _fast_load(line: str | bytes, digits_checked: bool = False) -> Any:
@@ -710,8 +723,8 @@ def parse_line_block(
     limit, direct = _SECOND_LIMIT, digits_checked or not _WIDENS
     # parse_line_part reads with orjson the short lines and the longer ones that are not
     # deep, up to the size it reads with parse_event
-    short, wide = _DEEP_BYTES - newline, MAX_TEXT - newline
-    shallow = min(wide, _SHALLOW_BYTES) if sys.getrecursionlimit() >= 1000 else short
+    wide = MAX_TEXT - newline
+    shallow = shallow_bytes(newline, wide)
     low: float = -math.inf if cutoff is None else cutoff
     high: float = math.inf if guess is None else guess
     items: list[Any] = []
