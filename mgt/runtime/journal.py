@@ -47,7 +47,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,6 +82,7 @@ __all__ = [
     "read_run_events",
     "read_taken_path",
     "record_of",
+    "run_infos",
     "run_summary",
     "sha256_file",
 ]
@@ -425,16 +426,29 @@ def read_taken_path(runs_dir: Path | str, run_id: str) -> list[tuple[str, str, s
     return fold(events).taken
 
 
+def _run_dirs(runs_dir: Path | str) -> Iterator[Path]:
+    """The directory of each run under `runs_dir` (a run being created, see
+    RunJournal.create, is not one yet)."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return
+    for child in root.iterdir():
+        if not child.name.startswith(".") and (child / EVENTS_FILE).is_file():
+            yield child
+
+
+def run_infos(runs_dir: Path | str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(run id, run.json) of each run `list_runs` lists, without reading its events."""
+    for child in _run_dirs(runs_dir):
+        yield child.name, _read_info(child)
+
+
 def list_runs(runs_dir: Path | str) -> list[RunRecord]:
     """Every run under `runs_dir`, newest first; a run whose journal cannot be read is listed
     with status "corrupt" and the reason in `problem`, never left out."""
     root = Path(runs_dir)
-    if not root.is_dir():
-        return []
     records: list[RunRecord] = []
-    for child in root.iterdir():
-        if child.name.startswith(".") or not (child / EVENTS_FILE).is_file():
-            continue  # a run being created (see RunJournal.create) is not one yet
+    for child in _run_dirs(root):
         try:
             records.append(load_run(root, child.name))
         except JournalError as err:

@@ -392,12 +392,12 @@ class Follower:
         before its newest local mirror was made (a run starts before its mirror). A
         schedule with no run mirrored here yet starts from those last 10, as before.
         """
-        from mgt.runtime.journal import list_runs
+        from mgt.runtime.journal import run_infos
 
         newest: dict[str, str] = {}
-        for record in list_runs(self.runs_dir):
-            name, made = record.info.get("schedule"), record.info.get("created")
-            if (record.info.get("engine") == "temporal" and isinstance(name, str)
+        for _, info in run_infos(self.runs_dir):
+            name, made = info.get("schedule"), info.get("created")
+            if (info.get("engine") == "temporal" and isinstance(name, str)
                     and isinstance(made, str) and made > newest.get(name, "")):
                 newest[name] = made
         for p in self.planned:
