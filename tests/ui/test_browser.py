@@ -117,7 +117,7 @@ def test_a_finished_run_shows_its_graph_attempts_and_masked_inputs(page: Any, se
     expect(page.locator("#live-note")).to_be_hidden()
     graph = page.locator("#run-graph")
     expect(graph).to_be_visible()
-    page.wait_for_function("document.getElementById('run-graph').naturalWidth > 0")
+    page.wait_for_function("() => document.getElementById('run-graph').naturalWidth > 0")
     expect(page.locator("#run-path")).to_have_text("hello → bye → ok")
     attempt = page.locator("#state-1 details.attempt").first
     expect(attempt).not_to_have_attribute("open", "")
@@ -173,7 +173,7 @@ def test_a_running_run_advances_on_the_page_without_a_reload(page: Any, browser:
             expect(page.locator('#states tr[data-state="three"]')).to_be_visible()
             expect(page.locator("#live-note")).to_have_text("run ended")
             assert page.evaluate("window.__notReloaded") is True
-            page.wait_for_function("document.getElementById('run-graph').naturalWidth > 0")
+            page.wait_for_function("() => document.getElementById('run-graph').naturalWidth > 0")
             page.goto(f"{ui.url}/runs")
             expect(page.locator(f'#runs tr[data-run="{run_id}"] .status')).to_have_text(
                 "succeeded")  # a running run's row is read again, not kept
@@ -234,7 +234,7 @@ def test_a_runs_pattern_report_is_linked_from_its_state(page: Any, server: Serve
     page.click("text=PatternReport →")
     expect(page.locator("h1")).to_contain_text(f"{runs.scan} · analyze")
     expect(page.locator('tr[data-pattern="slow-llm-dmscene"]')).to_be_visible()
-    page.wait_for_function("!!(window.Chart && window.Chart.getChart('chart-latency'))")
+    page.wait_for_function("() => !!(window.Chart && window.Chart.getChart('chart-latency'))")
     assert page.goto(f"{server.url}/runs/{runs.ok}/patterns/hello").status == 404
 
 
@@ -249,7 +249,7 @@ def test_a_pull_request_with_a_verdict_shows_its_before_and_after(page: Any,
     expect(page.locator("#pr-verdict")).to_have_text("improved")
     expect(page.locator("#impact")).to_contain_text("slow-llm-dmscene slow_share")
     expect(page.locator("#impact")).to_contain_text("-87%")
-    page.wait_for_function("!!(window.Chart && window.Chart.getChart('chart-impact'))")
+    page.wait_for_function("() => !!(window.Chart && window.Chart.getChart('chart-impact'))")
     chart = page.evaluate(
         "(() => { const c = window.Chart.getChart('chart-impact');"
         " return c && c.data.datasets.map(d => [d.label, d.data]); })()"
@@ -292,7 +292,7 @@ def test_a_run_id_made_of_markup_is_shown_not_run(page: Any, server: Server, run
     page.click(f'#runs tr[data-run="{runs.hostile_copy.replace(chr(34), chr(92) + chr(34))}"] a')
     expect(page.locator("h1")).to_contain_text(runs.hostile_copy)
     _assert_nothing_ran(page)
-    page.wait_for_function("document.getElementById('run-graph').naturalWidth > 0")
+    page.wait_for_function("() => document.getElementById('run-graph').naturalWidth > 0")
 
 
 def test_markup_in_a_report_and_in_pr_records_is_shown_not_run(page: Any,
@@ -329,7 +329,7 @@ def test_off_loopback_every_request_needs_the_token(browser: Any, runs: Runs) ->
             assert page.url == f"{url}/runs?status=failed"  # the token left the address bar
             expect(page.locator("#runs tbody tr")).to_have_count(1)
             assert page.goto(f"{url}/runs/{runs.ok}").status == 200  # the cookie carries it
-            page.wait_for_function("document.getElementById('run-graph').naturalWidth > 0")
+            page.wait_for_function("() => document.getElementById('run-graph').naturalWidth > 0")
             cookie = next(c for c in context.cookies() if c["name"] == "mgt_ui_token")
             assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
         finally:
@@ -408,7 +408,7 @@ def test_a_fan_outs_items_update_the_page_without_redrawing_the_machine(
         with serving("--runs-dir", runs_dir, cwd=tmp_path) as ui:
             page.goto(f"{ui.url}/runs/{run_id}")
             expect(page.locator("#run-current")).to_have_text("each")
-            page.wait_for_function("document.getElementById('run-graph').naturalWidth > 0")
+            page.wait_for_function("() => document.getElementById('run-graph').naturalWidth > 0")
             drawn = page.get_attribute("#run-graph", "src")
             for n in (1, 2):
                 (tmp_path / f"go{n}").touch()
